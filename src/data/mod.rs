@@ -1,0 +1,1 @@
+//! Dataset loaders (see ARCHITECTURE.md).

@@ -1,6 +1,15 @@
 //! expc: a compiler for declarative deep-learning experiments.
 //!
-//! The library never prints and never panics on user input; the `expc` binary is a thin layer over it.
+//! Stages (see `ARCHITECTURE.md`): [`syntax::parse`] text → AST; [`spec`] resolution (extends,
+//! variants, typing) → [`spec::Experiment`]; the graph, checks and reports build on it.
+//! The library never prints and never panics on user input; the `expc` binary is a thin
+//! layer over it.
 
+pub mod config;
 pub mod data;
+pub mod diagnostic;
 pub mod engine;
+pub mod ops;
+pub mod source;
+pub mod spec;
+pub mod syntax;

@@ -1,0 +1,220 @@
+//! Argument parsing (clap derive) and the commands. Everything printed is printed here.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use expc::diagnostic::{has_errors, render, Diagnostic};
+use expc::source::SourceMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "expc", version, about = "A compiler for declarative deep-learning experiments")]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check experiment files: syntax, settings, variants. Exit 1 if any has an error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Rewrite files in the canonical layout (or, with --check, list those that differ).
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Do not write; exit 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print an intermediate representation.
+    Dump {
+        #[command(subcommand)]
+        what: DumpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DumpCommand {
+    /// The syntax tree of a file, as written (with byte spans).
+    Ast {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+    /// The resolved experiment: base files applied, defaults filled in, repeats expanded.
+    Spec {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+pub struct Out {
+    color: bool,
+}
+
+impl Out {
+    /// Prints diagnostics to stderr; returns whether any was an error.
+    pub fn diagnostics(&self, diags: &[Diagnostic], sources: &SourceMap) -> bool {
+        if !diags.is_empty() {
+            eprint!("{}", render(diags, sources, self.color));
+        }
+        has_errors(diags)
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 1 } else { 0 };
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let out = Out { color };
+    match cli.command {
+        Command::Check { files } => check(&out, &files),
+        Command::Fmt { files, check } => fmt(&out, &files, check),
+        Command::Dump { what } => match what {
+            DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
+            DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),
+        },
+    }
+}
+
+fn read(p: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(p)
+}
+
+fn print_value<T: serde::Serialize>(v: &T, format: Format) -> i32 {
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|e| e.to_string()),
+        Format::Yaml => serde_yaml::to_string(v).map_err(|e| e.to_string()),
+    };
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: cannot serialize: {e}");
+            2
+        }
+    }
+}
+
+fn check(out: &Out, files: &[PathBuf]) -> i32 {
+    let mut failed = 0;
+    for f in files {
+        let r = expc::spec::resolve_path(f, &read);
+        if out.diagnostics(&r.diagnostics, &r.sources) || r.experiment.is_none() {
+            failed += 1;
+        } else if let Some(e) = &r.experiment {
+            println!("ok: {} ({}, {} layers)", f.display(), e.name, e.model.layers.len());
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} file{} failed", files.len(), if files.len() == 1 { "" } else { "s" });
+        1
+    } else {
+        0
+    }
+}
+
+fn fmt(out: &Out, files: &[PathBuf], check_only: bool) -> i32 {
+    let mut status = 0;
+    for f in files {
+        let text = match read(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error[E0010]: cannot read `{}`: {e}", f.display());
+                status = 1;
+                continue;
+            }
+        };
+        let mut sources = SourceMap::new();
+        let id = sources.add(f.display().to_string(), text.clone());
+        let ast = match expc::syntax::parse(id, &text) {
+            Ok(a) => a,
+            Err(d) => {
+                out.diagnostics(&[d], &sources);
+                status = 1;
+                continue;
+            }
+        };
+        let formatted = expc::syntax::format(&text, &ast);
+        if formatted == text {
+            continue;
+        }
+        if check_only {
+            println!("would reformat {}", f.display());
+            status = 1;
+        } else if let Err(e) = write_atomic(f, &formatted) {
+            eprintln!("error: cannot write `{}`: {e}", f.display());
+            status = 1;
+        } else {
+            println!("formatted {}", f.display());
+        }
+    }
+    status
+}
+
+/// Writes through a temporary file and a rename, so a crash never leaves half a file.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("expc-tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn dump_ast(out: &Out, file: &Path, format: Format) -> i32 {
+    let text = match read(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error[E0010]: cannot read `{}`: {e}", file.display());
+            return 1;
+        }
+    };
+    let mut sources = SourceMap::new();
+    let id = sources.add(file.display().to_string(), text.clone());
+    match expc::syntax::parse(id, &text) {
+        Ok(ast) => print_value(&ast, format),
+        Err(d) => {
+            out.diagnostics(&[d], &sources);
+            1
+        }
+    }
+}
+
+fn dump_spec(out: &Out, file: &Path, format: Format) -> i32 {
+    let r = expc::spec::resolve_path(file, &read);
+    if out.diagnostics(&r.diagnostics, &r.sources) {
+        return 1;
+    }
+    match &r.experiment {
+        Some(e) => print_value(e, format),
+        None => 1,
+    }
+}

@@ -1,0 +1,35 @@
+//! Element-wise activations: `relu`, `leaky_relu [slope]`, `tanh`, `sigmoid`.
+//!
+//! relu(x) = max(x, 0); leaky_relu(x) = x if x > 0 else slope·x (default slope 0.01);
+//! tanh; sigmoid(x) = 1/(1 + e^{−x}). Shape-preserving, no parameters.
+
+use crate::spec::args::Args;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fn", rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    LeakyRelu { slope: f64 },
+    Tanh,
+    Sigmoid,
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+
+    pub fn parse_leaky(a: &mut Args) -> Option<Activation> {
+        let slope = match a.next_positional() {
+            Some(v) => a.as_f64(v)?,
+            None => a.kw_f64("slope").unwrap_or(0.01),
+        };
+        Some(Activation::LeakyRelu { slope })
+    }
+}

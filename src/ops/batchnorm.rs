@@ -1,0 +1,25 @@
+//! `batchnorm [affine=false] [eps=1e-5] [momentum=0.1]` (alias `bn`): batch normalisation.
+//!
+//! Per channel c (axis 1): y = γ_c · (x − μ_c)/√(σ²_c + ε) + β_c, with μ, σ² the batch
+//! statistics over N×H×W in training and the running averages in evaluation
+//! (running ← (1 − momentum)·running + momentum·batch, PyTorch's convention; the variance kept
+//! is the unbiased one). γ (`weight`) and β (`bias`) exist only when affine.
+
+use crate::spec::args::Args;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchNorm {
+    pub affine: bool,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn parse(a: &mut Args) -> Option<BatchNorm> {
+        let affine = a.kw_bool("affine").unwrap_or(true);
+        let eps = a.kw_f64_in("eps", 0.0, 1.0, false).unwrap_or(1e-5);
+        let momentum = a.kw_f64_in("momentum", 0.0, 1.0, false).unwrap_or(0.1);
+        Some(BatchNorm { affine, eps, momentum })
+    }
+}

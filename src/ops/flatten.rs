@@ -1,0 +1,1 @@
+//! `flatten`: [N, C, H, W] → [N, C·H·W]. No parameters, no cost (a view).

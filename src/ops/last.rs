@@ -1,0 +1,1 @@
+//! `last`: the last time step of a sequence, [N, T, H] → [N, H].

@@ -1,0 +1,132 @@
+//! The operators of the language, one file each.
+//!
+//! Each op file holds, in one place, what the op *is*: its attributes and how they are read
+//! from a layer line (`parse`), and — added by the graph stage — its output shape from its
+//! input shapes, its parameter shapes and its cost. The [`Op`] enum is the vocabulary shared
+//! by the resolver, the graph, the report and the engine's lowering.
+
+pub mod accuracy;
+pub mod activation;
+pub mod batchnorm;
+pub mod concat;
+pub mod conv;
+pub mod dropout;
+pub mod elementwise_add;
+pub mod flatten;
+pub mod input;
+pub mod last;
+pub mod linear;
+pub mod lstm;
+pub mod pool;
+pub mod rnn;
+pub mod softmax_loss;
+
+use crate::spec::args::Args;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Input(input::Input),
+    Conv(conv::Conv),
+    Pool(pool::Pool),
+    Linear(linear::Linear),
+    Activation(activation::Activation),
+    BatchNorm(batchnorm::BatchNorm),
+    Dropout(dropout::Dropout),
+    Flatten,
+    Add,
+    Concat,
+    Rnn(rnn::Rnn),
+    Lstm(lstm::Lstm),
+    Last,
+    SoftmaxLoss,
+    Accuracy(accuracy::Accuracy),
+}
+
+/// The layer heads a model line may start with, for "did you mean".
+pub const HEADS: &[&str] = &[
+    "input", "conv", "maxpool", "avgpool", "fc", "linear", "relu", "leaky_relu", "tanh", "sigmoid", "batchnorm", "bn",
+    "dropout", "flatten", "add", "concat", "rnn", "lstm", "last", "softmax_loss", "loss", "accuracy",
+];
+
+impl Op {
+    /// Reads the op named by `head` from its arguments; `None` when the head is unknown
+    /// (the caller reports that) or the arguments had errors (recorded in `args`).
+    pub fn parse(head: &str, a: &mut Args) -> Option<Option<Op>> {
+        Some(match head {
+            "input" => input::Input::parse(a).map(Op::Input),
+            "conv" => conv::Conv::parse(a).map(Op::Conv),
+            "maxpool" => pool::Pool::parse(pool::PoolKind::Max, a).map(Op::Pool),
+            "avgpool" => pool::Pool::parse(pool::PoolKind::Avg, a).map(Op::Pool),
+            "fc" | "linear" => linear::Linear::parse(a).map(Op::Linear),
+            "relu" => Some(Op::Activation(activation::Activation::Relu)),
+            "leaky_relu" => activation::Activation::parse_leaky(a).map(Op::Activation),
+            "tanh" => Some(Op::Activation(activation::Activation::Tanh)),
+            "sigmoid" => Some(Op::Activation(activation::Activation::Sigmoid)),
+            "batchnorm" | "bn" => batchnorm::BatchNorm::parse(a).map(Op::BatchNorm),
+            "dropout" => dropout::Dropout::parse(a).map(Op::Dropout),
+            "flatten" => Some(Op::Flatten),
+            "add" => Some(Op::Add),
+            "concat" => Some(Op::Concat),
+            "rnn" => rnn::Rnn::parse(a).map(Op::Rnn),
+            "lstm" => lstm::Lstm::parse(a).map(Op::Lstm),
+            "last" => Some(Op::Last),
+            "softmax_loss" | "loss" => Some(Op::SoftmaxLoss),
+            "accuracy" => accuracy::Accuracy::parse(a).map(Op::Accuracy),
+            _ => return None,
+        })
+    }
+
+    /// The canonical head word, used in auto-generated layer names and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "input",
+            Op::Conv(_) => "conv",
+            Op::Pool(p) => match p.kind {
+                pool::PoolKind::Max => "maxpool",
+                pool::PoolKind::Avg => "avgpool",
+            },
+            Op::Linear(_) => "fc",
+            Op::Activation(a) => a.name(),
+            Op::BatchNorm(_) => "batchnorm",
+            Op::Dropout(_) => "dropout",
+            Op::Flatten => "flatten",
+            Op::Add => "add",
+            Op::Concat => "concat",
+            Op::Rnn(_) => "rnn",
+            Op::Lstm(_) => "lstm",
+            Op::Last => "last",
+            Op::SoftmaxLoss => "softmax_loss",
+            Op::Accuracy(_) => "accuracy",
+        }
+    }
+
+    /// Whether the op has a weight tensor (and so takes `init=`, `lr_mult=`, …).
+    pub fn has_weights(&self) -> bool {
+        matches!(self, Op::Conv(_) | Op::Linear(_) | Op::Rnn(_) | Op::Lstm(_))
+            || matches!(self, Op::BatchNorm(b) if b.affine)
+    }
+
+    /// Whether the op has a bias tensor.
+    pub fn has_bias(&self) -> bool {
+        match self {
+            Op::Conv(c) => c.bias,
+            Op::Linear(l) => l.bias,
+            Op::Rnn(_) | Op::Lstm(_) => true,
+            Op::BatchNorm(b) => b.affine,
+            _ => false,
+        }
+    }
+
+    /// Ops whose positional names are their inputs (`add a b`).
+    pub fn takes_named_inputs(&self) -> bool {
+        matches!(self, Op::Add | Op::Concat)
+    }
+
+    /// Loss and metric heads read the logits: a layer after them still continues from the
+    /// layer before them, and they are not "the previous layer" of what follows.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Op::SoftmaxLoss | Op::Accuracy(_))
+    }
+}

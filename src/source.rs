@@ -1,0 +1,86 @@
+//! Source files and byte spans.
+//!
+//! Every AST node, graph node and diagnostic refers to its origin with a [`Span`]: a file id
+//! plus a byte range. Files live in a [`SourceMap`] that the whole pipeline shares; a span is
+//! only meaningful together with the map that issued its file id. Spans are half-open
+//! (`start..end`) and always lie on UTF-8 character boundaries of their file.
+
+use serde::Serialize;
+use std::ops::Range;
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Default)]
+#[serde(transparent)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, range: Range<usize>) -> Span {
+        Span { file, start: range.start as u32, end: range.end as u32 }
+    }
+    pub fn range(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    /// The smallest span covering both (same file assumed; otherwise `self`).
+    pub fn join(self, other: Span) -> Span {
+        if self.file != other.file {
+            return self;
+        }
+        Span { file: self.file, start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// Spans serialize as `"file:start..end"` so that AST dumps stay compact and readable.
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}:{}..{}", self.file.0, self.start, self.end))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The name shown in diagnostics (the path as the user gave it).
+    pub name: String,
+    pub text: String,
+}
+
+/// All source files read while compiling one experiment (a variant and its bases).
+#[derive(Clone, Debug, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn new() -> SourceMap {
+        SourceMap::default()
+    }
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        self.files.push(SourceFile { name: name.into(), text: text.into() });
+        FileId(self.files.len() as u32 - 1)
+    }
+    pub fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
+    }
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+    /// The text a span covers ("" when the span does not belong to this map).
+    pub fn snippet(&self, span: Span) -> &str {
+        self.get(span.file).and_then(|f| f.text.get(span.range())).unwrap_or("")
+    }
+    /// 1-based line and column of a span's start.
+    pub fn line_col(&self, span: Span) -> (usize, usize) {
+        let Some(f) = self.get(span.file) else { return (0, 0) };
+        let upto = &f.text[..(span.start as usize).min(f.text.len())];
+        let line = upto.matches('\n').count() + 1;
+        let col = upto.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        (line, col)
+    }
+}

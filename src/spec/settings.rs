@@ -1,0 +1,428 @@
+//! The `data` and `train` sections: each head is a setting with a fixed argument form.
+
+use super::args::Args;
+use super::load::{SettingCmd, SettingSection};
+use super::types::*;
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::source::Span;
+use crate::syntax::ast::ValueKind;
+
+const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle"];
+const TRAIN_KEYS: &[&str] = &[
+    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log",
+];
+
+fn unknown_setting(cmd: &SettingCmd, section: &str, keys: &[&str]) -> Diagnostic {
+    Diagnostic::error("E0101", format!("unknown setting `{}` in `{section}`", cmd.cmd.head.name))
+        .primary(cmd.cmd.head.span, "unknown setting")
+        .note(format!("`{section}` settings: {}", keys.join(", ")))
+        .with_help(did_you_mean(&cmd.cmd.head.name, keys.iter().copied()))
+}
+
+fn missing(section: &str, what: &str, example: &str, at: Span) -> Diagnostic {
+    Diagnostic::error("E0110", format!("missing required setting `{section}.{what}`"))
+        .primary(at, format!("`{section}` has no `{what}`"))
+        .help(format!("add a line `{example}`"))
+}
+
+/// Runs `f` on an [`Args`] for the command and collects its diagnostics, marking overrides.
+fn with_args<T>(c: &SettingCmd, what: String, diags: &mut Vec<Diagnostic>, f: impl FnOnce(&mut Args) -> Option<T>) -> Option<T> {
+    let mut a = Args::new(&c.cmd, what);
+    let out = f(&mut a);
+    let ok = !a.has_errors();
+    let mut ds = a.finish();
+    if let Some(base) = c.overrides {
+        super::mark_override(&mut ds, base, "this base setting is overridden");
+    }
+    let ok = ok && ds.is_empty();
+    diags.extend(ds);
+    if ok {
+        out
+    } else {
+        None
+    }
+}
+
+pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
+    let Some(sec) = sec else {
+        diags.push(missing("data", "dataset", "dataset cifar10", anchor).help("add a section `data { dataset cifar10 }`"));
+        return None;
+    };
+    let n0 = diags.len();
+    let mut dataset = None;
+    let mut spec = DataSpec {
+        dataset: Dataset::Cifar10,
+        batch: 64,
+        test_batch: 0,
+        scale: 1.0,
+        mean: Mean::None,
+        std: None,
+        augment: Augment::default(),
+        sequence: None,
+        shuffle: true,
+        span: sec.header,
+    };
+    for c in &sec.cmds {
+        let head = c.cmd.head.name.as_str();
+        let what = format!("setting `data.{head}`");
+        match head {
+            "dataset" => {
+                dataset = with_args(c, what, diags, |a| {
+                    let v = a.required("dataset name", "dataset cifar10")?;
+                    match a.as_word(v, &["cifar10", "mnist", "synthetic", "folder"])? {
+                        "cifar10" => Some(Dataset::Cifar10),
+                        "mnist" => Some(Dataset::Mnist),
+                        "synthetic" => {
+                            let shape = match a.keyword("shape") {
+                                Some(v) => a.as_shape(v)?,
+                                None => vec![3, 32, 32],
+                            };
+                            let classes = a.kw_uint("classes", 2).unwrap_or(10);
+                            let train = a.kw_uint("train", 1).unwrap_or(1024);
+                            let test = a.kw_uint("test", 1).unwrap_or(256);
+                            Some(Dataset::Synthetic { shape, classes, train, test })
+                        }
+                        _ => {
+                            let root = match a.required("folder (a key of [data] in expc.toml, or a path)", "dataset folder \"flowers\" shape=3x64x64") {
+                                Some(v) => match &v.kind {
+                                    ValueKind::Str(s) | ValueKind::Ident(s) => s.clone(),
+                                    _ => {
+                                        a.type_error(v, "a string");
+                                        return None;
+                                    }
+                                },
+                                None => return None,
+                            };
+                            let shape = match a.keyword("shape") {
+                                Some(v) => a.as_shape(v)?,
+                                None => {
+                                    let d = Diagnostic::error("E0103", "an image folder needs the image shape")
+                                        .primary(a.cmd.span, "`shape=` missing")
+                                        .help("write it like `dataset folder \"flowers\" shape=3x64x64`");
+                                    a.error(d);
+                                    return None;
+                                }
+                            };
+                            Some(Dataset::Folder { root, shape })
+                        }
+                    }
+                })
+            }
+            "batch" | "test_batch" => {
+                if let Some(n) = with_args(c, what, diags, |a| {
+                    let v = a.required("batch size", "batch 256")?;
+                    a.as_uint(v, 1)
+                }) {
+                    if head == "batch" {
+                        spec.batch = n
+                    } else {
+                        spec.test_batch = n
+                    }
+                }
+            }
+            "scale" => {
+                if let Some(x) = with_args(c, what, diags, |a| {
+                    let v = a.required("scale factor", "scale 1/255")?;
+                    a.as_f64(v)
+                }) {
+                    spec.scale = x
+                }
+            }
+            "mean" | "std" => {
+                let is_mean = head == "mean";
+                let r = with_args(c, what, diags, |a| {
+                    let vals = a.remaining_positionals();
+                    if vals.is_empty() {
+                        let d = Diagnostic::error("E0103", format!("`{head}` needs one value per channel"))
+                            .primary(a.cmd.span, "values missing")
+                            .help(if is_mean { "write `mean 125.3 123.0 113.9` or `mean image`" } else { "write `std 63.0 62.1 66.7`" });
+                        a.error(d);
+                        return None;
+                    }
+                    if is_mean && vals.len() == 1 && matches!(&vals[0].kind, ValueKind::Ident(s) if s == "image") {
+                        return Some(None);
+                    }
+                    let mut out = vec![];
+                    for v in vals {
+                        let x = a.as_f64(v)?;
+                        if !is_mean && x <= 0.0 {
+                            a.range_error(v, "a standard deviation must be positive");
+                            return None;
+                        }
+                        out.push(x);
+                    }
+                    Some(Some(out))
+                });
+                match (is_mean, r) {
+                    (true, Some(None)) => spec.mean = Mean::Image,
+                    (true, Some(Some(v))) => spec.mean = Mean::PerChannel(v),
+                    (false, Some(v)) => spec.std = v,
+                    _ => {}
+                }
+            }
+            "augment" => {
+                if let Some(aug) = with_args(c, what, diags, |a| {
+                    let mut aug = Augment { pad: a.kw_uint("pad", 0).unwrap_or(0), crop: a.kw_pair("crop", 1), mirror: false };
+                    if let Some(m) = a.kw_bool("mirror") {
+                        aug.mirror = m;
+                    }
+                    for v in a.remaining_positionals() {
+                        match a.as_word(v, &["mirror", "none"]) {
+                            Some("mirror") => aug.mirror = true,
+                            Some(_) => {}
+                            None => return None,
+                        }
+                    }
+                    Some(aug)
+                }) {
+                    spec.augment = aug
+                }
+            }
+            "sequence" => {
+                if let Some(s) = with_args(c, what, diags, |a| {
+                    let v = a.required("sequence mode", "sequence rows")?;
+                    a.as_word(v, &["rows"]).map(|_| SequenceMode::Rows)
+                }) {
+                    spec.sequence = Some(s)
+                }
+            }
+            "shuffle" => {
+                if let Some(b) = with_args(c, what, diags, |a| {
+                    let v = a.required("true or false", "shuffle false")?;
+                    a.as_bool(v)
+                }) {
+                    spec.shuffle = b
+                }
+            }
+            _ => diags.push(unknown_setting(c, "data", DATA_KEYS)),
+        }
+    }
+    if spec.test_batch == 0 {
+        spec.test_batch = spec.batch;
+    }
+    if let Some(crop) = spec.augment.crop {
+        let shape = dataset.as_ref().map(Dataset::sample_shape).unwrap_or_default();
+        if shape.len() == 3 && (crop[0] > shape[1] + 2 * spec.augment.pad || crop[1] > shape[2] + 2 * spec.augment.pad) {
+            let c = sec.cmds.iter().find(|c| c.cmd.head.name == "augment").map(|c| c.cmd.span).unwrap_or(sec.header);
+            diags.push(
+                Diagnostic::error("E0106", format!("crop {}x{} is larger than the padded image {}x{}", crop[0], crop[1], shape[1] + 2 * spec.augment.pad, shape[2] + 2 * spec.augment.pad))
+                    .primary(c, "crop too large"),
+            );
+        }
+    }
+    match dataset {
+        Some(d) => spec.dataset = d,
+        None => {
+            if !sec.cmds.iter().any(|c| c.cmd.head.name == "dataset") {
+                diags.push(missing("data", "dataset", "dataset cifar10", sec.header));
+            }
+            return None;
+        }
+    }
+    if diags.len() > n0 {
+        return None;
+    }
+    Some(spec)
+}
+
+pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<TrainSpec> {
+    let Some(sec) = sec else {
+        diags.push(
+            missing("train", "lr", "lr 0.01", anchor).help("add a section `train { lr 0.01; iterations 1000 }`"),
+        );
+        return None;
+    };
+    let n0 = diags.len();
+    let mut lr = None;
+    let mut iterations = None;
+    let mut spec = TrainSpec {
+        solver: Solver::Sgd { momentum: 0.9 },
+        lr: 0.0,
+        policy: LrPolicy::Fixed,
+        weight_decay: 0.0,
+        iterations: 0,
+        eval_every: 0,
+        eval_batches: None,
+        seed: 1,
+        checkpoint_every: 0,
+        checkpoint_keep: 3,
+        log_every: 0,
+        span: sec.header,
+    };
+    for c in &sec.cmds {
+        let head = c.cmd.head.name.as_str();
+        let what = format!("setting `train.{head}`");
+        match head {
+            "solver" => {
+                if let Some(s) = with_args(c, what, diags, |a| {
+                    let v = a.required("solver name", "solver sgd momentum=0.9")?;
+                    match a.as_word(v, &["sgd", "nesterov", "adam"])? {
+                        "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.0) }),
+                        "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
+                        _ => Some(Solver::Adam {
+                            beta1: a.kw_f64_in("beta1", 0.0, 1.0, true).unwrap_or(0.9),
+                            beta2: a.kw_f64_in("beta2", 0.0, 1.0, true).unwrap_or(0.999),
+                            eps: a.kw_f64_in("eps", 0.0, 1.0, false).unwrap_or(1e-8),
+                        }),
+                    }
+                }) {
+                    spec.solver = s
+                }
+            }
+            "lr" | "weight_decay" => {
+                let r = with_args(c, what, diags, |a| {
+                    let v = a.required("value", if head == "lr" { "lr 0.01" } else { "weight_decay 5e-4" })?;
+                    let x = a.as_f64(v)?;
+                    if x < 0.0 || (head == "lr" && x == 0.0) {
+                        a.range_error(v, if head == "lr" { "the learning rate must be positive" } else { "weight decay cannot be negative" });
+                        return None;
+                    }
+                    Some(x)
+                });
+                if head == "lr" {
+                    lr = r.or(lr)
+                } else if let Some(x) = r {
+                    spec.weight_decay = x
+                }
+            }
+            "policy" => {
+                if let Some(p) = with_args(c, what, diags, policy) {
+                    spec.policy = p
+                }
+            }
+            "iterations" | "seed" => {
+                let r = with_args(c, what, diags, |a| {
+                    let v = a.required("value", if head == "seed" { "seed 1" } else { "iterations 10000" })?;
+                    a.as_uint(v, if head == "seed" { 0 } else { 1 })
+                });
+                if head == "seed" {
+                    if let Some(s) = r {
+                        spec.seed = s
+                    }
+                } else {
+                    iterations = r.or(iterations)
+                }
+            }
+            "eval" => {
+                if let Some((every, batches)) = with_args(c, what, diags, |a| {
+                    Some((a.kw_uint("every", 1), a.kw_uint("batches", 1)))
+                }) {
+                    spec.eval_every = every.unwrap_or(0);
+                    spec.eval_batches = batches;
+                }
+            }
+            "checkpoint" => {
+                if let Some((every, keep)) = with_args(c, what, diags, |a| Some((a.kw_uint("every", 1), a.kw_uint("keep", 1)))) {
+                    spec.checkpoint_every = every.unwrap_or(0);
+                    spec.checkpoint_keep = keep.unwrap_or(3);
+                }
+            }
+            "log" => {
+                if let Some(every) = with_args(c, what, diags, |a| Some(a.kw_uint("every", 1))) {
+                    spec.log_every = every.unwrap_or(0);
+                }
+            }
+            _ => diags.push(unknown_setting(c, "train", TRAIN_KEYS)),
+        }
+    }
+    let has = |k: &str| sec.cmds.iter().any(|c| c.cmd.head.name == k);
+    match lr {
+        Some(x) => spec.lr = x,
+        None if !has("lr") => diags.push(missing("train", "lr", "lr 0.01", sec.header)),
+        None => {}
+    }
+    match iterations {
+        Some(n) => spec.iterations = n,
+        None if !has("iterations") => diags.push(missing("train", "iterations", "iterations 10000", sec.header)),
+        None => {}
+    }
+    if spec.eval_every == 0 {
+        spec.eval_every = spec.iterations.max(1);
+    }
+    if spec.checkpoint_every == 0 {
+        spec.checkpoint_every = spec.iterations.max(1);
+    }
+    if spec.log_every == 0 {
+        spec.log_every = (spec.iterations / 100).clamp(1, 100);
+    }
+    if let LrPolicy::Multistep { steps, .. } = &spec.policy {
+        if steps.windows(2).any(|w| w[0] >= w[1]) {
+            let c = sec.cmds.iter().find(|c| c.cmd.head.name == "policy").map(|c| c.cmd.span).unwrap_or(sec.header);
+            diags.push(
+                Diagnostic::error("E0106", "multistep iterations must increase")
+                    .primary(c, "steps out of order")
+                    .help("list the iterations in increasing order, e.g. `policy multistep 8000 10000 12000 gamma=0.1`"),
+            );
+        }
+    }
+    if diags.len() > n0 {
+        return None;
+    }
+    Some(spec)
+}
+
+fn policy(a: &mut Args) -> Option<LrPolicy> {
+    let v = a.required("policy name", "policy multistep 8000 10000 gamma=0.1")?;
+    let name = a.as_word(v, &["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid"])?;
+    let need_f = |a: &mut Args, key: &'static str, example: &str| -> Option<f64> {
+        let r = a.kw_f64(key);
+        if r.is_none() && !a.has_errors() {
+            let d = Diagnostic::error("E0103", format!("policy `{name}` needs `{key}=`"))
+                .primary(a.cmd.span, format!("`{key}` missing"))
+                .help(format!("write it like `{example}`"));
+            a.error(d);
+        }
+        r
+    };
+    let need_u = |a: &mut Args, key: &'static str, example: &str| -> Option<u64> {
+        let r = a.kw_uint(key, 1);
+        if r.is_none() && !a.has_errors() {
+            let d = Diagnostic::error("E0103", format!("policy `{name}` needs `{key}=`"))
+                .primary(a.cmd.span, format!("`{key}` missing"))
+                .help(format!("write it like `{example}`"));
+            a.error(d);
+        }
+        r
+    };
+    Some(match name {
+        "fixed" => LrPolicy::Fixed,
+        "step" => {
+            let g = need_f(a, "gamma", "policy step gamma=0.1 stepsize=10000");
+            let s = need_u(a, "stepsize", "policy step gamma=0.1 stepsize=10000");
+            LrPolicy::Step { gamma: g?, stepsize: s? }
+        }
+        "multistep" => {
+            let mut steps = vec![];
+            for v in a.remaining_positionals() {
+                match &v.kind {
+                    ValueKind::List(items) => {
+                        for i in items {
+                            steps.push(a.as_uint(i, 1)?);
+                        }
+                    }
+                    _ => steps.push(a.as_uint(v, 1)?),
+                }
+            }
+            if steps.is_empty() {
+                let d = Diagnostic::error("E0103", "policy `multistep` needs the iterations at which to step")
+                    .primary(a.cmd.span, "no iterations")
+                    .help("write it like `policy multistep 8000 10000 12000 gamma=0.1`");
+                a.error(d);
+            }
+            let g = need_f(a, "gamma", "policy multistep 8000 10000 gamma=0.1");
+            LrPolicy::Multistep { gamma: g?, steps }
+        }
+        "exp" => LrPolicy::Exp { gamma: need_f(a, "gamma", "policy exp gamma=0.9999")? },
+        "inv" => {
+            let g = need_f(a, "gamma", "policy inv gamma=0.0001 power=0.75");
+            let p = need_f(a, "power", "policy inv gamma=0.0001 power=0.75");
+            LrPolicy::Inv { gamma: g?, power: p? }
+        }
+        "poly" => LrPolicy::Poly { power: need_f(a, "power", "policy poly power=0.9")? },
+        _ => {
+            let g = need_f(a, "gamma", "policy sigmoid gamma=-0.001 stepsize=5000");
+            let s = need_u(a, "stepsize", "policy sigmoid gamma=-0.001 stepsize=5000");
+            LrPolicy::Sigmoid { gamma: g?, stepsize: s? }
+        }
+    })
+}

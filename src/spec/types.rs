@@ -1,0 +1,226 @@
+//! The typed experiment: what a `.exp` file (and the files it extends) means.
+//!
+//! Produced by [`super::resolve`]; every value is checked and defaulted, repeat blocks are
+//! expanded, variants are applied. Spans point at the line each value came from, which may
+//! lie in a base file. The graph stage (`crate::graph`) reads `model`; the runner reads
+//! `data` and `train`.
+
+use crate::ops::Op;
+use crate::source::Span;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Experiment {
+    pub name: String,
+    #[serde(skip)]
+    pub name_span: Span,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+}
+
+// ---- data ------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DataSpec {
+    pub dataset: Dataset,
+    /// Training batch size.
+    pub batch: u64,
+    /// Evaluation batch size.
+    pub test_batch: u64,
+    /// Pixel scale applied first (e.g. 1/255).
+    pub scale: f64,
+    pub mean: Mean,
+    /// Per-channel standard deviation to divide by (after scaling and mean subtraction).
+    pub std: Option<Vec<f64>>,
+    /// Training-only augmentation.
+    pub augment: Augment,
+    pub sequence: Option<SequenceMode>,
+    pub shuffle: bool,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Dataset {
+    Cifar10,
+    Mnist,
+    /// Seeded, class-dependent random images, for tests.
+    Synthetic { shape: Vec<u64>, classes: u64, train: u64, test: u64 },
+    /// One sub-folder per class; `root` is a key of `[data]` in expc.toml or a path.
+    Folder { root: String, shape: Vec<u64> },
+}
+
+impl Dataset {
+    /// The per-sample shape the dataset yields before augmentation and sequencing.
+    pub fn sample_shape(&self) -> Vec<u64> {
+        match self {
+            Dataset::Cifar10 => vec![3, 32, 32],
+            Dataset::Mnist => vec![1, 28, 28],
+            Dataset::Synthetic { shape, .. } | Dataset::Folder { shape, .. } => shape.clone(),
+        }
+    }
+    pub fn classes(&self) -> Option<u64> {
+        match self {
+            Dataset::Cifar10 | Dataset::Mnist => Some(10),
+            Dataset::Synthetic { classes, .. } => Some(*classes),
+            Dataset::Folder { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mean {
+    None,
+    PerChannel(Vec<f64>),
+    /// The mean image of the training set, computed when the data is loaded.
+    Image,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct Augment {
+    /// Zero padding on every side before cropping.
+    pub pad: u64,
+    /// Random crop size (H, W); `None` keeps the padded size.
+    pub crop: Option<[u64; 2]>,
+    /// Random horizontal flip with probability 1/2.
+    pub mirror: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceMode {
+    /// An image read row by row: H steps of C·W features.
+    Rows,
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelSpec {
+    pub layers: Vec<LayerSpec>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub op: Op,
+    /// Producers of this layer's inputs, by name (resolved to nodes by the graph stage).
+    pub inputs: Vec<InputRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<ParamSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<ParamSpec>,
+    pub device: u32,
+    /// The whole line.
+    #[serde(skip)]
+    pub span: Span,
+    /// The label, or the head when unnamed.
+    #[serde(skip)]
+    pub name_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct InputRef {
+    pub name: String,
+    /// Where the name is written; `None` for the implicit "previous layer".
+    #[serde(skip)]
+    pub span: Option<Span>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParamSpec {
+    pub init: Init,
+    pub lr_mult: f64,
+    pub decay_mult: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fn", rename_all = "snake_case")]
+pub enum Init {
+    Constant { value: f64 },
+    Uniform { min: f64, max: f64 },
+    Gaussian { mean: f64, std: f64 },
+    /// Uniform ±√(3/n), n chosen by `norm` (Caffe's XavierFiller).
+    Xavier { norm: VarianceNorm },
+    /// Normal with std √(2/n), n chosen by `norm` (Caffe's MSRAFiller).
+    Msra { norm: VarianceNorm },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarianceNorm {
+    FanIn,
+    FanOut,
+    Average,
+}
+
+// ---- training --------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainSpec {
+    pub solver: Solver,
+    pub lr: f64,
+    pub policy: LrPolicy,
+    pub weight_decay: f64,
+    pub iterations: u64,
+    /// Evaluate every `eval_every` iterations (and at the end) …
+    pub eval_every: u64,
+    /// … over this many test batches (`None`: the whole test set).
+    pub eval_batches: Option<u64>,
+    pub seed: u64,
+    /// Write a checkpoint every this many iterations (and at the end) …
+    pub checkpoint_every: u64,
+    /// … keeping the last this many (the best one is kept too).
+    pub checkpoint_keep: u64,
+    /// Log training loss every this many iterations.
+    pub log_every: u64,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Solver {
+    Sgd { momentum: f64 },
+    Nesterov { momentum: f64 },
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+}
+
+/// Caffe's learning-rate policies (`solver.proto`), with `it` the iteration:
+/// fixed: lr; step: lr·γ^⌊it/stepsize⌋; multistep: lr·γ^(number of steps ≤ it);
+/// exp: lr·γ^it; inv: lr·(1 + γ·it)^(−power); poly: lr·(1 − it/max_iter)^power;
+/// sigmoid: lr/(1 + e^(−γ·(it − stepsize))).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum LrPolicy {
+    Fixed,
+    Step { gamma: f64, stepsize: u64 },
+    Multistep { gamma: f64, steps: Vec<u64> },
+    Exp { gamma: f64 },
+    Inv { gamma: f64, power: f64 },
+    Poly { power: f64 },
+    Sigmoid { gamma: f64, stepsize: u64 },
+}
+
+impl LrPolicy {
+    /// The learning rate at iteration `it` (0-based) for base rate `base`.
+    pub fn rate(&self, base: f64, it: u64, max_iter: u64) -> f64 {
+        let itf = it as f64;
+        match self {
+            LrPolicy::Fixed => base,
+            LrPolicy::Step { gamma, stepsize } => base * gamma.powi((it / stepsize.max(&1)) as i32),
+            LrPolicy::Multistep { gamma, steps } => base * gamma.powi(steps.iter().filter(|&&s| it >= s).count() as i32),
+            LrPolicy::Exp { gamma } => base * gamma.powf(itf),
+            LrPolicy::Inv { gamma, power } => base * (1.0 + gamma * itf).powf(-power),
+            LrPolicy::Poly { power } => base * (1.0 - itf / max_iter.max(1) as f64).max(0.0).powf(*power),
+            LrPolicy::Sigmoid { gamma, stepsize } => base / (1.0 + (-gamma * (itf - *stepsize as f64)).exp()),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Stage 1, parsing: text → [`ast::File`] (see `ARCHITECTURE.md`).
+
+pub mod ast;
+mod fmt;
+mod parser;
+
+pub use fmt::format;
+pub use parser::{escape, parse};

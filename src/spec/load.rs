@@ -263,7 +263,7 @@ impl<'a> Loader<'a> {
                 Stmt::Repeat(r) => {
                     self.diags.push(
                         Diagnostic::error("E0017", format!("`repeat` is only allowed in `model`, not in `{}`", s.kind.as_str()))
-                            .primary(r.span.join(r.count_span), "repeat block here"),
+                            .primary(Span { end: r.count_span.end, ..r.span }, "repeat block here"),
                     );
                     continue;
                 }

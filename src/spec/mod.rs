@@ -49,6 +49,7 @@ fn finish(mut loader: load::Loader, doc: Option<load::Doc>) -> Resolved {
         exp
     });
     let experiment = if has_errors(&loader.diags) { None } else { experiment };
+    sort_diagnostics(&mut loader.diags);
     Resolved { sources: loader.sources, asts: loader.asts, experiment, diagnostics: loader.diags }
 }
 
@@ -82,4 +83,12 @@ fn mark_override(diags: &mut [Diagnostic], base: Span, message: &str) {
             d.labels.push(crate::diagnostic::Label { span: base, message: message.to_string(), primary: false });
         }
     }
+}
+
+/// Orders diagnostics as a reader meets them: by file (the root file first), then position.
+pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
+    let key = |d: &Diagnostic| {
+        d.labels.iter().find(|l| l.primary).map(|l| (l.span.file, l.span.start)).unwrap_or_default()
+    };
+    diags.sort_by_key(key);
 }

@@ -14,7 +14,7 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Di
     let Some((header, raw)) = m else {
         diags.push(
             Diagnostic::error("E0110", "missing required section `model`")
-                .primary(anchor, "this experiment has no model")
+                .primary(anchor, "this experiment has no `model` section")
                 .help("add a section `model { input 3x32x32; … }`"),
         );
         return None;

@@ -13,16 +13,31 @@ const TRAIN_KEYS: &[&str] = &[
 ];
 
 fn unknown_setting(cmd: &SettingCmd, section: &str, keys: &[&str]) -> Diagnostic {
-    Diagnostic::error("E0101", format!("unknown setting `{}` in `{section}`", cmd.cmd.head.name))
+    let head = cmd.cmd.head.name.as_str();
+    let help = match head {
+        "momentum" | "beta1" | "beta2" | "nesterov" => Some(format!("`{head}` belongs to the solver: `solver sgd momentum=0.9`")),
+        "gamma" | "power" | "stepsize" | "steps" => Some(format!("`{head}` belongs to the policy: `policy step gamma=0.1 stepsize=1000`")),
+        "pad" | "crop" | "mirror" => Some(format!("augmentation is one line: `augment pad=4 crop=32x32 mirror`")),
+        "max_iter" | "iters" => Some("write `iterations 10000`".to_string()),
+        "test_interval" | "test_iter" => Some("write `eval every=500 batches=100`".to_string()),
+        _ => did_you_mean(head, keys.iter().copied()),
+    };
+    Diagnostic::error("E0101", format!("unknown setting `{head}` in `{section}`"))
         .primary(cmd.cmd.head.span, "unknown setting")
         .note(format!("`{section}` settings: {}", keys.join(", ")))
-        .with_help(did_you_mean(&cmd.cmd.head.name, keys.iter().copied()))
+        .with_help(help)
 }
 
 fn missing(section: &str, what: &str, example: &str, at: Span) -> Diagnostic {
     Diagnostic::error("E0110", format!("missing required setting `{section}.{what}`"))
         .primary(at, format!("`{section}` has no `{what}`"))
         .help(format!("add a line `{example}`"))
+}
+
+fn missing_section(section: &str, example: &str, at: Span) -> Diagnostic {
+    Diagnostic::error("E0110", format!("missing required section `{section}`"))
+        .primary(at, format!("this experiment has no `{section}` section"))
+        .help(format!("add a section `{example}`"))
 }
 
 /// Runs `f` on an [`Args`] for the command and collects its diagnostics, marking overrides.
@@ -45,7 +60,7 @@ fn with_args<T>(c: &SettingCmd, what: String, diags: &mut Vec<Diagnostic>, f: im
 
 pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let Some(sec) = sec else {
-        diags.push(missing("data", "dataset", "dataset cifar10", anchor).help("add a section `data { dataset cifar10 }`"));
+        diags.push(missing_section("data", "data { dataset cifar10 }", anchor));
         return None;
     };
     let n0 = diags.len();
@@ -227,9 +242,7 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
 
 pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<TrainSpec> {
     let Some(sec) = sec else {
-        diags.push(
-            missing("train", "lr", "lr 0.01", anchor).help("add a section `train { lr 0.01; iterations 1000 }`"),
-        );
+        diags.push(missing_section("train", "train { lr 0.01; iterations 1000 }", anchor));
         return None;
     };
     let n0 = diags.len();

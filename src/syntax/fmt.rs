@@ -122,9 +122,15 @@ impl Printer<'_> {
         self.trailing_comment(end);
     }
 
-    fn block(&mut self, header: String, start: usize, body: &[Stmt], close: usize, indent: usize, keep_blank: bool) {
+    /// A `header { … }` block. Top-level sections (`force_blank`) always follow a blank line,
+    /// put before their leading comments; nested blocks keep one only where the author had one.
+    fn block(&mut self, header: String, start: usize, body: &[Stmt], close: usize, indent: usize, force_blank: bool) {
+        let can_blank = |out: &String| !out.is_empty() && !out.ends_with("{\n") && !out.ends_with("\n\n");
+        if force_blank && can_blank(&self.out) {
+            self.out.push('\n');
+        }
         self.comments_before(start, indent);
-        if keep_blank && !self.out.is_empty() && !self.out.ends_with("{\n") && !self.out.ends_with("\n\n") {
+        if !force_blank && can_blank(&self.out) && self.blank_line_before(start) {
             self.out.push('\n');
         }
         self.push_line(indent, &format!("{header} {{"));
@@ -142,7 +148,7 @@ impl Printer<'_> {
                     &r.body,
                     r.span.end as usize - 1,
                     indent + 1,
-                    self.blank_line_before(r.span.start as usize),
+                    false,
                 ),
             }
         }

@@ -252,7 +252,20 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             }
         }
     }
-    // Only end-of-statement / brace expectations remain when a line has trailing junk.
+    let value_words = ["a list `[…]`", "a size like 5x5", "a number", "`true` or `false`", "a quoted string", "a name"];
+    if expected.iter().filter(|w| value_words.contains(w)).count() >= 4 {
+        expected.retain(|w| !value_words.contains(w));
+        expected.insert(0, "a value (number, size like 5x5, name, string or list)");
+    }
+    if rest.starts_with('"') && expected.contains(&"a quoted string") {
+        return Diagnostic::error("E0002", "unterminated string")
+            .primary(Span::new(file, pos..pos + rest.find('\n').unwrap_or(rest.len())), "this string is not closed")
+            .help("close it with `\"` on the same line");
+    }
+    let top_level = expected.iter().any(|w| w.starts_with("a section"));
+    if top_level {
+        expected = vec!["a section (`data`, `model`, `train`)", "`experiment`, `extends`", "an edit (`set`, `insert`, `remove`)"];
+    }
     let expected_words = match expected.len() {
         0 => "end of line".to_string(),
         1 => expected[0].to_string(),
@@ -261,7 +274,6 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
     let span = Span::new(file, pos..pos + token_len);
     let mut d = Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
         .primary(span, format!("expected {expected_words}"));
-    let top_level = expected.iter().any(|w| w.starts_with("a section"));
     if top_level && token_len > 0 {
         if let Some(h) = did_you_mean(found_text, TOP_LEVEL_WORDS.iter().copied()) {
             d = d.help(h);

@@ -1,0 +1,9 @@
+//! The integration test binary: one module per pipeline stage (see ARCHITECTURE.md).
+//! Snapshots live in the top-level `snapshots/` folder.
+
+mod common;
+mod errors;
+mod fmt;
+mod fuzz;
+mod parse;
+mod resolve;

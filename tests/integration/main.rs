@@ -7,3 +7,4 @@ mod fmt;
 mod fuzz;
 mod parse;
 mod resolve;
+mod run;

@@ -1,0 +1,9 @@
+//! Stage: training runs — run folders, metrics, checkpoints, plots, comparisons, sweeps.
+
+pub mod checkpoint;
+pub mod error;
+pub mod metrics;
+pub mod plot;
+pub mod sweep;
+
+pub use error::RunError;

@@ -1,6 +1,7 @@
 //! Stage: training runs — run folders, metrics, checkpoints, plots, comparisons, sweeps.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod error;
 pub mod metrics;
 pub mod plot;

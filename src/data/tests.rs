@@ -1,0 +1,1 @@
+//! Tests of the data layer (synthetic data, files generated in temp dirs, the committed mnist-small).

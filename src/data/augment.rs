@@ -23,6 +23,9 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
+/// Largest pad or crop side accepted.
+const MAX_SIDE: usize = 1 << 16;
+
 /// Pixel-to-value mapping fitted on the training set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocess {
@@ -140,6 +143,16 @@ impl Augment {
     /// Checks `config`'s pad / crop / mirror against the image shape.
     pub fn new(config: &DataConfig, in_shape: [usize; 3]) -> Result<Augment, DataError> {
         let [_, h, w] = in_shape;
+        if config.pad > MAX_SIDE
+            || config
+                .crop
+                .is_some_and(|c| c[0] > MAX_SIDE || c[1] > MAX_SIDE)
+        {
+            return Err(DataError::config(format!(
+                "pad {} and crop {:?} must be at most {MAX_SIDE}",
+                config.pad, config.crop
+            )));
+        }
         let out_hw = config.crop.unwrap_or([h, w]);
         let (ph, pw) = (
             h.saturating_add(2 * config.pad),

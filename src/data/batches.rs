@@ -19,6 +19,9 @@ use rand::seq::SliceRandom;
 use super::augment::{sample_rng, write_sample};
 use super::Pipeline;
 
+/// Upper bound on the prefetch depth (the channel allocates its slots up front).
+pub const MAX_PREFETCH: usize = 64;
+
 const SHUFFLE: u64 = 0x5368_7566_666c_6521;
 
 /// One batch of preprocessed samples.
@@ -70,22 +73,26 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
 }
 
 enum Plan {
-    Train { next: u64 },
-    Test { next: u64, count: u64 },
+    Train {
+        next: u64,
+    },
+    /// Fixed order, unrandomised, over the test set or (`train`) the training set.
+    Eval {
+        next: u64,
+        count: u64,
+        train: bool,
+    },
 }
 
 fn assemble(
     p: &Pipeline,
     indices: Vec<u32>,
     train_epoch: Option<u64>,
+    from_train: bool,
     iteration: u64,
     step: u64,
 ) -> Batch {
-    let ds = if train_epoch.is_some() {
-        &p.train
-    } else {
-        &p.test
-    };
+    let ds = if from_train { &p.train } else { &p.test };
     let per = p.sample_len();
     let n = indices.len();
     let mut inputs = vec![0f32; n * per];
@@ -134,15 +141,23 @@ pub(crate) fn train_batch(
     let perm: &[u32] = order.as_ref().map(|o| o.1.as_slice()).unwrap_or(&[]);
     let b = p.config.train_batch;
     let start = (step as usize * b).min(perm.len());
-    let end = (start + b).min(perm.len());
-    assemble(p, perm[start..end].to_vec(), Some(epoch), iteration, step)
+    let end = start.saturating_add(b).min(perm.len());
+    assemble(
+        p,
+        perm[start..end].to_vec(),
+        Some(epoch),
+        true,
+        iteration,
+        step,
+    )
 }
 
-fn test_batch(p: &Pipeline, k: u64) -> Batch {
+fn eval_batch(p: &Pipeline, k: u64, train: bool) -> Batch {
+    let len = if train { p.train.len() } else { p.test.len() };
     let b = p.config.test_batch;
-    let start = (k as usize * b).min(p.test.len());
-    let end = (start + b).min(p.test.len());
-    assemble(p, (start as u32..end as u32).collect(), None, k, k)
+    let start = (k as usize * b).min(len);
+    let end = start.saturating_add(b).min(len);
+    assemble(p, (start as u32..end as u32).collect(), None, train, k, k)
 }
 
 /// An iterator of batches produced ahead of time by a background thread.
@@ -163,11 +178,31 @@ impl BatchStream {
     /// One pass over the test set in order.
     pub fn test(p: Pipeline) -> BatchStream {
         let count = p.test.len().div_ceil(p.config.test_batch.max(1)) as u64;
-        BatchStream::spawn(p, Plan::Test { next: 0, count })
+        BatchStream::spawn(
+            p,
+            Plan::Eval {
+                next: 0,
+                count,
+                train: false,
+            },
+        )
+    }
+
+    /// One pass over the training set in order, unrandomised like test batches (for training accuracy).
+    pub fn eval_train(p: Pipeline) -> BatchStream {
+        let count = p.train.len().div_ceil(p.config.test_batch.max(1)) as u64;
+        BatchStream::spawn(
+            p,
+            Plan::Eval {
+                next: 0,
+                count,
+                train: true,
+            },
+        )
     }
 
     fn spawn(p: Pipeline, mut plan: Plan) -> BatchStream {
-        let (tx, rx) = sync_channel(p.config.prefetch.max(1));
+        let (tx, rx) = sync_channel(p.config.prefetch.clamp(1, MAX_PREFETCH));
         let stop = Arc::new(AtomicBool::new(false));
         let produce_ns = Arc::new(AtomicU64::new(0));
         let (stop2, ns2) = (stop.clone(), produce_ns.clone());
@@ -182,12 +217,12 @@ impl BatchStream {
                             *next += 1;
                             train_batch(&p, *next - 1, &mut order)
                         }
-                        Plan::Test { next, count } => {
+                        Plan::Eval { next, count, train } => {
                             if *next >= *count {
                                 break;
                             }
                             *next += 1;
-                            test_batch(&p, *next - 1)
+                            eval_batch(&p, *next - 1, *train)
                         }
                     };
                     ns2.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);

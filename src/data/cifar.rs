@@ -128,13 +128,14 @@ fn batches_dir(root: &Path) -> Result<PathBuf, DataError> {
     if sub.join(TRAIN_FILES[0]).is_file() {
         return Ok(sub);
     }
+    let (path, what) = if root.is_dir() {
+        (root.join(TRAIN_FILES[0]), "CIFAR-10 batch file")
+    } else {
+        (root.to_path_buf(), "CIFAR-10 folder")
+    };
     Err(DataError::Missing {
-        path: root.join(TRAIN_FILES[0]),
-        what: if root.is_dir() {
-            "CIFAR-10 batch file".into()
-        } else {
-            "CIFAR-10 folder (and so its batch file)".into()
-        },
+        path,
+        what: what.into(),
         hint: CIFAR_HINT.into(),
     })
 }

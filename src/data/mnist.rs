@@ -310,13 +310,16 @@ fn find_mnist_file(root: &Path, name: &str) -> Result<PathBuf, DataError> {
         format!("{alt}.gz"),
     ];
     let names: Vec<&str> = candidates.iter().map(|s| s.as_str()).collect();
+    if !root.is_dir() {
+        return Err(DataError::Missing {
+            path: root.to_path_buf(),
+            what: "MNIST folder".into(),
+            hint: MNIST_HINT.into(),
+        });
+    }
     super::find_first(root, &names).ok_or_else(|| DataError::Missing {
         path: root.join(format!("{name}[.gz]")),
-        what: if root.is_dir() {
-            "MNIST file".into()
-        } else {
-            "MNIST folder (and so its file)".into()
-        },
+        what: "MNIST file".into(),
         hint: MNIST_HINT.into(),
     })
 }

@@ -440,7 +440,14 @@ impl Pipeline {
         BatchStream::test(self.clone())
     }
 
+    /// Training set in order, unrandomised (like test batches, `test_batch` per batch), one pass: for measuring
+    /// training accuracy.
+    pub fn train_eval_stream(&self) -> BatchStream {
+        BatchStream::eval_train(self.clone())
+    }
+
     /// One preprocessed training sample exactly as the training stream would produce it in `epoch`.
+    /// `out.len()` must be `sample_len()` (panics otherwise: a caller bug, not bad input).
     pub fn train_sample(&self, epoch: u64, index: usize, out: &mut [f32]) {
         augment::write_sample(
             &self.train,

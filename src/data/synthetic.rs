@@ -120,7 +120,7 @@ fn generate(
 fn check(spec: &SyntheticSpec) -> Result<(), DataError> {
     let per = spec.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let total = per.and_then(|p| p.checked_mul(spec.train.max(spec.test)));
-    if spec.classes == 0 || per.is_none_or(|p| p == 0) || total.is_none_or(|t| t > 1 << 34) {
+    if spec.classes == 0 || per.is_none_or(|p| p == 0) || total.is_none_or(|t| t > 1 << 31) {
         return Err(DataError::config(format!(
             "synthetic data needs at least one class and a non-empty shape of sane size; found {} classes, shape \
              {:?}, {} / {} samples",

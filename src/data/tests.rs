@@ -243,7 +243,7 @@ fn mnist_loads_raw_and_gz() {
     assert_eq!(s.train.shape, [1, 4, 5]);
     assert_eq!(s.train.labels, vec![0, 1, 2, 3, 4, 5, 6]);
     assert_eq!(s.test.labels, vec![3, 4, 5]);
-    assert_eq!(s.train.image(2)[3], ((2 * 31 + 3 * 7) % 256) as u8);
+    assert_eq!(s.train.image(2)[3], (2 * 31 + 3 * 7) as u8);
     assert_eq!(s.test.image(1)[19], ((101 * 31 + 19 * 7) % 256) as u8);
 }
 
@@ -734,6 +734,14 @@ fn preprocess_scale_mean_std_and_mean_image() {
             train_batch: 64,
             ..synth_config(40, 10)
         },
+        DataConfig {
+            pad: usize::MAX / 2,
+            ..synth_config(40, 10)
+        },
+        DataConfig {
+            crop: Some([usize::MAX, 1]),
+            ..synth_config(40, 10)
+        },
     ] {
         let e = Pipeline::load(&bad).unwrap_err();
         assert!(matches!(e, DataError::Config { .. }), "{e:?}");
@@ -975,6 +983,13 @@ fn test_stream_fixed_order_covers_all_once() {
     assert_eq!(bs, p.test_stream().collect::<Vec<_>>());
     let labels: Vec<u32> = bs.iter().flat_map(|b| b.labels.clone()).collect();
     assert_eq!(labels, p.test.labels);
+    let tr: Vec<Batch> = p.train_eval_stream().collect();
+    assert_eq!(tr.iter().map(|b| b.n).collect::<Vec<_>>(), vec![10, 10]);
+    assert_eq!(
+        tr.iter().flat_map(|b| b.labels.clone()).collect::<Vec<_>>(),
+        p.train.labels
+    );
+    assert!(tr.iter().all(|b| b.epoch == 0));
 }
 
 #[test]
@@ -996,6 +1011,19 @@ fn stream_counters_and_early_drop() {
     assert_eq!(after.wait_ns, before.wait_ns);
     assert!(after.produce_ns > 0);
     drop(s); // joins the producer blocked on a full channel
+}
+
+#[test]
+fn extreme_but_valid_settings_do_not_panic() {
+    let mut c = synth_config(10, 3);
+    c.train_batch = usize::MAX;
+    c.test_batch = usize::MAX;
+    c.prefetch = usize::MAX;
+    c.workers = usize::MAX;
+    let p = Pipeline::load(&c).unwrap();
+    let b = collect(p.train_stream(u64::MAX / 2), 2);
+    assert_eq!((b[0].n, b[1].n), (10, 10));
+    assert_eq!(p.test_stream().map(|b| b.n).collect::<Vec<_>>(), vec![3]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1063,4 +1091,42 @@ fn real_cifar_if_present() {
     assert_eq!((s.train.len(), s.test.len()), (50_000, 10_000));
     assert_eq!(s.train.label_histogram(), vec![5000; 10]);
     assert_eq!(s.test.label_histogram(), vec![1000; 10]);
+}
+
+/// Throughput of the augmented CIFAR-10 training stream (run by hand:
+/// `EXPC_CIFAR10=DIR cargo test --release --lib data::tests::bench_cifar_stream -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_cifar_stream() {
+    let Some(root) = std::env::var_os("EXPC_CIFAR10").map(PathBuf::from) else {
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    let split = load_cifar10(&root).unwrap();
+    eprintln!("load: {:?}", t0.elapsed());
+    for workers in [1, 2] {
+        let mut c = DataConfig::new(Source::Cifar10 { root: root.clone() });
+        c.train_batch = 128;
+        c.pad = 4;
+        c.mirror = true;
+        c.mean = Some(vec![0.49, 0.48, 0.45]);
+        c.std = Some(vec![0.25, 0.24, 0.26]);
+        c.workers = workers;
+        let p = Pipeline::from_split(&c, split.clone()).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut s = p.train_stream(0);
+        let n = 200;
+        for _ in 0..n {
+            std::hint::black_box(s.next().unwrap());
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        let st = s.stats();
+        eprintln!(
+            "workers {workers}: {:.0} samples/s, {:.2} ms/batch, consumer waited {:.0} ms, {} stalls",
+            n as f64 * 128.0 / dt,
+            dt * 1e3 / n as f64,
+            st.wait_ns as f64 / 1e6,
+            st.stalls
+        );
+    }
 }

@@ -1,0 +1,285 @@
+//! Batch streams: seeded per-epoch shuffling, batch assembly, and a background prefetch thread feeding a
+//! bounded channel.
+//!
+//! Invariants: training batch `k` (global iteration, 0-based) is a pure function of (data, config, k): its
+//! epoch is `k / steps_per_epoch`, its samples are positions `step * B ..` of the epoch's permutation (drawn
+//! from `sample_rng(seed ^ SHUFFLE, epoch, u64::MAX)`), and each sample's augmentation depends only on (seed,
+//! epoch, sample index). Hence a stream started at iteration `k` equals an uninterrupted stream from `k` on,
+//! and the number of prefetch or worker threads changes timing only. Test batches come in data-set order,
+//! unrandomised. Dropping a stream stops and joins its thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+
+use super::augment::{sample_rng, write_sample};
+use super::Pipeline;
+
+/// Upper bound on the prefetch depth (the channel allocates its slots up front).
+pub const MAX_PREFETCH: usize = 64;
+
+const SHUFFLE: u64 = 0x5368_7566_666c_6521;
+
+/// One batch of preprocessed samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// `n` samples one after another, each in the pipeline's `sample_shape()` layout.
+    pub inputs: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// Number of samples (the last batch of an epoch may be smaller than the batch size).
+    pub n: usize,
+    /// Epoch (training) or 0 (test).
+    pub epoch: u64,
+    /// Global iteration (training) or batch number (test).
+    pub iteration: u64,
+    /// Batch number within the epoch.
+    pub step: u64,
+    /// Positions of the samples in their data set.
+    pub indices: Vec<u32>,
+}
+
+/// Counters of a stream, for measuring whether loading keeps up with training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Batches handed to the consumer.
+    pub batches: u64,
+    /// Total time the consumer spent blocked in `next()` waiting for a batch.
+    pub wait_ns: u64,
+    /// Calls to `next()` that found no batch ready (had to wait).
+    pub stalls: u64,
+    /// Total time the producer spent assembling batches (all batches produced so far, including prefetched).
+    pub produce_ns: u64,
+}
+
+/// Training batches per epoch for `n` samples in batches of `batch`.
+pub fn steps_per_epoch(n: usize, batch: usize, drop_last: bool) -> u64 {
+    let batch = batch.max(1);
+    if drop_last {
+        (n / batch) as u64
+    } else {
+        n.div_ceil(batch) as u64
+    }
+}
+
+/// The order in which epoch `epoch` visits the training samples.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut sample_rng(seed ^ SHUFFLE, epoch, u64::MAX));
+    order
+}
+
+enum Plan {
+    Train {
+        next: u64,
+    },
+    /// Fixed order, unrandomised, over the test set or (`train`) the training set.
+    Eval {
+        next: u64,
+        count: u64,
+        train: bool,
+    },
+}
+
+fn assemble(
+    p: &Pipeline,
+    indices: Vec<u32>,
+    train_epoch: Option<u64>,
+    from_train: bool,
+    iteration: u64,
+    step: u64,
+) -> Batch {
+    let ds = if from_train { &p.train } else { &p.test };
+    let per = p.sample_len();
+    let n = indices.len();
+    let mut inputs = vec![0f32; n * per];
+    let labels = indices.iter().map(|&i| ds.labels[i as usize]).collect();
+    let rand = train_epoch.map(|e| (p.config.seed, e));
+    let seq = p.config.sequence_rows;
+    let fill = |chunk: &mut [f32], idx: &[u32]| {
+        for (out, &i) in chunk.chunks_exact_mut(per).zip(idx) {
+            write_sample(ds, i as usize, &p.prep, &p.augment, rand, seq, out);
+        }
+    };
+    let workers = p.config.workers.clamp(1, 64).min(n.max(1));
+    if workers <= 1 {
+        fill(&mut inputs, &indices);
+    } else {
+        let chunk = n.div_ceil(workers);
+        std::thread::scope(|s| {
+            for (out, idx) in inputs.chunks_mut(chunk * per).zip(indices.chunks(chunk)) {
+                s.spawn(move || fill(out, idx));
+            }
+        });
+    }
+    Batch {
+        inputs,
+        labels,
+        n,
+        epoch: train_epoch.unwrap_or(0),
+        iteration,
+        step,
+        indices,
+    }
+}
+
+/// Training batch at global iteration `iteration`, computed directly (no thread). `order` caches the epoch
+/// permutation between calls.
+pub(crate) fn train_batch(
+    p: &Pipeline,
+    iteration: u64,
+    order: &mut Option<(u64, Vec<u32>)>,
+) -> Batch {
+    let steps = p.steps_per_epoch().max(1);
+    let (epoch, step) = (iteration / steps, iteration % steps);
+    if !matches!(order, Some((e, _)) if *e == epoch) {
+        *order = Some((epoch, epoch_order(p.train.len(), p.config.seed, epoch)));
+    }
+    let perm: &[u32] = order.as_ref().map(|o| o.1.as_slice()).unwrap_or(&[]);
+    let b = p.config.train_batch;
+    let start = (step as usize * b).min(perm.len());
+    let end = start.saturating_add(b).min(perm.len());
+    assemble(
+        p,
+        perm[start..end].to_vec(),
+        Some(epoch),
+        true,
+        iteration,
+        step,
+    )
+}
+
+fn eval_batch(p: &Pipeline, k: u64, train: bool) -> Batch {
+    let len = if train { p.train.len() } else { p.test.len() };
+    let b = p.config.test_batch;
+    let start = (k as usize * b).min(len);
+    let end = start.saturating_add(b).min(len);
+    assemble(p, (start as u32..end as u32).collect(), None, train, k, k)
+}
+
+/// An iterator of batches produced ahead of time by a background thread.
+pub struct BatchStream {
+    rx: Option<Receiver<Batch>>,
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    produce_ns: Arc<AtomicU64>,
+    stats: StreamStats,
+}
+
+impl BatchStream {
+    /// Endless training batches from global iteration `start_iter` on.
+    pub fn train(p: Pipeline, start_iter: u64) -> BatchStream {
+        BatchStream::spawn(p, Plan::Train { next: start_iter })
+    }
+
+    /// One pass over the test set in order.
+    pub fn test(p: Pipeline) -> BatchStream {
+        let count = p.test.len().div_ceil(p.config.test_batch.max(1)) as u64;
+        BatchStream::spawn(
+            p,
+            Plan::Eval {
+                next: 0,
+                count,
+                train: false,
+            },
+        )
+    }
+
+    /// One pass over the training set in order, unrandomised like test batches (for training accuracy).
+    pub fn eval_train(p: Pipeline) -> BatchStream {
+        let count = p.train.len().div_ceil(p.config.test_batch.max(1)) as u64;
+        BatchStream::spawn(
+            p,
+            Plan::Eval {
+                next: 0,
+                count,
+                train: true,
+            },
+        )
+    }
+
+    fn spawn(p: Pipeline, mut plan: Plan) -> BatchStream {
+        let (tx, rx) = sync_channel(p.config.prefetch.clamp(1, MAX_PREFETCH));
+        let stop = Arc::new(AtomicBool::new(false));
+        let produce_ns = Arc::new(AtomicU64::new(0));
+        let (stop2, ns2) = (stop.clone(), produce_ns.clone());
+        let handle = std::thread::Builder::new()
+            .name("expc-data".into())
+            .spawn(move || {
+                let mut order = None;
+                while !stop2.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    let batch = match &mut plan {
+                        Plan::Train { next } => {
+                            *next += 1;
+                            train_batch(&p, *next - 1, &mut order)
+                        }
+                        Plan::Eval { next, count, train } => {
+                            if *next >= *count {
+                                break;
+                            }
+                            *next += 1;
+                            eval_batch(&p, *next - 1, *train)
+                        }
+                    };
+                    ns2.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+        // If the OS refuses a thread the stream is simply empty; `spawn` failing is not a user-input problem.
+        let handle = handle.ok();
+        BatchStream {
+            rx: Some(rx),
+            handle,
+            stop,
+            produce_ns,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            produce_ns: self.produce_ns.load(Ordering::Relaxed),
+            ..self.stats
+        }
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        let rx = self.rx.as_ref()?;
+        let got = match rx.try_recv() {
+            Ok(b) => Some(b),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => {
+                self.stats.stalls += 1;
+                let t0 = Instant::now();
+                let b = rx.recv().ok();
+                self.stats.wait_ns += t0.elapsed().as_nanos() as u64;
+                b
+            }
+        };
+        if got.is_some() {
+            self.stats.batches += 1;
+        }
+        got
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.rx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! Argument parsing (clap derive) and the commands. Everything printed is printed here.
 
+mod run;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use expc::diagnostic::{has_errors, render, Diagnostic};
 use expc::source::SourceMap;
@@ -37,6 +39,18 @@ enum Command {
         /// Do not write; exit 1 if a file is not formatted.
         #[arg(long)]
         check: bool,
+    },
+    /// Compare finished (or running) runs: a table of best accuracies and one overlay figure.
+    Compare {
+        /// Run folders (each holds a metrics.csv).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the figure (PNG and SVG next to each other); default: compare.png in the working directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the table as JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print an intermediate representation.
     Dump {
@@ -98,6 +112,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
+        Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
             DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),

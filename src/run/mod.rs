@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod compare;
+pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod plot;

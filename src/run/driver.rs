@@ -1,0 +1,265 @@
+//! The training loop of `expc run` and `expc resume`, independent of the engine behind it.
+//!
+//! Invariants:
+//! - Iteration `k` (0-based) trains on the data stream's batch `k` at the policy's rate for `k`;
+//!   so a run resumed from a checkpoint taken after `k` iterations replays exactly the batches
+//!   and rates an uninterrupted run would have used.
+//! - A checkpoint is written after the iteration whose number (1-based) is a multiple of
+//!   `checkpoint_every`, and after the last; the model file and the state file are each atomic.
+//!   The last `keep` checkpoints and the best one (by test accuracy) are kept.
+//! - A non-finite loss or gradient stops the run at once: no checkpoint is written from the bad
+//!   state, the metrics so far stay on disk, and the error names the iteration and the first
+//!   layer where a non-finite value appeared.
+//! - The library prints nothing: progress goes to an [`Observer`].
+
+use super::checkpoint::{self, Tensors};
+use super::error::RunError;
+use super::metrics::{self, Row};
+use crate::data::{Batch, Pipeline};
+use crate::spec::TrainSpec;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the loop needs from an engine.
+pub trait Model {
+    /// One optimisation step on a batch at learning rate `lr` and iteration `it`; returns the loss.
+    fn train_step(&mut self, batch: &Batch, lr: f64, it: u64) -> Result<f64, RunError>;
+    /// Sum of per-sample losses and number of correct top-1 predictions on a batch (no update).
+    fn evaluate(&mut self, batch: &Batch) -> Result<(f64, u64), RunError>;
+    /// The model's tensors by PyTorch-style name (`conv1.weight`, `bn1.running_mean`, …).
+    fn params(&self) -> Tensors;
+    /// Optimizer state needed to resume.
+    fn train_state(&self) -> Tensors;
+    /// Restores both.
+    fn restore(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError>;
+    /// After a non-finite loss: the first layer (in forward order) whose output or gradient holds a NaN or Inf.
+    fn first_nonfinite(&self) -> Option<String>;
+}
+
+/// Progress reports (the CLI draws a progress bar from them).
+pub trait Observer {
+    fn started(&mut self, _total: u64, _start: u64) {}
+    fn step(&mut self, _it: u64, _loss: f64, _lr: f64, _img_per_s: f64) {}
+    fn evaluated(&mut self, _it: u64, _loss: f64, _accuracy: f64) {}
+    fn checkpoint(&mut self, _it: u64, _path: &Path) {}
+}
+
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Saved in the state file's metadata; what resuming needs besides tensors.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub iteration: u64,
+    pub elapsed_s: f64,
+    pub best_accuracy: Option<f64>,
+    pub best_iteration: Option<u64>,
+    pub images: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct Outcome {
+    pub iterations: u64,
+    pub best_accuracy: Option<f64>,
+    pub best_iteration: Option<u64>,
+    pub final_accuracy: Option<f64>,
+    pub final_test_loss: Option<f64>,
+    pub final_train_loss: Option<f64>,
+    pub wall_s: f64,
+    /// Training images per second over the whole run (this session), loading included.
+    pub img_per_s: f64,
+    /// Share of training time the engine waited for data.
+    pub data_wait_fraction: f64,
+}
+
+pub struct Loop<'a> {
+    pub train: &'a TrainSpec,
+    pub data: &'a Pipeline,
+    pub dir: &'a Path,
+    /// Evaluate over at most this many test batches (`None`: all).
+    pub eval_batches: Option<u64>,
+    /// Stop after this many iterations in total (overrides the spec's, e.g. `--iterations`).
+    pub iterations: u64,
+}
+
+pub fn checkpoint_name(it: u64) -> String {
+    format!("ckpt-{it:07}")
+}
+
+/// The newest complete checkpoint in a run folder: (iteration, model path, state path).
+pub fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf, PathBuf)> {
+    let mut best: Option<(u64, PathBuf, PathBuf)> = None;
+    for e in std::fs::read_dir(dir.join("checkpoints")).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(num) = name.strip_prefix("ckpt-").and_then(|s| s.strip_suffix(".state.safetensors")) else { continue };
+        let Ok(it) = num.parse::<u64>() else { continue };
+        let model = dir.join("checkpoints").join(format!("{}.safetensors", checkpoint_name(it)));
+        if model.exists() && best.as_ref().map_or(true, |b| it > b.0) {
+            best = Some((it, model, e.path()));
+        }
+    }
+    best
+}
+
+impl Loop<'_> {
+    /// Runs from `start` (0, or a checkpoint's iteration) to the end.
+    pub fn run(&self, model: &mut dyn Model, start: Option<Progress>, obs: &mut dyn Observer) -> Result<Outcome, RunError> {
+        let total = self.iterations;
+        let ckpt_dir = self.dir.join("checkpoints");
+        std::fs::create_dir_all(&ckpt_dir).map_err(|e| RunError::io(&ckpt_dir, "create", e))?;
+        let metrics_path = self.dir.join("metrics.csv");
+        let mut progress = start.clone().unwrap_or(Progress { iteration: 0, elapsed_s: 0.0, best_accuracy: None, best_iteration: None, images: 0 });
+        let mut writer = match &start {
+            Some(p) => metrics::Writer::resume(&metrics_path, p.iteration)?,
+            None => metrics::Writer::create(&metrics_path)?,
+        };
+        let steps_per_epoch = self.data.steps_per_epoch().max(1) as f64;
+        let t0 = Instant::now();
+        let elapsed0 = progress.elapsed_s;
+        let mut stream = self.data.train_stream(progress.iteration);
+        obs.started(total, progress.iteration);
+        let (mut loss_sum, mut loss_n, mut images_since, mut since) = (0.0, 0u64, 0u64, Instant::now());
+        let mut out = Outcome::default();
+        let mut last_eval: Option<(f64, f64)> = None;
+        let mut images_session = 0u64;
+        for it in progress.iteration..total {
+            let batch = stream.next().ok_or_else(|| RunError::new("E0530", "the training data stream ended unexpectedly"))?;
+            let lr = self.train.policy.rate(self.train.lr, it, self.train.iterations);
+            let loss = model.train_step(&batch, lr, it)?;
+            if !loss.is_finite() {
+                let place = model.first_nonfinite().map(|l| format!(", first in layer `{l}`")).unwrap_or_default();
+                let kept = latest_checkpoint(self.dir)
+                    .map(|(i, p, _)| format!("the last good checkpoint (iteration {i}) is {}", p.display()))
+                    .unwrap_or_else(|| "no checkpoint was written before it".into());
+                return Err(RunError::new("E0531", format!("training diverged: the loss is {loss} at iteration {}{place}; {kept}", it + 1))
+                    .help("lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`)"));
+            }
+            loss_sum += loss;
+            loss_n += 1;
+            images_since += batch.n as u64;
+            images_session += batch.n as u64;
+            progress.images += batch.n as u64;
+            let done = it + 1;
+            let is_last = done == total;
+            let log_now = done % self.train.log_every == 0 || is_last;
+            let eval_now = done % self.train.eval_every == 0 || is_last;
+            let ckpt_now = done % self.train.checkpoint_every == 0 || is_last;
+            if log_now || eval_now {
+                let rate = images_since as f64 / since.elapsed().as_secs_f64().max(1e-9);
+                let mut row = Row {
+                    iteration: done,
+                    epoch: done as f64 / steps_per_epoch,
+                    lr,
+                    train_loss: (loss_n > 0).then(|| loss_sum / loss_n as f64),
+                    elapsed_s: elapsed0 + t0.elapsed().as_secs_f64(),
+                    img_per_s: Some(rate),
+                    ..Row::default()
+                };
+                obs.step(done, row.train_loss.unwrap_or(loss), lr, rate);
+                out.final_train_loss = row.train_loss;
+                if eval_now {
+                    let (l, a) = self.evaluate(model)?;
+                    row.test_loss = Some(l);
+                    row.test_accuracy = Some(a);
+                    last_eval = Some((l, a));
+                    if progress.best_accuracy.map_or(true, |b| a > b) {
+                        progress.best_accuracy = Some(a);
+                        progress.best_iteration = Some(done);
+                    }
+                    obs.evaluated(done, l, a);
+                }
+                writer.write(&row)?;
+                loss_sum = 0.0;
+                loss_n = 0;
+                images_since = 0;
+                since = Instant::now();
+            }
+            if ckpt_now {
+                progress.iteration = done;
+                progress.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+                let p = self.save(model, &progress)?;
+                obs.checkpoint(done, &p);
+            }
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let stats = stream.stats();
+        out.iterations = total;
+        out.best_accuracy = progress.best_accuracy;
+        out.best_iteration = progress.best_iteration;
+        out.final_test_loss = last_eval.map(|e| e.0);
+        out.final_accuracy = last_eval.map(|e| e.1);
+        out.wall_s = elapsed0 + wall;
+        out.img_per_s = images_session as f64 / wall.max(1e-9);
+        out.data_wait_fraction = stats.wait_ns as f64 * 1e-9 / wall.max(1e-9);
+        Ok(out)
+    }
+
+    /// Mean loss and top-1 accuracy over the configured test batches.
+    pub fn evaluate(&self, model: &mut dyn Model) -> Result<(f64, f64), RunError> {
+        let limit = self.eval_batches.unwrap_or(u64::MAX) as usize;
+        let (mut loss, mut correct, mut n) = (0.0, 0u64, 0u64);
+        for b in self.data.test_stream().take(limit) {
+            let (l, c) = model.evaluate(&b)?;
+            loss += l;
+            correct += c;
+            n += b.n as u64;
+        }
+        if n == 0 {
+            return Err(RunError::new("E0532", "the test set is empty: nothing to evaluate on"));
+        }
+        Ok((loss / n as f64, correct as f64 / n as f64))
+    }
+
+    fn save(&self, model: &dyn Model, progress: &Progress) -> Result<PathBuf, RunError> {
+        let dir = self.dir.join("checkpoints");
+        let name = checkpoint_name(progress.iteration);
+        let model_path = dir.join(format!("{name}.safetensors"));
+        let state_path = dir.join(format!("{name}.state.safetensors"));
+        let mut params = model.params();
+        params.metadata.insert("iteration".into(), progress.iteration.to_string());
+        checkpoint::save(&model_path, &params)?;
+        let mut state = model.train_state();
+        state.metadata.insert("progress".into(), serde_json::to_string(progress).unwrap_or_default());
+        // The state file is written last: its presence marks a complete checkpoint.
+        checkpoint::save(&state_path, &state)?;
+        if progress.best_iteration == Some(progress.iteration) {
+            let best = dir.join("best.safetensors");
+            checkpoint::save(&best, &params)?;
+        }
+        self.rotate(&dir)?;
+        Ok(model_path)
+    }
+
+    /// Keeps the newest `checkpoint_keep` checkpoints.
+    fn rotate(&self, dir: &Path) -> Result<(), RunError> {
+        let mut its: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(|e| RunError::io(dir, "list", e))?
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_prefix("ckpt-")?.strip_suffix(".state.safetensors")?.parse().ok()
+            })
+            .collect();
+        its.sort_unstable();
+        let keep = self.train.checkpoint_keep.max(1) as usize;
+        for it in its.iter().take(its.len().saturating_sub(keep)) {
+            let name = checkpoint_name(*it);
+            let _ = std::fs::remove_file(dir.join(format!("{name}.state.safetensors")));
+            let _ = std::fs::remove_file(dir.join(format!("{name}.safetensors")));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a checkpoint's tensors and progress.
+pub fn read_checkpoint(model_path: &Path, state_path: &Path) -> Result<(Tensors, Tensors, Progress), RunError> {
+    let params = checkpoint::load(model_path)?;
+    let state = checkpoint::load(state_path)?;
+    let progress = state
+        .metadata
+        .get("progress")
+        .and_then(|p| serde_json::from_str(p).ok())
+        .ok_or_else(|| RunError::new("E0503", format!("checkpoint `{}` has no progress record", state_path.display())))?;
+    Ok((params, state, progress))
+}

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod data;
 pub mod driver;
+pub mod folder;
 pub mod error;
 pub mod metrics;
 pub mod plot;

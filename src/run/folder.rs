@@ -1,0 +1,121 @@
+//! Run folders: `runs/<experiment>/<timestamp>/` and the record that lets `expc resume`
+//! rebuild exactly the same experiment later.
+//!
+//! `run.json` stores the text of every source file the experiment was resolved from (the spec,
+//! its bases, and the generated variant of `--set` options), so a resumed run does not depend
+//! on the spec files still being unchanged on disk.
+
+use super::error::RunError;
+use crate::spec::{resolve_text, Resolved};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const RECORD_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    pub version: u32,
+    pub expc_version: String,
+    pub experiment: String,
+    /// Name of the root source (a path, or `<command line>` for `--set` variants).
+    pub root: String,
+    /// Folder `extends` paths of the root are relative to.
+    pub root_dir: PathBuf,
+    /// Every source file's text by the name it was read under.
+    pub sources: BTreeMap<String, String>,
+    /// `--set` options applied, in order.
+    pub assignments: Vec<String>,
+    /// Total iterations of this run (the spec's, or `--iterations`).
+    pub iterations: u64,
+    pub threads: usize,
+    pub created: String,
+}
+
+impl RunRecord {
+    pub fn save(&self, dir: &Path) -> Result<(), RunError> {
+        let p = dir.join("run.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| RunError::new("E0500", e.to_string()))?;
+        write_atomic(&p, text.as_bytes())
+    }
+
+    pub fn load(dir: &Path) -> Result<RunRecord, RunError> {
+        let p = dir.join("run.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            RunError::io(&p, "read", e).help("pass a folder made by `expc run` (it holds run.json, metrics.csv and checkpoints/)")
+        })?;
+        serde_json::from_str(&text).map_err(|e| RunError::new("E0503", format!("`{}` is corrupt: {e}", p.display())))
+    }
+
+    /// Resolves the experiment again from the stored sources.
+    pub fn resolve(&self) -> Resolved {
+        let sources = self.sources.clone();
+        let read = move |p: &Path| {
+            sources.get(&p.display().to_string()).cloned().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not recorded in run.json")
+            })
+        };
+        let text = self.sources.get(&self.root).cloned().unwrap_or_default();
+        resolve_text(&self.root, &text, &self.root_dir, &read)
+    }
+}
+
+/// Writes through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| RunError::io(&tmp, "write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, "rename into", e))
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+pub fn timestamp_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Creates `out/<experiment>/<timestamp>` (with `-2`, `-3`, … if taken).
+pub fn create_run_dir(out: &Path, experiment: &str) -> Result<PathBuf, RunError> {
+    let base = out.join(experiment);
+    std::fs::create_dir_all(&base).map_err(|e| RunError::io(&base, "create", e).help("choose another folder with --out"))?;
+    let stamp = timestamp_now();
+    for k in 1.. {
+        let name = if k == 1 { stamp.clone() } else { format!("{stamp}-{k}") };
+        let dir = base.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(RunError::io(&dir, "create", e)),
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+/// Peak resident memory of this process (VmHWM), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamp_has_its_shape() {
+        let t = super::timestamp_now();
+        assert_eq!(t.len(), 15, "{t}");
+        assert!(t.starts_with("20"), "{t}");
+        assert_eq!(&t[8..9], "-");
+    }
+}

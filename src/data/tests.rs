@@ -344,6 +344,10 @@ fn idx_bad_magic_truncated_trailing() {
     let e = parse_idx(&bytes, p, 2051, "").unwrap_err();
     assert!(matches!(e, DataError::BadHeader { offset: 8, .. }), "{e:?}");
 
+    // gzip is recognised by content, whatever the name.
+    let ok = parse_idx(&gz(&idx_labels(&[4, 2])), Path::new("plain-name"), 2049, "").unwrap();
+    assert_eq!((ok.dims, ok.data), (vec![2], vec![4, 2]));
+
     // Short header.
     let e = parse_idx(&[0, 0, 8], p, 2051, "").unwrap_err();
     assert!(
@@ -1000,7 +1004,7 @@ fn stream_counters_and_early_drop() {
     let mut s = p.train_stream(0);
     let first = s.next().unwrap();
     assert_eq!(first.iteration, 0);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // Prefetched: the next batches are ready without waiting.
     let before = s.stats();
     s.next().unwrap();
@@ -1130,3 +1134,4 @@ fn bench_cifar_stream() {
         );
     }
 }
+

@@ -1135,3 +1135,21 @@ fn bench_cifar_stream() {
     }
 }
 
+#[test]
+fn config_serde_defaults_match_new() {
+    let c: DataConfig =
+        serde_json::from_str(r#"{"source": {"mnist": {"root": "data/mnist-small"}}, "pad": 2}"#)
+            .unwrap();
+    let want = DataConfig {
+        pad: 2,
+        ..DataConfig::new(Source::Mnist {
+            root: "data/mnist-small".into(),
+        })
+    };
+    assert_eq!(c, want);
+    let mut s = synth_config(10, 10);
+    s.crop = Some([6, 6]);
+    s.mean = Some(vec![0.5]);
+    let back: DataConfig = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+}

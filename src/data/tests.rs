@@ -473,6 +473,42 @@ mod no_panic {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+        /// Any configuration either is refused with a `Config` error or streams batches of the promised size.
+        #[test]
+        fn random_configs_error_or_stream(
+            c in 1usize..4, h in 1usize..7, w in 1usize..7, pad in 0usize..4,
+            crop in proptest::option::of((0usize..12, 0usize..12)), mirror in any::<bool>(), seq in any::<bool>(),
+            batch in 0usize..9, n in 1usize..12, drop_last in any::<bool>(), start in 0u64..50,
+            mean_image in any::<bool>(), workers in 0usize..4,
+        ) {
+            let spec = SyntheticSpec::new([c, h, w], 3, n, 5, 1);
+            let mut cfg = DataConfig::new(Source::Synthetic(spec));
+            cfg.pad = pad;
+            cfg.crop = crop.map(|(a, b)| [a, b]);
+            cfg.mirror = mirror;
+            cfg.sequence_rows = seq;
+            cfg.train_batch = batch;
+            cfg.drop_last = drop_last;
+            cfg.mean_image = mean_image;
+            cfg.workers = workers;
+            match Pipeline::load(&cfg) {
+                Err(e) => prop_assert!(matches!(e, DataError::Config { .. }), "{:?}", e),
+                Ok(p) => {
+                    for b in p.train_stream(start).take(3) {
+                        prop_assert!(b.n >= 1 && b.n <= batch);
+                        prop_assert_eq!(b.inputs.len(), b.n * p.sample_len());
+                        prop_assert!(b.inputs.iter().all(|v| v.is_finite()));
+                    }
+                    let total: usize = p.test_stream().map(|b| b.n).sum();
+                    prop_assert_eq!(total, 5);
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_truncation_of_valid_files_is_an_error_not_a_panic() {
         let img = idx_images(3, 4, 5, |i, j| (i * j) as u8);

@@ -25,11 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use augment::{sample_rng, Augment, Preprocess};
-pub use batches::{Batch, BatchStream, StreamStats};
+pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, parse_cifar_records, CIFAR10_CLASSES, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
 pub use folder::load_folder;
-pub use mnist::{load_mnist, parse_idx, read_idx_file, Idx, MNIST_FILES};
+pub use mnist::{
+    load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES,
+};
 pub use synthetic::{synthetic, synthetic_split, SyntheticSpec};
 
 /// An in-memory labelled image set. Pixels are `u8`, one image after another, each in CHW order.

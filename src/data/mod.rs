@@ -30,7 +30,8 @@ pub use cifar::{load_cifar10, parse_cifar_records, CIFAR10_CLASSES, CIFAR_RECORD
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
 pub use folder::load_folder;
 pub use mnist::{
-    load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES,
+    load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    MNIST_FILES,
 };
 pub use synthetic::{synthetic, synthetic_split, SyntheticSpec};
 

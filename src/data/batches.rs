@@ -43,7 +43,7 @@ pub struct Batch {
 }
 
 /// Counters of a stream, for measuring whether loading keeps up with training.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamStats {
     /// Batches handed to the consumer.
     pub batches: u64,

@@ -15,7 +15,7 @@ use super::augment::sample_rng;
 use super::{DataError, Dataset, Split};
 
 /// What to generate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SyntheticSpec {
     /// [channels, height, width].
     pub shape: [usize; 3],

@@ -344,6 +344,10 @@ fn idx_bad_magic_truncated_trailing() {
     let e = parse_idx(&bytes, p, 2051, "").unwrap_err();
     assert!(matches!(e, DataError::BadHeader { offset: 8, .. }), "{e:?}");
 
+    // gzip is recognised by content, whatever the name.
+    let ok = parse_idx(&gz(&idx_labels(&[4, 2])), Path::new("plain-name"), 2049, "").unwrap();
+    assert_eq!((ok.dims, ok.data), (vec![2], vec![4, 2]));
+
     // Short header.
     let e = parse_idx(&[0, 0, 8], p, 2051, "").unwrap_err();
     assert!(
@@ -466,6 +470,42 @@ mod no_panic {
             let (mut i, mut l) = (Vec::new(), Vec::new());
             let r = parse_cifar_records(&bytes, Path::new("f"), &mut i, &mut l);
             if r.is_ok() { prop_assert_eq!(i.len(), l.len() * 3072); }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 60, ..ProptestConfig::default() })]
+
+        /// Any configuration either is refused with a `Config` error or streams batches of the promised size.
+        #[test]
+        fn random_configs_error_or_stream(
+            c in 1usize..4, h in 1usize..7, w in 1usize..7, pad in 0usize..4,
+            crop in proptest::option::of((0usize..12, 0usize..12)), mirror in any::<bool>(), seq in any::<bool>(),
+            batch in 0usize..9, n in 1usize..12, drop_last in any::<bool>(), start in 0u64..50,
+            mean_image in any::<bool>(), workers in 0usize..4,
+        ) {
+            let spec = SyntheticSpec::new([c, h, w], 3, n, 5, 1);
+            let mut cfg = DataConfig::new(Source::Synthetic(spec));
+            cfg.pad = pad;
+            cfg.crop = crop.map(|(a, b)| [a, b]);
+            cfg.mirror = mirror;
+            cfg.sequence_rows = seq;
+            cfg.train_batch = batch;
+            cfg.drop_last = drop_last;
+            cfg.mean_image = mean_image;
+            cfg.workers = workers;
+            match Pipeline::load(&cfg) {
+                Err(e) => prop_assert!(matches!(e, DataError::Config { .. }), "{:?}", e),
+                Ok(p) => {
+                    for b in p.train_stream(start).take(3) {
+                        prop_assert!(b.n >= 1 && b.n <= batch);
+                        prop_assert_eq!(b.inputs.len(), b.n * p.sample_len());
+                        prop_assert!(b.inputs.iter().all(|v| v.is_finite()));
+                    }
+                    let total: usize = p.test_stream().map(|b| b.n).sum();
+                    prop_assert_eq!(total, 5);
+                }
+            }
         }
     }
 
@@ -1000,7 +1040,7 @@ fn stream_counters_and_early_drop() {
     let mut s = p.train_stream(0);
     let first = s.next().unwrap();
     assert_eq!(first.iteration, 0);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // Prefetched: the next batches are ready without waiting.
     let before = s.stats();
     s.next().unwrap();
@@ -1129,4 +1169,23 @@ fn bench_cifar_stream() {
             st.stalls
         );
     }
+}
+
+#[test]
+fn config_serde_defaults_match_new() {
+    let c: DataConfig =
+        serde_json::from_str(r#"{"source": {"mnist": {"root": "data/mnist-small"}}, "pad": 2}"#)
+            .unwrap();
+    let want = DataConfig {
+        pad: 2,
+        ..DataConfig::new(Source::Mnist {
+            root: "data/mnist-small".into(),
+        })
+    };
+    assert_eq!(c, want);
+    let mut s = synth_config(10, 10);
+    s.crop = Some([6, 6]);
+    s.mean = Some(vec![0.5]);
+    let back: DataConfig = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
 }

@@ -40,6 +40,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Train an experiment: a run folder with metrics, checkpoints, plots and a summary.
+    Run(run::RunArgs),
+    /// Continue a run from its last checkpoint (after a crash, `kill -9` or Ctrl-C).
+    Resume(run::ResumeArgs),
     /// Compare finished (or running) runs: a table of best accuracies and one overlay figure.
     Compare {
         /// Run folders (each holds a metrics.csv).
@@ -112,6 +116,8 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
+        Command::Run(args) => run::run(&out, args),
+        Command::Resume(args) => run::resume(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
@@ -120,7 +126,7 @@ pub fn main() -> i32 {
     }
 }
 
-fn read(p: &Path) -> std::io::Result<String> {
+pub fn read(p: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(p)
 }
 

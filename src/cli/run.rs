@@ -1,21 +1,382 @@
-//! The commands around training runs: `compare` (and, below, `run`, `resume`).
+//! The commands around training runs: `run` (with `--set`, `--sweep`, `--emit slurm`), `resume`
+//! and `compare`. A progress bar is drawn on a terminal; `--quiet` (or a pipe) prints one line per
+//! evaluation instead.
 
+use super::Out;
+use clap::{Args, ValueEnum};
+use expc::config::{Overrides, Settings};
 use expc::run::compare as cmp;
-use std::path::PathBuf;
+use expc::run::driver::Observer;
+use expc::run::folder::{self, RunRecord};
+use expc::run::{sweep, RunError};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The experiment file.
+    file: PathBuf,
+    /// Folder for run folders (default from expc.toml, else runs/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a setting: train.lr=0.1, data.batch=128, model.fc*.init=msra (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Train for this many iterations instead of the spec's.
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Run every combination of values: --sweep train.lr=0.1,0.01 (repeatable).
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
+    sweeps: Vec<String>,
+    /// With --sweep: write a job script for a cluster scheduler instead of running here.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// With --sweep: runs at the same time (default: cores / threads).
+    #[arg(long)]
+    jobs: Option<usize>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// The run folder to continue.
+    dir: PathBuf,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct MachineArgs {
+    /// Training threads (default from expc.toml / EXPC_THREADS, else all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Dataset root: --data mnist=PATH (repeatable).
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    data: Vec<String>,
+    /// No progress bar: one line per evaluation.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Emit {
+    Slurm,
+}
+
+fn fail(e: RunError) -> i32 {
+    eprintln!("{e}");
+    1
+}
+
+fn settings(out: &Out, spec: Option<&Path>, m: &MachineArgs, out_dir: Option<PathBuf>) -> Result<Settings, i32> {
+    let mut flags = Overrides { out: out_dir, threads: m.threads, ..Default::default() };
+    for d in &m.data {
+        match d.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => flags.data.push((k.to_string(), PathBuf::from(v))),
+            _ => {
+                eprintln!("error: cannot read `--data {d}`: write NAME=PATH, e.g. --data mnist=data/mnist-small");
+                return Err(1);
+            }
+        }
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut sources = expc::source::SourceMap::new();
+    Settings::load(spec, &cwd, &|k| std::env::var(k).ok(), &flags, &mut sources).map_err(|d| {
+        out.diagnostics(&d, &sources);
+        1
+    })
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    name: String,
+}
+
+impl Progress {
+    fn new(name: &str, quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(name.to_string());
+            b
+        });
+        Progress { bar, name: name.to_string() }
+    }
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&mut self, total: u64, start: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(start);
+        } else {
+            eprintln!("{}: training from iteration {start} to {total}", self.name);
+        }
+    }
+    fn step(&mut self, it: u64, loss: f64, lr: f64, img_per_s: f64) {
+        if let Some(b) = &self.bar {
+            b.set_position(it);
+            b.set_message(format!("loss {loss:.4} lr {lr:.2e} {img_per_s:.0} img/s"));
+        }
+    }
+    fn evaluated(&mut self, it: u64, loss: f64, accuracy: f64) {
+        self.println(format!("{}: iteration {it}: test loss {loss:.4}, test accuracy {:.2}%", self.name, 100.0 * accuracy));
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(out: &Out, args: RunArgs) -> i32 {
+    if !args.sweeps.is_empty() {
+        return run_sweep(out, args);
+    }
+    if args.emit.is_some() {
+        eprintln!("error: --emit goes with --sweep (it writes a job script for the sweep's runs)");
+        return 1;
+    }
+    let mut assignments = vec![];
+    for s in &args.sets {
+        match sweep::parse_assignment(s) {
+            Ok(a) => assignments.push(a),
+            Err(e) => return fail(e),
+        }
+    }
+    let settings = match settings(out, Some(&args.file), &args.machine, args.out.clone()) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    // Resolve: the file itself, or a generated variant of it for --set.
+    let (root, root_dir, text) = if assignments.is_empty() {
+        match std::fs::read_to_string(&args.file) {
+            Ok(t) => (args.file.display().to_string(), args.file.parent().map(Path::to_path_buf).unwrap_or_default(), t),
+            Err(e) => return fail(RunError::io(&args.file, "read", e)),
+        }
+    } else {
+        let base = expc::spec::resolve_path(&args.file, &super::read);
+        if out.diagnostics(&base.diagnostics, &base.sources) {
+            return 1;
+        }
+        let Some(e) = base.experiment else { return 1 };
+        let abs = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
+        let name = format!("{}_{}", e.name, sweep::suffix(&assignments));
+        ("<command line>".to_string(), std::env::current_dir().unwrap_or_default(), sweep::variant_text(&abs, &name, &assignments))
+    };
+    let resolved = expc::spec::resolve_text(&root, &text, &root_dir, &super::read);
+    if out.diagnostics(&resolved.diagnostics, &resolved.sources) {
+        return 1;
+    }
+    let Some(exp) = resolved.experiment.clone() else { return 1 };
+    let iterations = args.iterations.unwrap_or(exp.train.iterations);
+    let dir = match folder::create_run_dir(&settings.out.0, &exp.name) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let record = RunRecord {
+        version: folder::RECORD_VERSION,
+        expc_version: env!("CARGO_PKG_VERSION").to_string(),
+        experiment: exp.name.clone(),
+        root,
+        root_dir,
+        sources: resolved.sources.files().iter().map(|f| (f.name.clone(), f.text.clone())).collect(),
+        assignments: args.sets.clone(),
+        iterations,
+        threads: settings.threads.0,
+        created: folder::timestamp_now(),
+    };
+    if let Err(e) = record.save(&dir) {
+        return fail(e);
+    }
+    println!("run folder: {}", dir.display());
+    execute(&record, &dir, &settings, args.machine.quiet, false)
+}
+
+pub fn resume(out: &Out, args: ResumeArgs) -> i32 {
+    let record = match RunRecord::load(&args.dir) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let settings = match settings(out, None, &args.machine, None) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    println!("run folder: {}", args.dir.display());
+    execute(&record, &args.dir, &settings, args.machine.quiet, true)
+}
+
+fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, resuming: bool) -> i32 {
+    let resolved = record.resolve();
+    let Some(exp) = resolved.experiment.as_ref() else {
+        eprint!("{}", expc::diagnostic::render(&resolved.diagnostics, &resolved.sources, false));
+        return 1;
+    };
+    let threads = if resuming { settings.threads.0.min(record.threads).max(1) } else { settings.threads.0 };
+    if resuming && threads != record.threads {
+        eprintln!("note: resuming with {threads} threads (the run started with {}); results stay identical only with the same count", record.threads);
+    }
+    let mut progress = Progress::new(&exp.name, quiet);
+    match expc::run::session::train(exp, record.iterations, dir, settings, threads, resuming, &mut progress) {
+        Ok(summary) => {
+            drop(progress);
+            let pct = |x: Option<f64>| x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
+            println!(
+                "{}: best test accuracy {} at iteration {}, final {} ({:.1} s, {:.0} img/s)",
+                exp.name,
+                pct(summary.outcome.best_accuracy),
+                summary.outcome.best_iteration.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                pct(summary.outcome.final_accuracy),
+                summary.outcome.wall_s,
+                summary.outcome.img_per_s
+            );
+            println!("summary: {}", dir.join("summary.json").display());
+            0
+        }
+        Err(e) => {
+            drop(progress);
+            eprintln!("{e}");
+            eprintln!("run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)", dir.display(), dir.display());
+            1
+        }
+    }
+}
+
+fn run_sweep(out: &Out, args: RunArgs) -> i32 {
+    let mut sweeps = vec![];
+    for s in &args.sweeps {
+        match sweep::parse_sweep(s) {
+            Ok(x) => sweeps.push(x),
+            Err(e) => return fail(e),
+        }
+    }
+    let combos = sweep::combinations(&sweeps);
+    let settings = match settings(out, Some(&args.file), &args.machine, args.out.clone()) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let base = expc::spec::resolve_path(&args.file, &super::read);
+    if out.diagnostics(&base.diagnostics, &base.sources) {
+        return 1;
+    }
+    let Some(exp) = base.experiment else { return 1 };
+    // Check every combination before running any.
+    let abs = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
+    for c in &combos {
+        let mut all: Vec<sweep::Assignment> = args.sets.iter().filter_map(|s| sweep::parse_assignment(s).ok()).collect();
+        all.extend(c.iter().cloned());
+        let text = sweep::variant_text(&abs, &format!("{}_{}", exp.name, sweep::suffix(c)), &all);
+        let r = expc::spec::resolve_text("<command line>", &text, Path::new("."), &super::read);
+        if out.diagnostics(&r.diagnostics, &r.sources) {
+            return 1;
+        }
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = args.jobs.unwrap_or((cores / settings.threads.0.max(1)).max(1)).max(1);
+    let per_run_threads = if args.machine.threads.is_some() { settings.threads.0 } else { (cores / jobs).max(1) };
+    if let Some(Emit::Slurm) = args.emit {
+        let script = sweep::slurm_script(&args.file, &exp.name, &settings.out.0, &combos, per_run_threads);
+        let path = settings.out.0.join(format!("{}-sweep.sbatch", exp.name));
+        if let Err(e) = std::fs::create_dir_all(&settings.out.0).map_err(|e| RunError::io(&settings.out.0, "create", e)) {
+            return fail(e);
+        }
+        if let Err(e) = folder::write_atomic(&path, script.as_bytes()) {
+            return fail(e);
+        }
+        println!("wrote {} ({} runs); submit it with `sbatch {}`", path.display(), combos.len(), path.display());
+        return 0;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail(RunError::new("E0540", format!("cannot find the expc executable: {e}"))),
+    };
+    eprintln!("sweep: {} runs, {jobs} at a time, {per_run_threads} threads each", combos.len());
+    let mut dirs = vec![];
+    let mut failed = 0;
+    for chunk in combos.chunks(jobs) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|c| {
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.arg("run").arg(&args.file).arg("--quiet").arg("--threads").arg(per_run_threads.to_string());
+                cmd.arg("--out").arg(&settings.out.0);
+                if let Some(n) = args.iterations {
+                    cmd.arg("--iterations").arg(n.to_string());
+                }
+                for d in &args.machine.data {
+                    cmd.arg("--data").arg(d);
+                }
+                for s in &args.sets {
+                    cmd.arg("--set").arg(s);
+                }
+                for a in c {
+                    cmd.arg("--set").arg(format!("{}={}", a.key, a.value));
+                }
+                cmd.stdout(std::process::Stdio::piped());
+                (sweep::suffix(c), cmd.spawn())
+            })
+            .collect();
+        for (label, child) in children {
+            match child.and_then(|c| c.wait_with_output()) {
+                Ok(o) if o.status.success() => {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    if let Some(d) = text.lines().find_map(|l| l.strip_prefix("run folder: ")) {
+                        dirs.push(PathBuf::from(d.trim()));
+                    }
+                    eprintln!("sweep: {label} done");
+                }
+                Ok(o) => {
+                    failed += 1;
+                    eprintln!("sweep: {label} failed ({})", o.status);
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("sweep: {label} could not start: {e}");
+                }
+            }
+        }
+    }
+    if !dirs.is_empty() {
+        let stem = settings.out.0.join(&exp.name).join(format!("sweep-{}", folder::timestamp_now()));
+        match cmp::load(&dirs) {
+            Ok(runs) => {
+                print!("{}", cmp::render_table(&cmp::table(&runs)));
+                match cmp::figure(&runs, &stem) {
+                    Ok(()) => println!("figure: {}", stem.with_extension("png").display()),
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+    i32::from(failed > 0)
+}
 
 pub fn compare(dirs: &[PathBuf], figure: Option<PathBuf>, json: bool) -> i32 {
     let runs = match cmp::load(dirs) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
+        Err(e) => return fail(e),
     };
     let lines = cmp::table(&runs);
     let stem = figure.unwrap_or_else(|| PathBuf::from("compare.png")).with_extension("");
     if let Err(e) = cmp::figure(&runs, &stem) {
-        eprintln!("{e}");
-        return 1;
+        return fail(e);
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&lines).unwrap_or_default());

@@ -6,8 +6,10 @@ pub mod data;
 pub mod driver;
 pub mod folder;
 pub mod error;
+pub mod engine_model;
 pub mod metrics;
 pub mod plot;
+pub mod session;
 pub mod sweep;
 
 pub use error::RunError;

@@ -1,0 +1,98 @@
+//! One training session of `expc run` / `expc resume`: load the data, build the engine, restore
+//! the last checkpoint when resuming, run the loop, then write the figures and `summary.json`.
+//! Whatever happens, the figures are drawn from the metrics that exist.
+
+use super::driver::{self, Loop, Observer, Outcome};
+use super::error::RunError;
+use super::{data, engine_model, folder, metrics, plot};
+use crate::config::Settings;
+use crate::data::Pipeline;
+use crate::spec::Experiment;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub experiment: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub threads: usize,
+    /// Peak resident memory of the process (data set included).
+    pub peak_rss_bytes: Option<u64>,
+    /// Bytes the engine allocated for training (parameters, gradients, optimizer state,
+    /// activations, workspace), measured.
+    pub engine_bytes: u64,
+    /// The static report's estimate of the same.
+    pub estimated_bytes: Option<u64>,
+    pub expc_version: String,
+}
+
+pub fn train(
+    exp: &Experiment,
+    iterations: u64,
+    dir: &Path,
+    settings: &Settings,
+    threads: usize,
+    resuming: bool,
+    obs: &mut dyn Observer,
+) -> Result<Summary, RunError> {
+    let config = data::data_config(&exp.data, settings, exp.train.seed)?;
+    let pipeline = Pipeline::load(&config).map_err(|e| {
+        let mut r = RunError::new("E0520", e.to_string());
+        if let Some(p) = e.path() {
+            r.message = format!("{} (reading `{}`)", r.message, p.display());
+        }
+        r.help("check the dataset root in expc.toml ([data]), --data NAME=PATH or EXPC_DATA_<NAME>")
+    })?;
+    let mut model = engine_model::build(exp, &pipeline, threads)?;
+    let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
+    folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
+    let estimated = engine_model::estimated_bytes(exp);
+    let start = if resuming {
+        match driver::latest_checkpoint(dir) {
+            Some((_, m, s)) => {
+                let (params, state, progress) = driver::read_checkpoint(&m, &s)?;
+                model.restore(&params, &state)?;
+                Some(progress)
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    if start.as_ref().is_some_and(|p| p.iteration >= iterations) {
+        return Err(RunError::new("E0533", format!("this run already finished its {iterations} iterations"))
+            .help("start a new run with `expc run`, or `--iterations N` for a longer one"));
+    }
+    let lp = Loop { train: &exp.train, data: &pipeline, dir, eval_batches: exp.train.eval_batches, iterations };
+    let result = lp.run(model.as_mut(), start, obs);
+    // Figures from whatever the run wrote, also when it failed.
+    let figures = draw(exp, dir, model.as_ref());
+    let outcome = result?;
+    figures?;
+    let summary = Summary {
+        experiment: exp.name.clone(),
+        outcome,
+        threads,
+        peak_rss_bytes: folder::peak_rss_bytes(),
+        engine_bytes: model.engine_bytes(),
+        estimated_bytes: estimated,
+        expc_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;
+    folder::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
+    Ok(summary)
+}
+
+fn draw(exp: &Experiment, dir: &Path, model: &dyn engine_model::EngineModel) -> Result<(), RunError> {
+    let rows = metrics::read(&dir.join("metrics.csv"))?;
+    plot::curves(&[plot::Series { label: exp.name.clone(), rows: &rows }], &exp.name, &dir.join("curves"))?;
+    let first_conv = exp.model.layers.iter().find(|l| matches!(l.op, crate::ops::Op::Conv(_)));
+    if let Some(conv) = first_conv {
+        let params = model.params();
+        if let Some((shape, w)) = params.get(&format!("{}.weight", conv.name)) {
+            plot::filters(w, shape, &dir.join("filters.png"))?;
+        }
+    }
+    Ok(())
+}

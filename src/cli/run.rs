@@ -252,7 +252,16 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
         Err(e) => {
             drop(progress);
             eprintln!("{e}");
-            eprintln!("run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)", dir.display(), dir.display());
+            if dir.join("metrics.csv").exists() {
+                eprintln!(
+                    "run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)",
+                    dir.display(),
+                    dir.display()
+                );
+            } else if !resuming {
+                // Nothing was trained: leave no empty run folder behind.
+                let _ = std::fs::remove_dir_all(dir);
+            }
             1
         }
     }

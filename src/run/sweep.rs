@@ -80,8 +80,17 @@ pub fn suffix(assignments: &[Assignment]) -> String {
         .iter()
         .map(|a| {
             let leaf = a.key.rsplit('.').next().unwrap_or(&a.key);
-            let v: String = a.value.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-            format!("{leaf}-{v}")
+            // A name the grammar accepts as part of an identifier: `lr0.1`, `wdm1` for -1.
+            let v: String = a
+                .value
+                .chars()
+                .map(|c| match c {
+                    c if c.is_ascii_alphanumeric() || c == '.' => c,
+                    '-' => 'm',
+                    _ => '_',
+                })
+                .collect();
+            format!("{leaf}{v}")
         })
         .collect::<Vec<_>>()
         .join("_")
@@ -153,7 +162,7 @@ mod tests {
     fn combinations_are_the_cartesian_product() {
         let c = combinations(&[parse_sweep("train.lr=0.1,0.01").unwrap(), parse_sweep("data.batch=64,128,256").unwrap()]);
         assert_eq!(c.len(), 6);
-        assert_eq!(suffix(&c[0]), "lr-0.1_batch-64");
-        assert_eq!(suffix(&c[5]), "lr-0.01_batch-256");
+        assert_eq!(suffix(&c[0]), "lr0.1_batch64");
+        assert_eq!(suffix(&c[5]), "lr0.01_batch256");
     }
 }

@@ -1,27 +1,19 @@
-//! Concatenation along per-sample axis 0. Each input i contributes a contiguous block of
-//! `len_i` elements per sample (axis 0 is outermost), so
-//! `y[s] = [x_0[s] ‖ x_1[s] ‖ …]`; backward slices `dy[s]` back into the `dx_i[s]`.
+//! Concatenation along per-sample axis 0. Input i contributes a contiguous block of
+//! `len_i` elements per sample (axis 0 is outermost), so `y[s] = [x_0[s] ‖ x_1[s] ‖ …]`
+//! with per-sample output length `total = Σ len_i`; backward slices `dy[s]` back.
 
 use super::Float;
 
-/// `lens[i]` is the per-sample length of input i.
-pub fn forward<T: Float>(n: usize, xs: &[&[T]], lens: &[usize], y: &mut [T]) {
-    let total: usize = lens.iter().sum();
+/// Copies input `x` (per-sample length `len`) into `y` at per-sample offset `start`.
+pub fn forward_part<T: Float>(n: usize, x: &[T], len: usize, start: usize, total: usize, y: &mut [T]) {
     for s in 0..n {
-        let mut off = s * total;
-        for (x, &l) in xs.iter().zip(lens) {
-            y[off..off + l].copy_from_slice(&x[s * l..(s + 1) * l]);
-            off += l;
-        }
+        y[s * total + start..s * total + start + len].copy_from_slice(&x[s * len..(s + 1) * len]);
     }
 }
 
-/// Extracts the gradient of input `which` into `dx` (overwrites).
-pub fn backward_one<T: Float>(n: usize, dy: &[T], lens: &[usize], which: usize, dx: &mut [T]) {
-    let total: usize = lens.iter().sum();
-    let start: usize = lens[..which].iter().sum();
-    let l = lens[which];
+/// Extracts the gradient of the input at per-sample offset `start` into `dx` (overwrites).
+pub fn backward_part<T: Float>(n: usize, dy: &[T], len: usize, start: usize, total: usize, dx: &mut [T]) {
     for s in 0..n {
-        dx[s * l..(s + 1) * l].copy_from_slice(&dy[s * total + start..s * total + start + l]);
+        dx[s * len..(s + 1) * len].copy_from_slice(&dy[s * total + start..s * total + start + len]);
     }
 }

@@ -54,6 +54,9 @@ pub(crate) struct Worker<T> {
     pub n: usize,
 }
 
+/// Largest per-layer column store (elements) kept from forward for backward reuse.
+const KEEP_COLS_MAX: usize = 1 << 18;
+
 fn zeros<T: Float>(n: usize) -> Vec<T> {
     vec![T::ZERO; n]
 }
@@ -98,6 +101,9 @@ impl<T: Float> Worker<T> {
             match &l.op {
                 Op::Conv { g, .. } => {
                     col = col.max(g.col_len());
+                    if cap * g.col_len() <= KEEP_COLS_MAX {
+                        a1 = cap * g.col_len();
+                    }
                     if l.dx_needed[0] {
                         dcol = dcol.max(g.col_len());
                     }
@@ -178,7 +184,8 @@ impl<T: Float> Worker<T> {
         match &layer.op {
             Op::Conv { g, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
-                conv::forward(g, n, x, w, b, &mut y[..ol], &mut self.col);
+                let col = if self.aux[l].len() >= n * g.col_len() && g.col_len() > 0 { &mut self.aux[l] } else { &mut self.col };
+                conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
             Op::MaxPool(g) => pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]),
             Op::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
@@ -280,7 +287,9 @@ impl<T: Float> Worker<T> {
                 Op::Conv { g, bias } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
-                    conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, &mut self.col, &mut self.dcol);
+                    let kept = self.aux[l].len() >= n * g.col_len() && g.col_len() > 0;
+                    let col = if kept { &mut self.aux[l] } else { &mut self.col };
+                    conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
                 Op::MaxPool(g) => {
                     if let Some(d) = dxs {

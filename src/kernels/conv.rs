@@ -78,6 +78,29 @@ impl ConvGeom {
 /// Unfolds one sample `x [C,H,W]` into `col [C·kh·kw, Ho·Wo]`.
 pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     let hw = g.ho * g.wo;
+    let col = &mut col[..g.c * g.kh * g.kw * hw];
+    if g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 {
+        // fast path: every window is inside the input
+        let mut row = 0;
+        for c in 0..g.c {
+            let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let dst = &mut col[row * hw..(row + 1) * hw];
+                    for oy in 0..g.ho {
+                        let s = (oy + i * g.dh) * g.w + j * g.dw;
+                        let src = &xc[s..s + g.wo];
+                        let d = &mut dst[oy * g.wo..(oy + 1) * g.wo];
+                        for k in 0..g.wo {
+                            d[k] = src[k];
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+        return;
+    }
     let mut row = 0;
     for c in 0..g.c {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
@@ -100,7 +123,9 @@ pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
                         drow[..lo].iter_mut().for_each(|v| *v = T::ZERO);
                         if hi > lo {
                             let s = (lo as isize + xoff) as usize;
-                            drow[lo..hi].copy_from_slice(&xr[s..s + hi - lo]);
+                            for (d, v) in drow[lo..hi].iter_mut().zip(&xr[s..s + hi - lo]) {
+                                *d = *v;
+                            }
                         }
                         drow[hi..].iter_mut().for_each(|v| *v = T::ZERO);
                     } else {
@@ -158,18 +183,23 @@ pub fn col2im<T: Float>(g: &ConvGeom, col: &[T], dx: &mut [T]) {
     }
 }
 
-/// Forward over `n` samples. `col` must hold `g.col_len()` elements.
+/// Forward over `n` samples. `col` must hold `g.col_len()` elements; if it holds
+/// `n·g.col_len()`, every sample's columns are kept (sample s at `s·col_len`) so that
+/// [`backward`] can reuse them (`cols_kept = true`).
 pub fn forward<T: Float>(g: &ConvGeom, n: usize, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], col: &mut [T]) {
+    let keep = col.len() >= n * g.col_len();
     let (il, ol, hw, kg) = (g.in_len(), g.out_len(), g.ho * g.wo, g.kg());
     let og = g.o / g.groups;
     for s in 0..n {
         let xs = &x[s * il..(s + 1) * il];
         let ys = &mut y[s * ol..(s + 1) * ol];
+        let cl = g.col_len();
         let src: &[T] = if g.is_pointwise() {
             xs
         } else {
-            im2col(g, xs, col);
-            col
+            let cs = if keep { &mut col[s * cl..(s + 1) * cl] } else { &mut col[..cl] };
+            im2col(g, xs, cs);
+            cs
         };
         if let Some(b) = b {
             for o in 0..g.o {
@@ -193,7 +223,8 @@ pub fn forward<T: Float>(g: &ConvGeom, n: usize, x: &[T], w: &[T], b: Option<&[T
 
 /// Backward over `n` samples: overwrites `dx` (if requested), accumulates `dw`, `db`.
 /// `col` must hold `g.col_len()` elements; `dcol` too (only used when `dx` is requested
-/// and the convolution is not pointwise).
+/// and the convolution is not pointwise). With `cols_kept`, `col` holds the columns of all
+/// `n` samples from [`forward`] and im2col is not recomputed.
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: Float>(
     g: &ConvGeom,
@@ -206,6 +237,7 @@ pub fn backward<T: Float>(
     db: Option<&mut [T]>,
     col: &mut [T],
     dcol: &mut [T],
+    cols_kept: bool,
 ) {
     let (il, ol, hw, kg) = (g.in_len(), g.out_len(), g.ho * g.wo, g.kg());
     let og = g.o / g.groups;
@@ -224,11 +256,14 @@ pub fn backward<T: Float>(
     for s in 0..n {
         let xs = &x[s * il..(s + 1) * il];
         let dys = &dy[s * ol..(s + 1) * ol];
+        let cl = g.col_len();
         let src: &[T] = if g.is_pointwise() {
             xs
+        } else if cols_kept {
+            &col[s * cl..(s + 1) * cl]
         } else {
             im2col(g, xs, col);
-            col
+            &col[..cl]
         };
         for gi in 0..g.groups {
             // dW_g[og, kg] += dy_g[og, hw] · src_g[kg, hw]^T

@@ -63,6 +63,41 @@ impl PoolGeom {
 /// Max-pool forward; `argmax` has `y.len()` entries.
 pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argmax: &mut [u32]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && 2 * g.ho <= g.h && 2 * g.wo <= g.w {
+        // fast path: non-overlapping 2×2 windows fully inside the input
+        for pl in 0..n * g.c {
+            let xp = &x[pl * ip..(pl + 1) * ip];
+            let yp = &mut y[pl * op..(pl + 1) * op];
+            let ap = &mut argmax[pl * op..(pl + 1) * op];
+            for oy in 0..g.ho {
+                let r0 = &xp[2 * oy * g.w..2 * oy * g.w + g.w];
+                let r1 = &xp[(2 * oy + 1) * g.w..(2 * oy + 1) * g.w + g.w];
+                let yr = &mut yp[oy * g.wo..(oy + 1) * g.wo];
+                let ar = &mut ap[oy * g.wo..(oy + 1) * g.wo];
+                for ox in 0..g.wo {
+                    let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                    // first maximum wins (same tie rule as the general path)
+                    let (mut best, mut bi) = (a, (2 * oy * g.w + 2 * ox) as u32);
+                    if b > best {
+                        best = b;
+                        bi += 1;
+                    }
+                    let base1 = ((2 * oy + 1) * g.w + 2 * ox) as u32;
+                    if c > best {
+                        best = c;
+                        bi = base1;
+                    }
+                    if d > best {
+                        best = d;
+                        bi = base1 + 1;
+                    }
+                    yr[ox] = best;
+                    ar[ox] = bi;
+                }
+            }
+        }
+        return;
+    }
     for pl in 0..n * g.c {
         let xp = &x[pl * ip..(pl + 1) * ip];
         let yp = &mut y[pl * op..(pl + 1) * op];

@@ -11,6 +11,7 @@
 //! so group `g` owns a contiguous block of `Cg·kh·kw` rows). A 1×1, stride-1, unpadded
 //! convolution skips im2col and multiplies the input directly.
 
+use super::dot_tile::gemm_nt_acc;
 use super::matmul::{matmul, MatRef};
 use super::Float;
 
@@ -266,17 +267,8 @@ pub fn backward<T: Float>(
             &col[..cl]
         };
         for gi in 0..g.groups {
-            // dW_g[og, kg] += dy_g[og, hw] · src_g[kg, hw]^T
-            matmul(
-                og,
-                kg,
-                hw,
-                MatRef::rm(&dys[gi * og * hw..], hw),
-                MatRef::tr(&src[gi * kg * hw..], hw),
-                &mut dw[gi * og * kg..],
-                kg,
-                true,
-            );
+            // dW_g[og, kg] += dy_g[og, hw] · src_g[kg, hw]^T (long reduction over hw)
+            gemm_nt_acc(og, kg, hw, &dys[gi * og * hw..], hw, &src[gi * kg * hw..], hw, &mut dw[gi * og * kg..], kg);
         }
         if let Some(dx) = dx.as_deref_mut() {
             let dxs = &mut dx[s * il..(s + 1) * il];

@@ -15,6 +15,7 @@ pub mod add;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
+pub mod dot_tile;
 pub mod dropout;
 pub mod flatten;
 pub mod linear;
@@ -69,6 +70,8 @@ pub trait Float:
     fn tanh(self) -> Self;
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
+    /// Fused multiply-add `self·a + b` (only used where the CPU has FMA).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     #[inline]
     fn maxf(self, o: Self) -> Self {
         if o > self {
@@ -130,6 +133,10 @@ macro_rules! impl_float {
             #[inline]
             fn abs(self) -> Self {
                 <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
             }
         }
     };

@@ -115,76 +115,88 @@ unsafe fn kernel_avx2<T: Float>(m: usize, n: usize, p: usize, a: &[T], lda: usiz
     kernel::<T, 8, true>(m, n, p, a, lda, b, ldb, c, ldc)
 }
 
-/// f32 AVX-512 path: 4×3 tiles of `__m512` accumulators, masked loads for the tail.
+/// One MR×NR tile of `__m512` accumulators over the whole reduction (masked tail).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile512<const MR: usize, const NR: usize>(
+    pa: *const f32,
+    lda: usize,
+    pb: *const f32,
+    ldb: usize,
+    p: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    let pm = p / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (p - pm)) - 1) as __mmask16;
+    let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+    let mut q = 0;
+    while q < pm {
+        let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_loadu_ps(pb.add(j * ldb + q)));
+        for i in 0..MR {
+            let av = _mm512_loadu_ps(pa.add(i * lda + q));
+            for j in 0..NR {
+                acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+            }
+        }
+        q += 16;
+    }
+    if pm < p {
+        let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, pb.add(j * ldb + pm)));
+        for i in 0..MR {
+            let av = _mm512_maskz_loadu_ps(tail, pa.add(i * lda + pm));
+            for j in 0..NR {
+                acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+            }
+        }
+    }
+    for i in 0..MR {
+        for j in 0..NR {
+            *c.add(i * ldc + j) += _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
+}
+
+/// All columns of an MR-row strip: NR-wide tiles, then 1-wide tiles for the remainder.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn strip512<const MR: usize, const NR: usize>(n: usize, p: usize, pa: *const f32, lda: usize, pb: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+    let mut j = 0;
+    while j + NR <= n {
+        tile512::<MR, NR>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc);
+        j += NR;
+    }
+    while j < n {
+        tile512::<MR, 1>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc);
+        j += 1;
+    }
+}
+
+/// f32 AVX-512 path: row strips of 6 (×2 columns), 4 (×3), 2 (×4), 1 (×4) — at most 12
+/// accumulators, so everything stays in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn f32_avx512(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
-    use std::arch::x86_64::*;
-    let pm = p / 16 * 16;
-    let tail: __mmask16 = ((1u32 << (p - pm)) - 1) as __mmask16;
-    let (ap, bp) = (a.as_ptr(), b.as_ptr());
-    let m4 = m / 4 * 4;
-    let n3 = n / 3 * 3;
-    let mut i0 = 0;
-    while i0 < m4 {
-        let mut j0 = 0;
-        while j0 < n3 {
-            let mut acc = [_mm512_setzero_ps(); 12];
-            let pa: [*const f32; 4] = [ap.add(i0 * lda), ap.add((i0 + 1) * lda), ap.add((i0 + 2) * lda), ap.add((i0 + 3) * lda)];
-            let pb: [*const f32; 3] = [bp.add(j0 * ldb), bp.add((j0 + 1) * ldb), bp.add((j0 + 2) * ldb)];
-            let mut q = 0;
-            while q < pm {
-                let b0 = _mm512_loadu_ps(pb[0].add(q));
-                let b1 = _mm512_loadu_ps(pb[1].add(q));
-                let b2 = _mm512_loadu_ps(pb[2].add(q));
-                for i in 0..4 {
-                    let av = _mm512_loadu_ps(pa[i].add(q));
-                    acc[i * 3] = _mm512_fmadd_ps(av, b0, acc[i * 3]);
-                    acc[i * 3 + 1] = _mm512_fmadd_ps(av, b1, acc[i * 3 + 1]);
-                    acc[i * 3 + 2] = _mm512_fmadd_ps(av, b2, acc[i * 3 + 2]);
-                }
-                q += 16;
-            }
-            if pm < p {
-                let b0 = _mm512_maskz_loadu_ps(tail, pb[0].add(pm));
-                let b1 = _mm512_maskz_loadu_ps(tail, pb[1].add(pm));
-                let b2 = _mm512_maskz_loadu_ps(tail, pb[2].add(pm));
-                for i in 0..4 {
-                    let av = _mm512_maskz_loadu_ps(tail, pa[i].add(pm));
-                    acc[i * 3] = _mm512_fmadd_ps(av, b0, acc[i * 3]);
-                    acc[i * 3 + 1] = _mm512_fmadd_ps(av, b1, acc[i * 3 + 1]);
-                    acc[i * 3 + 2] = _mm512_fmadd_ps(av, b2, acc[i * 3 + 2]);
-                }
-            }
-            for i in 0..4 {
-                for j in 0..3 {
-                    c[(i0 + i) * ldc + j0 + j] += _mm512_reduce_add_ps(acc[i * 3 + j]);
-                }
-            }
-            j0 += 3;
-        }
-        i0 += 4;
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let mut i = 0;
+    while m - i >= 6 {
+        strip512::<6, 2>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        i += 6;
     }
-    // edges: rows ≥ m4 (all columns) and columns ≥ n3 (rows < m4), one dot product each
-    let dot = |i: usize, j: usize| -> f32 {
-        let mut acc = _mm512_setzero_ps();
-        let (pa, pb) = (ap.add(i * lda), bp.add(j * ldb));
-        let mut q = 0;
-        while q < pm {
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(q)), _mm512_loadu_ps(pb.add(q)), acc);
-            q += 16;
-        }
-        if pm < p {
-            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, pa.add(pm)), _mm512_maskz_loadu_ps(tail, pb.add(pm)), acc);
-        }
-        _mm512_reduce_add_ps(acc)
-    };
-    for i in 0..m {
-        let j_start = if i < m4 { n3 } else { 0 };
-        for j in j_start..n {
-            c[i * ldc + j] += dot(i, j);
-        }
+    if m - i >= 4 {
+        strip512::<4, 3>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        i += 4;
+    }
+    if m - i >= 2 {
+        strip512::<2, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        i += 2;
+    }
+    if m - i >= 1 {
+        strip512::<1, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
     }
 }
 

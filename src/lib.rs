@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod diagnostic;
 pub mod engine;
+pub mod kernels;
 pub mod ops;
 pub mod run;
 pub mod source;

@@ -1,0 +1,535 @@
+//! [`Network`]: a validated plan with its parameters and all execution buffers.
+//!
+//! Execution (CPU backend): the batch is split into one contiguous slice per worker
+//! (worker w gets `n/W` samples, the first `n mod W` workers one more). Each worker has
+//! its own activations and a thread-local gradient accumulator; accumulators are summed
+//! in worker order, so results depend only on (plan, seed, thread count).
+//! * Without training-mode batch norm, each worker runs forward + backward over
+//!   micro-batches of `micro_batch` samples (activations stay cache-resident).
+//! * With batch norm in training mode, workers hold their whole slice and advance layer
+//!   by layer in lock step; at a batch-norm layer per-worker partial sums are reduced
+//!   (fixed order) into whole-batch statistics before normalising, and likewise in backward.
+//!
+//! All buffers are allocated in [`Network::with_options`]; a step allocates nothing.
+
+use rayon::prelude::*;
+
+use super::compile::{compile, Compiled, Op, ParamInfo};
+use super::error::EngineError;
+use super::init;
+use super::plan::{Input, Plan};
+use super::worker::{BnStats, Ctx, Worker};
+use crate::kernels::Float;
+
+/// Where a network runs. CPU is the only implementation; a CUDA backend would add a
+/// variant and its own executor behind the same [`Network`] API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Rayon thread pool with `threads` workers (≥ 1).
+    Cpu { threads: usize },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Cpu { .. } => "cpu",
+        }
+    }
+}
+
+/// Construction options for a [`Network`].
+#[derive(Clone, Debug)]
+pub struct NetOptions {
+    pub backend: Backend,
+    /// Largest batch accepted by a step (buffers are sized for it).
+    pub max_batch: usize,
+    /// Samples per micro-batch when no batch norm forces whole-slice execution.
+    pub micro_batch: usize,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        NetOptions { backend: Backend::Cpu { threads }, max_batch: 256, micro_batch: 2 }
+    }
+}
+
+/// Result of a forward (and possibly backward) pass over one batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PassStats {
+    /// Mean loss over the batch.
+    pub loss: f64,
+    /// Number of samples whose top-1 prediction equals the label.
+    pub correct: usize,
+    pub batch: usize,
+}
+
+/// Memory held by a network (and, via the trainer, its optimizer), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    pub params: usize,
+    /// Reduced gradient plus one accumulator per worker.
+    pub grads: usize,
+    pub optimizer_state: usize,
+    /// Per-worker activations, their gradients, and saved tensors (argmax, masks, x̂, gates).
+    pub activations: usize,
+    /// im2col columns, scratch and recurrent workspaces.
+    pub workspace: usize,
+}
+
+impl MemoryReport {
+    pub fn total(&self) -> usize {
+        self.params + self.grads + self.optimizer_state + self.activations + self.workspace
+    }
+}
+
+/// Multiply-accumulate counts of the work the engine performs for one layer at a given
+/// batch size (`backward_data` is 0 when the engine skips the input gradient, e.g. for a
+/// layer fed by the data).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerMacs {
+    pub layer: String,
+    pub forward: u64,
+    pub backward_data: u64,
+    pub backward_weight: u64,
+}
+
+pub struct Network<T: Float = f32> {
+    pub(crate) comp: Compiled,
+    pub(crate) params: Vec<T>,
+    pub(crate) grad: Vec<T>,
+    pub(crate) workers: Vec<Worker<T>>,
+    pool: Option<rayon::ThreadPool>,
+    /// Running (mean, var) per layer (empty for non-BN layers).
+    running: Vec<(Vec<f64>, Vec<f64>)>,
+    bn: Vec<BnStats>,
+    opts: NetOptions,
+    lockstep: bool,
+    drop_key: u64,
+    seed: u64,
+}
+
+fn par_workers<T: Float, F>(pool: &Option<rayon::ThreadPool>, workers: &mut [Worker<T>], f: F)
+where
+    F: Fn(usize, &mut Worker<T>) + Sync + Send,
+{
+    match pool {
+        Some(p) if workers.len() > 1 => p.install(|| workers.par_iter_mut().enumerate().for_each(|(i, w)| f(i, w))),
+        _ => workers.iter_mut().enumerate().for_each(|(i, w)| f(i, w)),
+    }
+}
+
+impl<T: Float> Network<T> {
+    /// Validates `plan` and allocates everything with default options.
+    pub fn new(plan: &Plan, seed: u64) -> Result<Self, EngineError> {
+        Self::with_options(plan, seed, NetOptions::default())
+    }
+
+    pub fn with_options(plan: &Plan, seed: u64, opts: NetOptions) -> Result<Self, EngineError> {
+        let comp = compile(plan)?;
+        let Backend::Cpu { threads } = opts.backend;
+        if threads == 0 || opts.max_batch == 0 || opts.micro_batch == 0 {
+            return Err(EngineError::InvalidPlan("threads, max_batch and micro_batch must be ≥ 1".into()));
+        }
+        let lockstep = comp.has_bn;
+        let per_worker = opts.max_batch.div_ceil(threads);
+        let cap = if lockstep { per_worker } else { opts.micro_batch.min(per_worker) };
+        let mut params = vec![T::ZERO; comp.n_params];
+        let mut tmp = vec![];
+        for (i, p) in comp.params.iter().enumerate() {
+            tmp.resize(p.len, 0.0f32);
+            init::fill(&p.init, &p.shape, seed, i as u64, &mut tmp);
+            for (d, s) in params[p.offset..p.offset + p.len].iter_mut().zip(&tmp) {
+                *d = T::from_f32(*s);
+            }
+        }
+        let workers = (0..threads).map(|_| Worker::new(&comp, cap)).collect();
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| EngineError::InvalidPlan(format!("cannot start thread pool: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let running = comp
+            .layers
+            .iter()
+            .map(|l| match l.op {
+                Op::BatchNorm { c, .. } => (vec![0.0; c], vec![1.0; c]),
+                _ => (vec![], vec![]),
+            })
+            .collect();
+        let bn = comp
+            .layers
+            .iter()
+            .map(|l| match l.op {
+                Op::BatchNorm { c, .. } => BnStats { mean: vec![0.0; c], invstd: vec![1.0; c] },
+                _ => BnStats::default(),
+            })
+            .collect();
+        Ok(Network {
+            grad: vec![T::ZERO; comp.n_params],
+            comp,
+            params,
+            workers,
+            pool,
+            running,
+            bn,
+            opts,
+            lockstep,
+            drop_key: 0,
+            seed,
+        })
+    }
+
+    pub fn options(&self) -> &NetOptions {
+        &self.opts
+    }
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+    /// Per-sample input length.
+    pub fn input_len(&self) -> usize {
+        self.comp.in_len
+    }
+    /// Number of classes of the loss layer.
+    pub fn classes(&self) -> usize {
+        self.comp.classes
+    }
+    /// Parameter tensors in flat-vector order.
+    pub fn param_info(&self) -> &[ParamInfo] {
+        &self.comp.params
+    }
+    /// All parameters, flat (see [`Network::param_info`] for offsets).
+    pub fn params(&self) -> &[T] {
+        &self.params
+    }
+    pub fn params_mut(&mut self) -> &mut [T] {
+        &mut self.params
+    }
+    /// Gradient of the mean batch loss from the last training pass.
+    pub fn grads(&self) -> &[T] {
+        &self.grad
+    }
+    /// Running (mean, var) of batch-norm layer `layer`, `None` for other layers.
+    pub fn running_stats(&self, layer: usize) -> Option<(&[f64], &[f64])> {
+        self.running.get(layer).filter(|r| !r.0.is_empty()).map(|r| (&r.0[..], &r.1[..]))
+    }
+    /// Sets the step number that seeds dropout masks (the trainer calls this per step).
+    pub fn set_step(&mut self, step: u64) {
+        self.drop_key = crate::kernels::dropout::splitmix64(self.seed ^ crate::kernels::dropout::splitmix64(step));
+    }
+
+    fn check(&self, inputs: &[f32], labels: &[u32]) -> Result<usize, EngineError> {
+        let n = labels.len();
+        if n == 0 || n > self.opts.max_batch {
+            return Err(EngineError::Input(format!("batch size {n} not in 1..={}", self.opts.max_batch)));
+        }
+        if inputs.len() != n * self.comp.in_len {
+            return Err(EngineError::Input(format!(
+                "inputs have {} values, expected {n} × {}",
+                inputs.len(),
+                self.comp.in_len
+            )));
+        }
+        if let Some(l) = labels.iter().find(|&&l| l as usize >= self.comp.classes) {
+            return Err(EngineError::Input(format!("label {l} out of range for {} classes", self.comp.classes)));
+        }
+        Ok(n)
+    }
+
+    /// Training pass: forward in training mode (batch statistics, dropout), backward, and
+    /// gradient reduction into [`Network::grads`]. Updates batch-norm running statistics.
+    pub fn forward_backward(&mut self, inputs: &[f32], labels: &[u32]) -> Result<PassStats, EngineError> {
+        self.pass(inputs, labels, true, true)
+    }
+
+    /// Forward only. `train` selects batch statistics / dropout (and updates running
+    /// statistics) versus running statistics / identity dropout.
+    pub fn forward(&mut self, inputs: &[f32], labels: &[u32], train: bool) -> Result<PassStats, EngineError> {
+        self.pass(inputs, labels, train, false)
+    }
+
+    fn pass(&mut self, inputs: &[f32], labels: &[u32], train: bool, backward: bool) -> Result<PassStats, EngineError> {
+        let n = self.check(inputs, labels)?;
+        let nw = self.workers.len();
+        let (base, rem) = (n / nw, n % nw);
+        let slice = |w: usize| (w * base + w.min(rem), base + usize::from(w < rem));
+        let scale = 1.0 / n as f64;
+        let in_len = self.comp.in_len;
+        if !train {
+            for (l, layer) in self.comp.layers.iter().enumerate() {
+                if let Op::BatchNorm { eps, .. } = layer.op {
+                    let (rm, rv) = &self.running[l];
+                    self.bn[l].mean.copy_from_slice(rm);
+                    for (o, v) in self.bn[l].invstd.iter_mut().zip(rv) {
+                        *o = 1.0 / (v + eps).sqrt();
+                    }
+                }
+            }
+        }
+        if self.lockstep && train {
+            self.run_lockstep(inputs, labels, n, scale, backward, &slice);
+        } else {
+            let ctx = Ctx {
+                layers: &self.comp.layers,
+                params: &self.params,
+                train,
+                drop_key: self.drop_key,
+                bn: &self.bn,
+                labels,
+                scale,
+            };
+            let nl = self.comp.layers.len();
+            par_workers(&self.pool, &mut self.workers, |w, wk| {
+                let (start, cnt) = slice(w);
+                wk.loss = 0.0;
+                wk.correct = 0;
+                if backward {
+                    wk.grad.iter_mut().for_each(|g| *g = T::ZERO);
+                }
+                let mut done = 0;
+                while done < cnt {
+                    let m = wk.cap.min(cnt - done);
+                    wk.load(inputs, in_len, start + done, m);
+                    for l in 0..nl {
+                        wk.fwd(l, &ctx);
+                    }
+                    if backward {
+                        for l in (0..nl).rev() {
+                            if ctx.layers[l].requires || l == nl - 1 {
+                                wk.bwd(l, &ctx);
+                            }
+                        }
+                    }
+                    done += m;
+                }
+            });
+        }
+        if backward {
+            self.reduce_grads();
+        }
+        let loss: f64 = self.workers.iter().map(|w| w.loss).sum::<f64>() / n as f64;
+        let correct = self.workers.iter().map(|w| w.correct).sum();
+        Ok(PassStats { loss, correct, batch: n })
+    }
+
+    fn run_lockstep(&mut self, inputs: &[f32], labels: &[u32], n: usize, scale: f64, backward: bool, slice: &(dyn Fn(usize) -> (usize, usize) + Sync)) {
+        let in_len = self.comp.in_len;
+        let nl = self.comp.layers.len();
+        par_workers(&self.pool, &mut self.workers, |w, wk| {
+            let (start, cnt) = slice(w);
+            wk.load(inputs, in_len, start, cnt);
+            wk.loss = 0.0;
+            wk.correct = 0;
+            if backward {
+                wk.grad.iter_mut().for_each(|g| *g = T::ZERO);
+            }
+        });
+        macro_rules! ctx {
+            () => {
+                Ctx {
+                    layers: &self.comp.layers,
+                    params: &self.params,
+                    train: true,
+                    drop_key: self.drop_key,
+                    bn: &self.bn,
+                    labels,
+                    scale,
+                }
+            };
+        }
+        for l in 0..nl {
+            if let Op::BatchNorm { c, sp, eps, momentum, .. } = self.comp.layers[l].op {
+                let m = (n * sp) as f64;
+                {
+                    let ctx = ctx!();
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sum(l, &ctx));
+                }
+                let mut mean = vec![0.0; c];
+                for wk in &self.workers {
+                    for (a, b) in mean.iter_mut().zip(&wk.bn_a) {
+                        *a += *b;
+                    }
+                }
+                mean.iter_mut().for_each(|v| *v /= m);
+                {
+                    let ctx = ctx!();
+                    let mean = &mean;
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sqdev(l, &ctx, mean));
+                }
+                let mut var = vec![0.0; c];
+                for wk in &self.workers {
+                    for (a, b) in var.iter_mut().zip(&wk.bn_b) {
+                        *a += *b;
+                    }
+                }
+                var.iter_mut().for_each(|v| *v /= m);
+                let (rm, rv) = &mut self.running[l];
+                let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+                for ch in 0..c {
+                    rm[ch] = (1.0 - momentum) * rm[ch] + momentum * mean[ch];
+                    rv[ch] = (1.0 - momentum) * rv[ch] + momentum * var[ch] * unbias;
+                    self.bn[l].mean[ch] = mean[ch];
+                    self.bn[l].invstd[ch] = 1.0 / (var[ch] + eps).sqrt();
+                }
+                let ctx = ctx!();
+                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
+            } else {
+                let ctx = ctx!();
+                par_workers(&self.pool, &mut self.workers, |_, wk| wk.fwd(l, &ctx));
+            }
+        }
+        if !backward {
+            return;
+        }
+        for l in (0..nl).rev() {
+            let layer = &self.comp.layers[l];
+            if !(layer.requires || l == nl - 1) {
+                continue;
+            }
+            if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+                let m = (n * sp) as f64;
+                {
+                    let ctx = ctx!();
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_grad_sums(l, &ctx));
+                }
+                let (mut sdy, mut sdyx) = (vec![0.0; c], vec![0.0; c]);
+                for wk in &self.workers {
+                    for ch in 0..c {
+                        sdy[ch] += wk.bn_a[ch];
+                        sdyx[ch] += wk.bn_b[ch];
+                    }
+                }
+                if affine {
+                    let (go, _) = layer.pranges[0];
+                    let (bo, _) = layer.pranges[1];
+                    let g0 = &mut self.workers[0].grad;
+                    for ch in 0..c {
+                        g0[go + ch] += T::from_f64(sdyx[ch]);
+                        g0[bo + ch] += T::from_f64(sdy[ch]);
+                    }
+                }
+                sdy.iter_mut().for_each(|v| *v /= m);
+                sdyx.iter_mut().for_each(|v| *v /= m);
+                let ctx = ctx!();
+                let (a, b) = (&sdy, &sdyx);
+                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_dx(l, &ctx, a, b));
+            } else {
+                let ctx = ctx!();
+                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bwd(l, &ctx));
+            }
+        }
+    }
+
+    /// `grad = Σ_w worker_w.grad`, summed in worker order (deterministic).
+    fn reduce_grads(&mut self) {
+        let workers = &self.workers;
+        let chunk = 4096;
+        let body = |(ci, g): (usize, &mut [T])| {
+            let o = ci * chunk;
+            let len = g.len();
+            g.copy_from_slice(&workers[0].grad[o..o + len]);
+            for wk in &workers[1..] {
+                for (a, b) in g.iter_mut().zip(&wk.grad[o..o + len]) {
+                    *a += *b;
+                }
+            }
+        };
+        match &self.pool {
+            Some(p) if self.grad.len() > 4 * chunk => p.install(|| self.grad.par_chunks_mut(chunk).enumerate().for_each(body)),
+            _ => self.grad.chunks_mut(chunk).enumerate().for_each(body),
+        }
+    }
+
+    /// Memory held by this network (optimizer state is 0 here; see the trainer).
+    pub fn memory_bytes(&self) -> MemoryReport {
+        let s = std::mem::size_of::<T>();
+        let (mut act, mut ws) = (0, 0);
+        for w in &self.workers {
+            let (a, b) = w.bytes();
+            act += a;
+            ws += b;
+        }
+        let bn: usize = self.running.iter().map(|r| (r.0.len() + r.1.len()) * 8).sum::<usize>()
+            + self.bn.iter().map(|b| (b.mean.len() + b.invstd.len()) * 8).sum::<usize>();
+        MemoryReport {
+            params: self.params.len() * s + bn,
+            grads: self.grad.len() * s * (1 + self.workers.len()),
+            optimizer_state: 0,
+            activations: act,
+            workspace: ws,
+        }
+    }
+
+    /// Per-layer MAC counts of the engine's GEMM-class work at batch size `batch`.
+    pub fn macs(&self, batch: usize) -> Vec<LayerMacs> {
+        let n = batch as u64;
+        self.comp
+            .layers
+            .iter()
+            .map(|l| {
+                let (f, w) = match &l.op {
+                    Op::Conv { g, .. } => (n * g.macs_per_sample(), n * g.macs_per_sample()),
+                    Op::Linear { rows, fin, fout, .. } => {
+                        let m = n * (*rows * *fin * *fout) as u64;
+                        (m, m)
+                    }
+                    Op::Rnn { t, f, h } => {
+                        let m = n * (*t * (*f * *h + *h * *h)) as u64;
+                        (m, n * (*t * *f * *h + (*t - 1) * *h * *h) as u64)
+                    }
+                    Op::Lstm { t, f, h } => {
+                        let m = n * (*t * 4 * (*f * *h + *h * *h)) as u64;
+                        (m, n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64)
+                    }
+                    _ => (0, 0),
+                };
+                // recurrent layers always back-propagate through time (h → h) even when
+                // the input gradient is skipped; that part is counted in backward_data.
+                let d = if l.dx_needed.first().copied().unwrap_or(false) {
+                    match &l.op {
+                        Op::Conv { .. } | Op::Linear { .. } => f,
+                        Op::Rnn { t, f: ff, h } => n * (*t * *ff * *h + (*t - 1) * *h * *h) as u64,
+                        Op::Lstm { t, f: ff, h } => n * (*t * 4 * *ff * *h + (*t - 1) * 4 * *h * *h) as u64,
+                        _ => 0,
+                    }
+                } else {
+                    match &l.op {
+                        Op::Rnn { t, h, .. } => n * ((*t - 1) * *h * *h) as u64,
+                        Op::Lstm { t, h, .. } => n * ((*t - 1) * 4 * *h * *h) as u64,
+                        _ => 0,
+                    }
+                };
+                let has_params = !l.params.is_empty();
+                LayerMacs { layer: l.name.clone(), forward: f, backward_data: d, backward_weight: if has_params { w } else { 0 } }
+            })
+            .collect()
+    }
+
+    /// Copies parameter tensor `id` (see [`Network::param_info`]) out as f32.
+    pub fn param_f32(&self, id: usize) -> Option<Vec<f32>> {
+        let p = self.comp.params.get(id)?;
+        Some(self.params[p.offset..p.offset + p.len].iter().map(|v| v.to_f32()).collect())
+    }
+
+    /// Overwrites parameter tensor `id` from f32 values.
+    pub fn set_param_f32(&mut self, id: usize, values: &[f32]) -> Result<(), EngineError> {
+        let p = self.comp.params.get(id).ok_or_else(|| EngineError::Input(format!("no parameter #{id}")))?;
+        if values.len() != p.len {
+            return Err(EngineError::Input(format!("parameter #{id} has {} values, got {}", p.len, values.len())));
+        }
+        for (d, s) in self.params[p.offset..p.offset + p.len].iter_mut().zip(values) {
+            *d = T::from_f32(*s);
+        }
+        Ok(())
+    }
+
+    /// Layers that take the data directly (useful to callers checking routing).
+    pub fn data_consumers(&self) -> Vec<String> {
+        self.comp.layers.iter().filter(|l| l.inputs.contains(&Input::Data)).map(|l| l.name.clone()).collect()
+    }
+}

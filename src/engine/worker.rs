@@ -1,0 +1,485 @@
+//! Per-thread execution state: activation, gradient and workspace buffers for up to
+//! `cap` samples, plus a thread-local parameter-gradient accumulator.
+//!
+//! A worker runs layer `l` forward/backward over its current `n ≤ cap` samples (global
+//! indices `first .. first + n`). All buffers are allocated once in [`Worker::new`];
+//! a step only moves `Vec`s in and out with `std::mem::take` (no allocation).
+//! Batch norm in training mode is driven phase by phase by the network (whole-batch
+//! statistics); `fwd`/`bwd` handle it only in evaluation mode.
+
+use super::compile::{CLayer, Compiled, Op};
+use super::plan::Input;
+use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
+use std::mem::take;
+
+/// Per-layer batch statistics used during one pass (mean, 1/sqrt(var + eps)).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BnStats {
+    pub mean: Vec<f64>,
+    pub invstd: Vec<f64>,
+}
+
+pub(crate) struct Ctx<'a, T> {
+    pub layers: &'a [CLayer],
+    pub params: &'a [T],
+    pub train: bool,
+    pub drop_key: u64,
+    pub bn: &'a [BnStats],
+    pub labels: &'a [u32],
+    /// 1 / (samples in the whole batch).
+    pub scale: f64,
+}
+
+pub(crate) struct Worker<T> {
+    pub cap: usize,
+    pub data: Vec<T>,
+    pub out: Vec<Vec<T>>,
+    pub dout: Vec<Vec<T>>,
+    pub argmax: Vec<Vec<u32>>,
+    pub aux: Vec<Vec<T>>,
+    pub aux2: Vec<Vec<T>>,
+    pub col: Vec<T>,
+    pub dcol: Vec<T>,
+    pub scratch: Vec<T>,
+    pub ws1: Vec<T>,
+    pub ws2: Vec<T>,
+    pub ws3: Vec<T>,
+    pub probs: Vec<f64>,
+    pub grad: Vec<T>,
+    pub bn_a: Vec<f64>,
+    pub bn_b: Vec<f64>,
+    pub loss: f64,
+    pub correct: usize,
+    pub first: usize,
+    pub n: usize,
+}
+
+/// Largest per-layer column store (elements) kept from forward for backward reuse.
+const KEEP_COLS_MAX: usize = 1 << 18;
+
+fn zeros<T: Float>(n: usize) -> Vec<T> {
+    vec![T::ZERO; n]
+}
+
+impl<T: Float> Worker<T> {
+    pub fn new(c: &Compiled, cap: usize) -> Self {
+        let nl = c.layers.len();
+        let mut w = Worker {
+            cap,
+            data: zeros(cap * c.in_len),
+            out: Vec::with_capacity(nl),
+            dout: Vec::with_capacity(nl),
+            argmax: Vec::with_capacity(nl),
+            aux: Vec::with_capacity(nl),
+            aux2: Vec::with_capacity(nl),
+            col: vec![],
+            dcol: vec![],
+            scratch: vec![],
+            ws1: vec![],
+            ws2: vec![],
+            ws3: vec![],
+            probs: vec![0.0; c.classes.max(1)],
+            grad: zeros(c.n_params),
+            bn_a: vec![],
+            bn_b: vec![],
+            loss: 0.0,
+            correct: 0,
+            first: 0,
+            n: 0,
+        };
+        let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
+        for l in &c.layers {
+            let last = matches!(l.op, Op::SoftmaxCe { .. });
+            w.out.push(zeros(if last { 0 } else { cap * l.out_len }));
+            w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 }));
+            for (k, i) in l.inputs.iter().enumerate() {
+                if matches!(i, Input::Layer(_)) && l.dx_needed[k] && !l.first_writer[k] {
+                    scratch = scratch.max(cap * l.in_lens[k]);
+                }
+            }
+            let (mut am, mut a1, mut a2) = (0, 0, 0);
+            match &l.op {
+                Op::Conv { g, .. } => {
+                    col = col.max(g.col_len());
+                    if cap * g.col_len() <= KEEP_COLS_MAX {
+                        a1 = cap * g.col_len();
+                    }
+                    if l.dx_needed[0] {
+                        dcol = dcol.max(g.col_len());
+                    }
+                }
+                Op::MaxPool(_) => am = cap * l.out_len,
+                Op::BatchNorm { c, .. } => {
+                    a1 = cap * l.out_len;
+                    bn = bn.max(*c);
+                }
+                Op::Dropout { .. } => a1 = cap * l.out_len,
+                Op::Rnn { t, h, .. } => {
+                    ws1 = ws1.max(cap * h);
+                    ws2 = ws2.max(cap * t * h);
+                    ws3 = ws3.max(cap * h);
+                }
+                Op::Lstm { t, h, .. } => {
+                    a1 = cap * t * 4 * h;
+                    a2 = cap * t * h;
+                    ws1 = ws1.max(cap * h);
+                    ws2 = ws2.max(cap * t * 4 * h);
+                    ws3 = ws3.max(cap * h);
+                }
+                _ => {}
+            }
+            w.argmax.push(vec![0u32; am]);
+            w.aux.push(zeros(a1));
+            w.aux2.push(zeros(a2));
+        }
+        w.col = zeros(col);
+        w.dcol = zeros(dcol);
+        w.scratch = zeros(scratch);
+        w.ws1 = zeros(ws1);
+        w.ws2 = zeros(ws2);
+        w.ws3 = zeros(ws3);
+        w.bn_a = vec![0.0; bn];
+        w.bn_b = vec![0.0; bn];
+        w
+    }
+
+    /// Bytes held in (activations, workspace).
+    pub fn bytes(&self) -> (usize, usize) {
+        let s = std::mem::size_of::<T>();
+        let vv = |v: &Vec<Vec<T>>| v.iter().map(|x| x.len()).sum::<usize>() * s;
+        let act = self.data.len() * s
+            + vv(&self.out)
+            + vv(&self.dout)
+            + vv(&self.aux)
+            + vv(&self.aux2)
+            + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
+        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.ws1.len() + self.ws2.len() + self.ws3.len()) * s
+            + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8;
+        (act, ws)
+    }
+
+    /// Loads samples `first .. first + n` of the batch.
+    pub fn load(&mut self, inputs: &[f32], in_len: usize, first: usize, n: usize) {
+        self.first = first;
+        self.n = n;
+        for (d, s) in self.data[..n * in_len].iter_mut().zip(&inputs[first * in_len..(first + n) * in_len]) {
+            *d = T::from_f32(*s);
+        }
+    }
+
+    fn input<'b>(data: &'b [T], out: &'b [Vec<T>], i: Input) -> &'b [T] {
+        match i {
+            Input::Data => data,
+            Input::Layer(j) => &out[j],
+        }
+    }
+
+    /// Forward of layer `l` over the current samples (not batch norm in training mode).
+    pub fn fwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+        let layer = &ctx.layers[l];
+        let n = self.n;
+        let mut y = take(&mut self.out[l]);
+        let ol = n * layer.out_len;
+        let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+        match &layer.op {
+            Op::Conv { g, bias } => {
+                let (w, b) = params2(ctx, layer, *bias);
+                let col = if self.aux[l].len() >= n * g.col_len() && g.col_len() > 0 { &mut self.aux[l] } else { &mut self.col };
+                conv::forward(g, n, x, w, b, &mut y[..ol], col);
+            }
+            Op::MaxPool(g) => pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]),
+            Op::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
+            Op::Linear { rows, fin, fout, bias } => {
+                let (w, b) = params2(ctx, layer, *bias);
+                linear::forward(n * rows, *fin, *fout, x, w, b, &mut y[..ol]);
+            }
+            Op::Act(a) => activation::forward(*a, &x[..ol], &mut y[..ol]),
+            Op::BatchNorm { c, sp, affine, .. } => {
+                let st = &ctx.bn[l];
+                let (g, b) = if *affine { params2(ctx, layer, true) } else { (&[][..], None) };
+                let g = if *affine { Some(g) } else { None };
+                batchnorm::normalize(n, *c, *sp, x, &st.mean, &st.invstd, g, b, None, &mut y[..ol]);
+            }
+            Op::Dropout { p } => {
+                if ctx.train && *p > 0.0 {
+                    let key = ctx.drop_key ^ dropout::splitmix64(l as u64 + 0x5eed);
+                    dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.aux[l]);
+                } else {
+                    y[..ol].copy_from_slice(&x[..ol]);
+                }
+            }
+            Op::Flatten => y[..ol].copy_from_slice(&x[..ol]),
+            Op::Add => {
+                y[..ol].copy_from_slice(&x[..ol]);
+                for i in &layer.inputs[1..] {
+                    add::accumulate(&Self::input(&self.data, &self.out, *i)[..ol], &mut y[..ol]);
+                }
+            }
+            Op::Concat { lens } => {
+                let mut start = 0;
+                for (i, len) in layer.inputs.iter().zip(lens) {
+                    let xi = Self::input(&self.data, &self.out, *i);
+                    concat::forward_part(n, xi, *len, start, layer.out_len, &mut y);
+                    start += len;
+                }
+            }
+            Op::Rnn { t, f, h } => {
+                let (wih, whh, b) = params3(ctx, layer);
+                rnn::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.ws1);
+            }
+            Op::Lstm { t, f, h } => {
+                let (wih, whh, b) = params3(ctx, layer);
+                lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.aux[l], &mut self.aux2[l], &mut self.ws1);
+            }
+            Op::LastStep { t, h } => {
+                for s in 0..n {
+                    y[s * h..(s + 1) * h].copy_from_slice(&x[(s * t + t - 1) * h..(s * t + t) * h]);
+                }
+            }
+            Op::SoftmaxCe { t, c } => {
+                let labels = &ctx.labels[self.first..self.first + n];
+                let (loss, correct) = softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, None, &mut self.probs);
+                self.loss += loss;
+                self.correct += correct;
+            }
+        }
+        self.out[l] = y;
+    }
+
+    /// Takes the buffer that receives the gradient of input `k` of layer `l`.
+    fn dx_take(&mut self, layer: &CLayer, k: usize) -> Option<Vec<T>> {
+        if !layer.dx_needed[k] {
+            return None;
+        }
+        match layer.inputs[k] {
+            Input::Layer(j) if layer.first_writer[k] => Some(take(&mut self.dout[j])),
+            Input::Layer(_) => Some(take(&mut self.scratch)),
+            Input::Data => None,
+        }
+    }
+
+    /// Returns a buffer taken by [`dx_take`], accumulating it if it was scratch.
+    fn dx_put(&mut self, layer: &CLayer, k: usize, buf: Option<Vec<T>>) {
+        if let (Some(buf), Input::Layer(j)) = (buf, layer.inputs[k]) {
+            if layer.first_writer[k] {
+                self.dout[j] = buf;
+            } else {
+                let len = self.n * layer.in_lens[k];
+                add::accumulate(&buf[..len], &mut self.dout[j][..len]);
+                self.scratch = buf;
+            }
+        }
+    }
+
+    /// Backward of layer `l` (not batch norm): consumes `dout[l]`, writes input gradients,
+    /// accumulates parameter gradients into `self.grad`.
+    pub fn bwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+        let layer = &ctx.layers[l];
+        let n = self.n;
+        let ol = n * layer.out_len;
+        let il = n * layer.in_lens[0];
+        let dy = take(&mut self.dout[l]);
+        let mut dx = self.dx_take(layer, 0);
+        {
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            let dxs = dx.as_deref_mut().map(|d| &mut d[..il]);
+            match &layer.op {
+                Op::Conv { g, bias } => {
+                    let (w, _) = params2(ctx, layer, *bias);
+                    let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
+                    let kept = self.aux[l].len() >= n * g.col_len() && g.col_len() > 0;
+                    let col = if kept { &mut self.aux[l] } else { &mut self.col };
+                    conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
+                }
+                Op::MaxPool(g) => {
+                    if let Some(d) = dxs {
+                        pool::max_backward(g, n, &dy[..ol], &self.argmax[l][..ol], d);
+                    }
+                }
+                Op::AvgPool(g) => {
+                    if let Some(d) = dxs {
+                        pool::avg_backward(g, n, &dy[..ol], d);
+                    }
+                }
+                Op::Linear { rows, fin, fout, bias } => {
+                    let (w, _) = params2(ctx, layer, *bias);
+                    let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
+                    linear::backward(n * rows, *fin, *fout, x, w, &dy[..ol], dxs, dw, db);
+                }
+                Op::Act(a) => {
+                    if let Some(d) = dxs {
+                        activation::backward(*a, &x[..ol], &self.out[l][..ol], &dy[..ol], d);
+                    }
+                }
+                Op::BatchNorm { .. } => unreachable!("batch norm backward is driven by the network"),
+                Op::Dropout { p } => {
+                    if let Some(d) = dxs {
+                        if ctx.train && *p > 0.0 {
+                            dropout::backward(&dy[..ol], &self.aux[l][..ol], d);
+                        } else {
+                            d.copy_from_slice(&dy[..ol]);
+                        }
+                    }
+                }
+                Op::Flatten => {
+                    if let Some(d) = dxs {
+                        d.copy_from_slice(&dy[..ol]);
+                    }
+                }
+                Op::Add => {
+                    if let Some(d) = dxs {
+                        d.copy_from_slice(&dy[..ol]);
+                    }
+                }
+                Op::Concat { lens } => {
+                    if let Some(d) = dxs {
+                        concat::backward_part(n, &dy, lens[0], 0, layer.out_len, d);
+                    }
+                }
+                Op::Rnn { t, f, h } => {
+                    let (wih, whh, _) = params3(ctx, layer);
+                    let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
+                    let y = &self.out[l];
+                    rnn::backward(n, *t, *f, *h, x, wih, whh, &y[..ol], &dy[..ol], dxs, dwih, dwhh, db, &mut self.ws2, &mut self.ws3);
+                }
+                Op::Lstm { t, f, h } => {
+                    let (wih, whh, _) = params3(ctx, layer);
+                    let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
+                    let y = &self.out[l];
+                    lstm::backward(
+                        n, *t, *f, *h, x, wih, whh, &y[..ol], &self.aux[l], &self.aux2[l], &dy[..ol], dxs, dwih, dwhh, db,
+                        &mut self.ws2, &mut self.ws3, &mut self.ws1,
+                    );
+                }
+                Op::LastStep { t, h } => {
+                    if let Some(d) = dxs {
+                        d.iter_mut().for_each(|v| *v = T::ZERO);
+                        for s in 0..n {
+                            d[(s * t + t - 1) * h..(s * t + t) * h].copy_from_slice(&dy[s * h..(s + 1) * h]);
+                        }
+                    }
+                }
+                Op::SoftmaxCe { t, c } => {
+                    if let Some(d) = dxs {
+                        let labels = &ctx.labels[self.first..self.first + n];
+                        softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, Some(d), &mut self.probs);
+                    }
+                }
+            }
+        }
+        self.dx_put(layer, 0, dx);
+        // further inputs (Add, Concat)
+        for k in 1..layer.inputs.len() {
+            let mut dx = self.dx_take(layer, k);
+            if let Some(d) = dx.as_deref_mut() {
+                let len = n * layer.in_lens[k];
+                match &layer.op {
+                    Op::Add => d[..len].copy_from_slice(&dy[..ol]),
+                    Op::Concat { lens } => {
+                        let start: usize = lens[..k].iter().sum();
+                        concat::backward_part(n, &dy, lens[k], start, layer.out_len, &mut d[..len]);
+                    }
+                    _ => {}
+                }
+            }
+            self.dx_put(layer, k, dx);
+        }
+        self.dout[l] = dy;
+    }
+
+    // ---- batch norm phases (training mode) ----
+
+    pub fn bn_sum(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+        let layer = &ctx.layers[l];
+        if let Op::BatchNorm { c, sp, .. } = layer.op {
+            self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            batchnorm::partial_sum(self.n, c, sp, x, &mut self.bn_a);
+        }
+    }
+
+    pub fn bn_sqdev(&mut self, l: usize, ctx: &Ctx<'_, T>, mean: &[f64]) {
+        let layer = &ctx.layers[l];
+        if let Op::BatchNorm { c, sp, .. } = layer.op {
+            self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            batchnorm::partial_sqdev(self.n, c, sp, x, mean, &mut self.bn_b);
+        }
+    }
+
+    pub fn bn_normalize(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+        let layer = &ctx.layers[l];
+        if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+            let ol = self.n * layer.out_len;
+            let mut y = take(&mut self.out[l]);
+            let mut xh = take(&mut self.aux[l]);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            let (g, b) = if affine { let (g, b) = params2(ctx, layer, true); (Some(g), b) } else { (None, None) };
+            let st = &ctx.bn[l];
+            batchnorm::normalize(self.n, c, sp, x, &st.mean, &st.invstd, g, b, Some(&mut xh[..ol]), &mut y[..ol]);
+            self.out[l] = y;
+            self.aux[l] = xh;
+        }
+    }
+
+    pub fn bn_grad_sums(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+        let layer = &ctx.layers[l];
+        if let Op::BatchNorm { c, sp, .. } = layer.op {
+            let ol = self.n * layer.out_len;
+            self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
+            self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
+            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &self.aux[l][..ol], &mut self.bn_a, &mut self.bn_b);
+        }
+    }
+
+    /// `mdy`, `mdyx` are the whole-batch means of dy and dy·x̂.
+    pub fn bn_dx(&mut self, l: usize, ctx: &Ctx<'_, T>, mdy: &[f64], mdyx: &[f64]) {
+        let layer = &ctx.layers[l];
+        if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+            let mut dx = self.dx_take(layer, 0);
+            if let Some(d) = dx.as_deref_mut() {
+                let ol = self.n * layer.out_len;
+                let g = if affine { Some(params2(ctx, layer, false).0) } else { None };
+                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &self.aux[l][..ol], g, &ctx.bn[l].invstd, mdy, mdyx, &mut d[..ol]);
+            }
+            self.dx_put(layer, 0, dx);
+        }
+    }
+}
+
+fn params2<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer, bias: bool) -> (&'a [T], Option<&'a [T]>) {
+    let w = param_slice(ctx, layer, 0);
+    let b = if bias && layer.params.len() > 1 { Some(param_slice(ctx, layer, 1)) } else { None };
+    (w, b)
+}
+
+fn params3<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer) -> (&'a [T], &'a [T], &'a [T]) {
+    (param_slice(ctx, layer, 0), param_slice(ctx, layer, 1), param_slice(ctx, layer, 2))
+}
+
+fn param_slice<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer, k: usize) -> &'a [T] {
+    let (o, l) = layer.pranges[k];
+    &ctx.params[o..o + l]
+}
+
+fn grads2<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &CLayer, bias: bool) -> (&'g mut [T], Option<&'g mut [T]>) {
+    let (o0, l0) = layer.pranges[0];
+    if bias && layer.pranges.len() > 1 {
+        let (o1, l1) = layer.pranges[1];
+        // parameters of a layer are contiguous and in canonical order: bias follows weight
+        let (a, b) = g[o0..o1 + l1].split_at_mut(o1 - o0);
+        (&mut a[..l0], Some(b))
+    } else {
+        (&mut g[o0..o0 + l0], None)
+    }
+}
+
+fn grads3<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &CLayer) -> (&'g mut [T], &'g mut [T], &'g mut [T]) {
+    let (o0, l0) = layer.pranges[0];
+    let (o1, l1) = layer.pranges[1];
+    let (o2, l2) = layer.pranges[2];
+    let s = &mut g[o0..o2 + l2];
+    let (a, rest) = s.split_at_mut(o1 - o0);
+    let (b, c) = rest.split_at_mut(o2 - o1);
+    (&mut a[..l0], &mut b[..l1], c)
+}

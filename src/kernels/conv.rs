@@ -1,0 +1,346 @@
+//! 2-D convolution (cross-correlation) via im2col + GEMM, with stride, zero padding,
+//! dilation and groups.
+//!
+//! Forward, per sample and group `g` (`Cg = C/groups`, `Og = O/groups`):
+//! `y[o, oy, ox] = b[o] + Σ_{c<Cg, i<kh, j<kw} W[o, c, i, j] · x[g·Cg + c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]`
+//! (out-of-range input positions read as 0), with `Ho = (H + 2ph − dh(kh−1) − 1)/sh + 1`.
+//! Weight layout is PyTorch's `[O, C/groups, kh, kw]`.
+//!
+//! Backward: `dW_g += dy_g · col_gᵀ`, `db[o] += Σ dy[o,·]`, `dx = col2im(W_gᵀ · dy_g)`.
+//! The column buffer holds one sample: `[C·kh·kw, Ho·Wo]` (rows ordered channel, ki, kj,
+//! so group `g` owns a contiguous block of `Cg·kh·kw` rows). A 1×1, stride-1, unpadded
+//! convolution skips im2col and multiplies the input directly.
+
+use super::dot_tile::gemm_nt_acc;
+use super::matmul::{matmul, MatRef};
+use super::Float;
+
+/// Static geometry of one convolution layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub groups: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Output extent of a convolution along one axis, `None` if the kernel does not fit.
+pub fn conv_out(len: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    if k == 0 || s == 0 || d == 0 {
+        return None;
+    }
+    let span = d * (k - 1) + 1;
+    let padded = len + 2 * p;
+    if padded < span {
+        return None;
+    }
+    Some((padded - span) / s + 1)
+}
+
+impl ConvGeom {
+    /// Reduction length per group: `C/groups · kh · kw`.
+    pub fn kg(&self) -> usize {
+        self.c / self.groups * self.kh * self.kw
+    }
+    pub fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn out_len(&self) -> usize {
+        self.o * self.ho * self.wo
+    }
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0
+    }
+    /// Column-buffer length for one sample (0 for pointwise convolutions).
+    pub fn col_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            self.c * self.kh * self.kw * self.ho * self.wo
+        }
+    }
+    /// Multiply-accumulates of the forward pass for one sample.
+    pub fn macs_per_sample(&self) -> u64 {
+        (self.o * self.ho * self.wo * self.kg()) as u64
+    }
+}
+
+/// Unfolds one sample `x [C,H,W]` into `col [C·kh·kw, Ho·Wo]`.
+pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
+    let hw = g.ho * g.wo;
+    let col = &mut col[..g.c * g.kh * g.kw * hw];
+    if g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 {
+        // fast path: every window is inside the input
+        let mut row = 0;
+        for c in 0..g.c {
+            let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let dst = &mut col[row * hw..(row + 1) * hw];
+                    for oy in 0..g.ho {
+                        let s = (oy + i * g.dh) * g.w + j * g.dw;
+                        let src = &xc[s..s + g.wo];
+                        let d = &mut dst[oy * g.wo..(oy + 1) * g.wo];
+                        for k in 0..g.wo {
+                            d[k] = src[k];
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+        return;
+    }
+    let mut row = 0;
+    for c in 0..g.c {
+        let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let dst = &mut col[row * hw..(row + 1) * hw];
+                let xoff = (j * g.dw) as isize - g.pw as isize;
+                for oy in 0..g.ho {
+                    let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
+                    let drow = &mut dst[oy * g.wo..(oy + 1) * g.wo];
+                    if iy < 0 || iy >= g.h as isize {
+                        drow.iter_mut().for_each(|v| *v = T::ZERO);
+                        continue;
+                    }
+                    let xr = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if g.sw == 1 {
+                        // valid ox range: 0 <= ox + xoff < w
+                        let lo = (-xoff).clamp(0, g.wo as isize) as usize;
+                        let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
+                        drow[..lo].iter_mut().for_each(|v| *v = T::ZERO);
+                        if hi > lo {
+                            let s = (lo as isize + xoff) as usize;
+                            for (d, v) in drow[lo..hi].iter_mut().zip(&xr[s..s + hi - lo]) {
+                                *d = *v;
+                            }
+                        }
+                        drow[hi..].iter_mut().for_each(|v| *v = T::ZERO);
+                    } else {
+                        for (ox, d) in drow.iter_mut().enumerate() {
+                            let ix = (ox * g.sw) as isize + xoff;
+                            *d = if ix >= 0 && ix < g.w as isize { xr[ix as usize] } else { T::ZERO };
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Folds `col [C·kh·kw, Ho·Wo]` back into `dx [C,H,W]` (overwrites `dx`).
+pub fn col2im<T: Float>(g: &ConvGeom, col: &[T], dx: &mut [T]) {
+    dx.iter_mut().for_each(|v| *v = T::ZERO);
+    let hw = g.ho * g.wo;
+    let mut row = 0;
+    for c in 0..g.c {
+        let xc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let src = &col[row * hw..(row + 1) * hw];
+                let xoff = (j * g.dw) as isize - g.pw as isize;
+                for oy in 0..g.ho {
+                    let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let xr = &mut xc[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let srow = &src[oy * g.wo..(oy + 1) * g.wo];
+                    if g.sw == 1 {
+                        let lo = (-xoff).clamp(0, g.wo as isize) as usize;
+                        let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
+                        if hi > lo {
+                            let s = (lo as isize + xoff) as usize;
+                            for (d, v) in xr[s..s + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                                *d += *v;
+                            }
+                        }
+                    } else {
+                        for (ox, v) in srow.iter().enumerate() {
+                            let ix = (ox * g.sw) as isize + xoff;
+                            if ix >= 0 && ix < g.w as isize {
+                                xr[ix as usize] += *v;
+                            }
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Forward over `n` samples. `col` must hold `g.col_len()` elements; if it holds
+/// `n·g.col_len()`, every sample's columns are kept (sample s at `s·col_len`) so that
+/// [`backward`] can reuse them (`cols_kept = true`).
+pub fn forward<T: Float>(g: &ConvGeom, n: usize, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T], col: &mut [T]) {
+    let keep = col.len() >= n * g.col_len();
+    let (il, ol, hw, kg) = (g.in_len(), g.out_len(), g.ho * g.wo, g.kg());
+    let og = g.o / g.groups;
+    for s in 0..n {
+        let xs = &x[s * il..(s + 1) * il];
+        let ys = &mut y[s * ol..(s + 1) * ol];
+        let cl = g.col_len();
+        let src: &[T] = if g.is_pointwise() {
+            xs
+        } else {
+            let cs = if keep { &mut col[s * cl..(s + 1) * cl] } else { &mut col[..cl] };
+            im2col(g, xs, cs);
+            cs
+        };
+        if let Some(b) = b {
+            for o in 0..g.o {
+                ys[o * hw..(o + 1) * hw].iter_mut().for_each(|v| *v = b[o]);
+            }
+        }
+        for gi in 0..g.groups {
+            matmul(
+                og,
+                hw,
+                kg,
+                MatRef::rm(&w[gi * og * kg..], kg),
+                MatRef::rm(&src[gi * kg * hw..], hw),
+                &mut ys[gi * og * hw..],
+                hw,
+                b.is_some(),
+            );
+        }
+    }
+}
+
+/// Backward over `n` samples: overwrites `dx` (if requested), accumulates `dw`, `db`.
+/// `col` must hold `g.col_len()` elements; `dcol` too (only used when `dx` is requested
+/// and the convolution is not pointwise). With `cols_kept`, `col` holds the columns of all
+/// `n` samples from [`forward`] and im2col is not recomputed.
+#[allow(clippy::too_many_arguments)]
+pub fn backward<T: Float>(
+    g: &ConvGeom,
+    n: usize,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    mut dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+    col: &mut [T],
+    dcol: &mut [T],
+    cols_kept: bool,
+) {
+    let (il, ol, hw, kg) = (g.in_len(), g.out_len(), g.ho * g.wo, g.kg());
+    let og = g.o / g.groups;
+    if let Some(db) = db {
+        for s in 0..n {
+            let dys = &dy[s * ol..(s + 1) * ol];
+            for o in 0..g.o {
+                let mut acc = T::ZERO;
+                for v in &dys[o * hw..(o + 1) * hw] {
+                    acc += *v;
+                }
+                db[o] += acc;
+            }
+        }
+    }
+    for s in 0..n {
+        let xs = &x[s * il..(s + 1) * il];
+        let dys = &dy[s * ol..(s + 1) * ol];
+        let cl = g.col_len();
+        let src: &[T] = if g.is_pointwise() {
+            xs
+        } else if cols_kept {
+            &col[s * cl..(s + 1) * cl]
+        } else {
+            im2col(g, xs, col);
+            &col[..cl]
+        };
+        for gi in 0..g.groups {
+            // dW_g[og, kg] += dy_g[og, hw] · src_g[kg, hw]^T (long reduction over hw)
+            gemm_nt_acc(og, kg, hw, &dys[gi * og * hw..], hw, &src[gi * kg * hw..], hw, &mut dw[gi * og * kg..], kg);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let dxs = &mut dx[s * il..(s + 1) * il];
+            let target: &mut [T] = if g.is_pointwise() { dxs } else { &mut *dcol };
+            for gi in 0..g.groups {
+                // dcol_g[kg, hw] = W_g[og, kg]^T · dy_g[og, hw]
+                matmul(
+                    kg,
+                    hw,
+                    og,
+                    MatRef::tr(&w[gi * og * kg..], kg),
+                    MatRef::rm(&dys[gi * og * hw..], hw),
+                    &mut target[gi * kg * hw..],
+                    hw,
+                    false,
+                );
+            }
+            if !g.is_pointwise() {
+                col2im(g, dcol, &mut dx[s * il..(s + 1) * il]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(g: &ConvGeom, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; g.out_len()];
+        let (cg, og) = (g.c / g.groups, g.o / g.groups);
+        for o in 0..g.o {
+            let gi = o / og;
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    let mut s = b[o];
+                    for c in 0..cg {
+                        for i in 0..g.kh {
+                            for j in 0..g.kw {
+                                let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
+                                let ix = (ox * g.sw + j * g.dw) as isize - g.pw as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    s += w[((o * cg + c) * g.kh + i) * g.kw + j]
+                                        * x[((gi * cg + c) * g.h + iy as usize) * g.w + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    y[(o * g.ho + oy) * g.wo + ox] = s;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_matches_naive() {
+        for &(sh, ph, dh, groups) in &[(1, 0, 1, 1), (2, 1, 1, 2), (1, 2, 2, 1), (3, 1, 1, 4)] {
+            let (c, h, w, o, k) = (4, 7, 6, 8, 3);
+            let ho = conv_out(h, k, sh, ph, dh).unwrap();
+            let wo = conv_out(w, k, sh, ph, dh).unwrap();
+            let g = ConvGeom { c, h, w, o, kh: k, kw: k, sh, sw: sh, ph, pw: ph, dh, dw: dh, groups, ho, wo };
+            let x: Vec<f64> = (0..c * h * w).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let wt: Vec<f64> = (0..o * g.kg()).map(|i| ((i * 3) % 5) as f64 * 0.1).collect();
+            let b: Vec<f64> = (0..o).map(|i| i as f64).collect();
+            let mut y = vec![0.0; g.out_len()];
+            let mut col = vec![0.0; g.col_len()];
+            forward(&g, 1, &x, &wt, Some(&b), &mut y, &mut col);
+            let r = naive(&g, &x, &wt, &b);
+            for (a, b) in y.iter().zip(&r) {
+                assert!((a - b).abs() < 1e-9);
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! CPU compute kernels, forward and backward, generic over [`Float`] (f32 and f64).
+//!
+//! Conventions shared by every kernel:
+//! * tensors are dense row-major slices; a batch of `n` samples is `n` consecutive
+//!   per-sample blocks (NCHW for images, `[T, F]` for sequences);
+//! * forward kernels overwrite their outputs;
+//! * backward kernels *overwrite* input gradients (`dx`) and *accumulate* (`+=`) into
+//!   parameter gradients (`dw`, `db`), so a caller can sum over micro-batches;
+//! * kernels never allocate except where documented, and never print. Slice-length
+//!   mismatches are engine bugs and are caught by assertions (the engine validates
+//!   user plans before calling any kernel).
+
+pub mod activation;
+pub mod add;
+pub mod batchnorm;
+pub mod concat;
+pub mod conv;
+pub mod dot_tile;
+pub mod dropout;
+pub mod flatten;
+pub mod linear;
+pub mod lstm;
+pub mod matmul;
+pub mod pool;
+pub mod rnn;
+pub mod softmax_ce;
+
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Scalar type of a network: `f32` for training, `f64` for gradient checks.
+/// Sealed: the `gemm` crate only supports these two real types.
+pub trait Float:
+    sealed::Sealed
+    + Copy
+    + Send
+    + Sync
+    + Default
+    + Debug
+    + PartialOrd
+    + PartialEq
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    fn from_f64(v: f64) -> Self;
+    fn from_f32(v: f32) -> Self;
+    fn to_f64(self) -> f64;
+    fn to_f32(self) -> f32;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn tanh(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    /// Fused multiply-add `self·a + b` (only used where the CPU has FMA).
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    #[inline]
+    fn maxf(self, o: Self) -> Self {
+        if o > self {
+            o
+        } else {
+            self
+        }
+    }
+    /// Numerically stable logistic function.
+    #[inline]
+    fn sigmoid(self) -> Self {
+        if self >= Self::ZERO {
+            Self::ONE / (Self::ONE + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (Self::ONE + e)
+        }
+    }
+}
+
+macro_rules! impl_float {
+    ($t:ty) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn from_f32(v: f32) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
+            }
+        }
+    };
+}
+impl_float!(f32);
+impl_float!(f64);

@@ -1,0 +1,203 @@
+//! Max and average 2-D pooling with zero padding, floor or ceil output rounding.
+//!
+//! Output size: floor mode `out = (H + 2p − k)/s + 1`; ceil mode
+//! `out = ceil((H + 2p − k)/s) + 1`, then (Caffe/PyTorch rule) `out −= 1` if
+//! `(out − 1)·s ≥ H + p`, so the last window always starts inside the input or left pad.
+//!
+//! Max pool: `y = max` over the window clipped to the input (padding never wins); the
+//! argmax (flat index into the input plane, `u32`) is stored so backward scatters
+//! `dx[argmax] += dy`. Average pool (Caffe convention): window `[s·o − p, min(s·o − p + k, H + p))`,
+//! divisor = that window's size (padding inside `H + p` counts, the part beyond does not),
+//! summation over the part inside the input. Backward spreads `dy / divisor` uniformly.
+
+use super::Float;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Output extent along one axis, `None` for an impossible configuration
+/// (zero kernel/stride, padding ≥ kernel, or kernel larger than the padded input).
+pub fn pool_out(len: usize, k: usize, s: usize, p: usize, ceil: bool) -> Option<usize> {
+    if k == 0 || s == 0 || p >= k || len + 2 * p < k {
+        return None;
+    }
+    let span = len + 2 * p - k;
+    let mut out = if ceil { span.div_ceil(s) + 1 } else { span / s + 1 };
+    if ceil && out > 1 && (out - 1) * s >= len + p {
+        out -= 1;
+    }
+    Some(out)
+}
+
+impl PoolGeom {
+    pub fn in_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub fn out_len(&self) -> usize {
+        self.c * self.ho * self.wo
+    }
+    #[inline]
+    fn win(o: usize, s: usize, p: usize, k: usize, len: usize) -> (usize, usize, usize) {
+        // returns (start, end) clipped to the input, and the Caffe avg-pool divisor extent
+        let start = (o * s) as isize - p as isize;
+        let end_pad = (start + k as isize).min((len + p) as isize);
+        let ext = (end_pad - start) as usize;
+        let s0 = start.max(0) as usize;
+        let e0 = (end_pad.min(len as isize)).max(s0 as isize) as usize;
+        (s0, e0, ext)
+    }
+}
+
+/// Max-pool forward; `argmax` has `y.len()` entries.
+pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argmax: &mut [u32]) {
+    let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && 2 * g.ho <= g.h && 2 * g.wo <= g.w {
+        // fast path: non-overlapping 2×2 windows fully inside the input
+        for pl in 0..n * g.c {
+            let xp = &x[pl * ip..(pl + 1) * ip];
+            let yp = &mut y[pl * op..(pl + 1) * op];
+            let ap = &mut argmax[pl * op..(pl + 1) * op];
+            for oy in 0..g.ho {
+                let r0 = &xp[2 * oy * g.w..2 * oy * g.w + g.w];
+                let r1 = &xp[(2 * oy + 1) * g.w..(2 * oy + 1) * g.w + g.w];
+                let yr = &mut yp[oy * g.wo..(oy + 1) * g.wo];
+                let ar = &mut ap[oy * g.wo..(oy + 1) * g.wo];
+                for ox in 0..g.wo {
+                    let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                    // first maximum wins (same tie rule as the general path)
+                    let (mut best, mut bi) = (a, (2 * oy * g.w + 2 * ox) as u32);
+                    if b > best {
+                        best = b;
+                        bi += 1;
+                    }
+                    let base1 = ((2 * oy + 1) * g.w + 2 * ox) as u32;
+                    if c > best {
+                        best = c;
+                        bi = base1;
+                    }
+                    if d > best {
+                        best = d;
+                        bi = base1 + 1;
+                    }
+                    yr[ox] = best;
+                    ar[ox] = bi;
+                }
+            }
+        }
+        return;
+    }
+    for pl in 0..n * g.c {
+        let xp = &x[pl * ip..(pl + 1) * ip];
+        let yp = &mut y[pl * op..(pl + 1) * op];
+        let ap = &mut argmax[pl * op..(pl + 1) * op];
+        for oy in 0..g.ho {
+            let (y0, y1, _) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
+            for ox in 0..g.wo {
+                let (x0, x1, _) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
+                let mut best = T::NEG_INFINITY;
+                let mut bi = (y0 * g.w + x0) as u32;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let v = xp[iy * g.w + ix];
+                        if v > best {
+                            best = v;
+                            bi = (iy * g.w + ix) as u32;
+                        }
+                    }
+                }
+                yp[oy * g.wo + ox] = best;
+                ap[oy * g.wo + ox] = bi;
+            }
+        }
+    }
+}
+
+/// Max-pool backward: overwrites `dx`.
+pub fn max_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], argmax: &[u32], dx: &mut [T]) {
+    let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    dx[..n * g.in_len()].iter_mut().for_each(|v| *v = T::ZERO);
+    for pl in 0..n * g.c {
+        let dxp = &mut dx[pl * ip..(pl + 1) * ip];
+        for (d, a) in dy[pl * op..(pl + 1) * op].iter().zip(&argmax[pl * op..(pl + 1) * op]) {
+            dxp[*a as usize] += *d;
+        }
+    }
+}
+
+/// Average-pool forward.
+pub fn avg_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T]) {
+    let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    for pl in 0..n * g.c {
+        let xp = &x[pl * ip..(pl + 1) * ip];
+        for oy in 0..g.ho {
+            let (y0, y1, ey) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
+            for ox in 0..g.wo {
+                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
+                let mut s = T::ZERO;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        s += xp[iy * g.w + ix];
+                    }
+                }
+                y[pl * op + oy * g.wo + ox] = s / T::from_f64((ey * ex) as f64);
+            }
+        }
+    }
+}
+
+/// Average-pool backward: overwrites `dx`.
+pub fn avg_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], dx: &mut [T]) {
+    let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    dx[..n * g.in_len()].iter_mut().for_each(|v| *v = T::ZERO);
+    for pl in 0..n * g.c {
+        let dxp = &mut dx[pl * ip..(pl + 1) * ip];
+        for oy in 0..g.ho {
+            let (y0, y1, ey) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
+            for ox in 0..g.wo {
+                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
+                let d = dy[pl * op + oy * g.wo + ox] / T::from_f64((ey * ex) as f64);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        dxp[iy * g.w + ix] += d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn out_sizes() {
+        assert_eq!(pool_out(28, 2, 2, 0, false), Some(14));
+        assert_eq!(pool_out(7, 2, 2, 0, false), Some(3));
+        assert_eq!(pool_out(7, 2, 2, 0, true), Some(4));
+        assert_eq!(pool_out(6, 3, 2, 1, true), Some(4));
+        assert_eq!(pool_out(5, 3, 2, 1, true), Some(3));
+        assert_eq!(pool_out(4, 3, 3, 1, true), Some(2));
+        assert_eq!(pool_out(3, 3, 1, 3, false), None);
+    }
+    #[test]
+    fn avg_caffe_divisor() {
+        // 1x3x3 input, k=2 s=2 p=1 ceil=false -> 2x2 output; corner window divisor 4 (incl pad)
+        let g = PoolGeom { c: 1, h: 3, w: 3, kh: 2, kw: 2, sh: 2, sw: 2, ph: 1, pw: 1, ho: 2, wo: 2 };
+        let x = [1.0f64; 9];
+        let mut y = [0.0; 4];
+        avg_forward(&g, 1, &x, &mut y);
+        assert_eq!(y, [0.25, 0.5, 0.5, 1.0]);
+    }
+}

@@ -1,0 +1,66 @@
+//! Softmax cross-entropy loss and top-1 accuracy.
+//!
+//! Per sample with logits `z [T, C]` (T = 1 for plain classification) and label `l`:
+//! `loss_s = (1/T) Σ_t (logsumexp(z_t) − z_t[l])`, computed stably by subtracting
+//! `max(z_t)`. The batch loss is the mean over the `N` samples of the *whole* batch, so
+//! the gradient is `dz_t = (softmax(z_t) − onehot(l)) · scale / T` with `scale = 1/N`.
+//! Prediction (for accuracy): `argmax_c Σ_t z_t[c]` (first maximum wins).
+
+use super::Float;
+
+/// Returns `(Σ_s loss_s as f64, number correct)` over `n` samples; writes `dz` if given.
+/// Labels must be `< c` (checked by the engine).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_backward<T: Float>(
+    n: usize,
+    t: usize,
+    c: usize,
+    z: &[T],
+    labels: &[u32],
+    scale: f64,
+    mut dz: Option<&mut [T]>,
+    probs_tmp: &mut [f64],
+) -> (f64, usize) {
+    let mut loss = 0.0f64;
+    let mut correct = 0usize;
+    let g = T::from_f64(scale / t as f64);
+    for s in 0..n {
+        let l = labels[s] as usize;
+        let mut sample_loss = 0.0;
+        probs_tmp[..c].iter_mut().for_each(|v| *v = 0.0);
+        for step in 0..t {
+            let zs = &z[(s * t + step) * c..(s * t + step + 1) * c];
+            let mut mx = T::NEG_INFINITY;
+            for &v in zs {
+                mx = mx.maxf(v);
+            }
+            let mut se = T::ZERO;
+            for &v in zs {
+                se += (v - mx).exp();
+            }
+            let lse = se.ln() + mx;
+            sample_loss += (lse - zs[l]).to_f64();
+            for (acc, &v) in probs_tmp[..c].iter_mut().zip(zs) {
+                *acc += v.to_f64();
+            }
+            if let Some(dz) = dz.as_deref_mut() {
+                let d = &mut dz[(s * t + step) * c..(s * t + step + 1) * c];
+                for (k, (dv, &v)) in d.iter_mut().zip(zs).enumerate() {
+                    let p = (v - lse).exp();
+                    *dv = if k == l { (p - T::ONE) * g } else { p * g };
+                }
+            }
+        }
+        loss += sample_loss / t as f64;
+        let mut best = 0;
+        for k in 1..c {
+            if probs_tmp[k] > probs_tmp[best] {
+                best = k;
+            }
+        }
+        if best == l {
+            correct += 1;
+        }
+    }
+    (loss, correct)
+}

@@ -10,6 +10,7 @@ pub mod data;
 pub mod diagnostic;
 pub mod engine;
 pub mod kernels;
+pub mod lower;
 pub mod ops;
 pub mod run;
 pub mod source;

@@ -533,3 +533,48 @@ impl<T: Float> Network<T> {
         self.comp.layers.iter().filter(|l| l.inputs.contains(&Input::Data)).map(|l| l.name.clone()).collect()
     }
 }
+
+/// Inspection and restoration used by training runs (checkpoints, divergence reports).
+impl<T: Float> Network<T> {
+    /// The first layer, in forward order, whose parameters or last computed outputs hold a NaN
+    /// or an infinity.
+    pub fn first_nonfinite(&self) -> Option<String> {
+        let bad = |v: &[T]| v.iter().any(|x| !x.to_f64().is_finite());
+        for (l, layer) in self.comp.layers.iter().enumerate() {
+            let bad_param = layer.pranges.iter().any(|&(o, n)| bad(&self.params[o..o + n]));
+            let bad_out = self.workers.iter().any(|w| {
+                w.out.get(l).is_some_and(|o| bad(&o[..(w.n * layer.out_len).min(o.len())]))
+            });
+            if bad_param || bad_out {
+                return Some(layer.name.clone());
+            }
+        }
+        None
+    }
+
+    /// Whether every reduced parameter gradient is finite.
+    pub fn grads_finite(&self) -> bool {
+        self.grad.iter().all(|x| x.to_f64().is_finite())
+    }
+
+    /// The first layer whose parameter gradient holds a NaN or an infinity.
+    pub fn first_nonfinite_grad(&self) -> Option<String> {
+        self.comp.params.iter().find(|p| self.grad[p.offset..p.offset + p.len].iter().any(|x| !x.to_f64().is_finite())).map(|p| p.layer.clone())
+    }
+
+    /// Restores the running statistics of batch-norm layer `layer` (from a checkpoint).
+    pub fn set_running_stats(&mut self, layer: usize, mean: &[f64], var: &[f64]) -> Result<(), EngineError> {
+        let r = self.running.get_mut(layer).filter(|r| !r.0.is_empty()).ok_or_else(|| EngineError::Input(format!("layer #{layer} has no running statistics")))?;
+        if mean.len() != r.0.len() || var.len() != r.1.len() {
+            return Err(EngineError::Input(format!("layer #{layer}: running statistics have {} channels, got {}", r.0.len(), mean.len())));
+        }
+        r.0.copy_from_slice(mean);
+        r.1.copy_from_slice(var);
+        Ok(())
+    }
+
+    /// Number of layers in the compiled plan and their names, in order.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.comp.layers.iter().map(|l| l.name.clone()).collect()
+    }
+}

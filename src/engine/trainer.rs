@@ -245,3 +245,42 @@ mod tests {
         assert!((LrPolicy::Sigmoid { gamma: 0.1, stepsize: 10 }.rate(b, 10) - 0.05).abs() < 1e-7);
     }
 }
+
+/// Explicit control for training runs: the run loop owns the schedule and the checkpoints.
+impl Trainer {
+    /// One solver iteration as iteration `iter` at learning rate `lr` (the run loop computes the
+    /// rate from the spec's policy). Dropout masks and Adam's bias correction follow `iter`, so a
+    /// resumed run repeats an uninterrupted one exactly.
+    pub fn train_step_at(&mut self, inputs: &[f32], labels: &[u32], iter: usize, lr: f32) -> Result<StepStats, EngineError> {
+        self.iter = iter;
+        self.net.set_step(iter as u64);
+        let st = self.net.forward_backward(inputs, labels)?;
+        if st.loss.is_finite() && self.net.grads_finite() {
+            self.update(lr);
+        }
+        let out = StepStats { loss: st.loss as f32, correct: st.correct, batch: st.batch, lr, iter };
+        self.iter = iter + 1;
+        Ok(out)
+    }
+
+    /// The solver's history: momentum (SGD, Nesterov) or first moments (Adam), and Adam's second moments.
+    pub fn solver_state(&self) -> (&[f32], &[f32]) {
+        (&self.hist, &self.hist2)
+    }
+
+    /// Restores the solver history saved by [`Trainer::solver_state`].
+    pub fn set_solver_state(&mut self, first: &[f32], second: &[f32]) -> Result<(), EngineError> {
+        if first.len() != self.hist.len() || second.len() != self.hist2.len() {
+            return Err(EngineError::Input(format!(
+                "solver state has {}+{} values, expected {}+{}",
+                first.len(),
+                second.len(),
+                self.hist.len(),
+                self.hist2.len()
+            )));
+        }
+        self.hist.copy_from_slice(first);
+        self.hist2.copy_from_slice(second);
+        Ok(())
+    }
+}

@@ -1,18 +1,192 @@
-//! The bridge from the run loop to the execution engine (filled in when the engine lands).
+//! The bridge from the run loop to the CPU engine: lowering, solver settings, checkpoint names.
+//!
+//! Checkpoint tensor names are PyTorch's for the same modules: `conv1.weight`, `conv1.bias`;
+//! batch norm `bn.weight`, `bn.bias` (the engine's γ, β), `bn.running_mean`, `bn.running_var`;
+//! recurrent layers `rnn.weight_ih_l0`, `rnn.weight_hh_l0`, `rnn.bias_ih_l0` and a zero
+//! `rnn.bias_hh_l0` (PyTorch keeps two bias vectors where the engine keeps their sum).
 
+use super::checkpoint::Tensors;
 use super::driver::Model;
 use super::error::RunError;
-use crate::data::Pipeline;
-use crate::spec::Experiment;
+use crate::data::{Batch, Pipeline};
+use crate::engine::{LrPolicy as ELr, Solver as ESolver, Trainer, TrainerConfig};
+use crate::spec::{Experiment, Solver};
 
 pub trait EngineModel: Model {
+    /// Bytes the engine holds for training (parameters, gradients, solver state, activations, workspace).
     fn engine_bytes(&self) -> u64;
 }
 
-pub fn build(_exp: &Experiment, _data: &Pipeline, _threads: usize) -> Result<Box<dyn EngineModel>, RunError> {
-    Err(RunError::new("E0599", "the execution engine is not available in this build"))
+pub struct CpuModel {
+    trainer: Trainer,
+    /// (parameter id, checkpoint name).
+    names: Vec<(usize, String)>,
+    /// (layer index, layer name, channels) of batch-norm layers.
+    bn: Vec<(usize, String)>,
+    /// Zero second biases of recurrent layers (name, length), exported for PyTorch.
+    extra_zero: Vec<(String, usize)>,
 }
 
+fn engine_err(e: impl std::fmt::Display) -> RunError {
+    RunError::new("E0534", format!("engine: {e}"))
+}
+
+/// Lowers the experiment and builds a trainer for it.
+pub fn build(exp: &Experiment, data: &Pipeline, threads: usize) -> Result<Box<dyn EngineModel>, RunError> {
+    let plan = crate::lower::lower(exp).map_err(|d| {
+        RunError::new("E0300", d.iter().map(|x| x.message.clone()).collect::<Vec<_>>().join("; "))
+            .help("run `expc check` on the spec for the full message")
+    })?;
+    let shape = data.sample_shape();
+    if shape != plan.input_shape {
+        return Err(RunError::new(
+            "E0535",
+            format!("the data yields samples of shape {shape:?} but the model's input is {:?}", plan.input_shape),
+        )
+        .help("make `input` match the dataset (cifar10: 3x32x32, mnist: 1x28x28, mnist with `sequence rows`: 28x28; `augment crop=` changes H and W)"));
+    }
+    let solver = match exp.train.solver {
+        Solver::Sgd { momentum } => ESolver::Sgd { momentum: momentum as f32 },
+        Solver::Nesterov { momentum } => ESolver::Nesterov { momentum: momentum as f32 },
+        Solver::Adam { beta1, beta2, eps } => ESolver::Adam { beta1: beta1 as f32, beta2: beta2 as f32, eps: eps as f32 },
+    };
+    let cfg = TrainerConfig {
+        base_lr: exp.train.lr as f32,
+        weight_decay: exp.train.weight_decay as f32,
+        solver,
+        // The run loop passes the rate of the spec's policy at every step.
+        lr_policy: ELr::Fixed,
+        max_batch: (exp.data.batch.max(exp.data.test_batch)) as usize,
+        threads: threads.max(1),
+        micro_batch: 2,
+    };
+    let trainer = Trainer::new(&plan, exp.train.seed, cfg).map_err(engine_err)?;
+    let mut names = vec![];
+    let mut extra_zero = vec![];
+    let mut bn = vec![];
+    for (id, p) in trainer.network().param_info().iter().enumerate() {
+        let kind = &plan.layers[p.layer_index].kind;
+        let leaf = match (kind, p.name.as_str()) {
+            (_, "gamma") => "weight".to_string(),
+            (_, "beta") => "bias".to_string(),
+            (crate::engine::LayerKind::Rnn { .. } | crate::engine::LayerKind::Lstm { .. }, "bias") => {
+                extra_zero.push((format!("{}.bias_hh_l0", p.layer), p.len));
+                "bias_ih_l0".to_string()
+            }
+            (crate::engine::LayerKind::Rnn { .. } | crate::engine::LayerKind::Lstm { .. }, n) => format!("{n}_l0"),
+            (_, n) => n.to_string(),
+        };
+        names.push((id, format!("{}.{leaf}", p.layer)));
+    }
+    for (i, l) in plan.layers.iter().enumerate() {
+        if matches!(l.kind, crate::engine::LayerKind::BatchNorm { .. }) {
+            bn.push((i, l.name.clone()));
+        }
+    }
+    Ok(Box::new(CpuModel { trainer, names, bn, extra_zero }))
+}
+
+impl Model for CpuModel {
+    fn train_step(&mut self, batch: &Batch, lr: f64, it: u64) -> Result<f64, RunError> {
+        let st = self.trainer.train_step_at(&batch.inputs, &batch.labels, it as usize, lr as f32).map_err(engine_err)?;
+        if st.loss.is_finite() && !self.trainer.network().grads_finite() {
+            return Ok(f64::NAN);
+        }
+        Ok(st.loss as f64)
+    }
+
+    fn evaluate(&mut self, batch: &Batch) -> Result<(f64, u64), RunError> {
+        let (loss, correct) = self.trainer.evaluate(&batch.inputs, &batch.labels).map_err(engine_err)?;
+        Ok((loss as f64 * batch.n as f64, correct as u64))
+    }
+
+    fn params(&self) -> Tensors {
+        let net = self.trainer.network();
+        let mut t = Tensors::default();
+        for (id, name) in &self.names {
+            let info = &net.param_info()[*id];
+            t.insert(name.clone(), info.shape.clone(), net.param_f32(*id).unwrap_or_default());
+        }
+        for (name, len) in &self.extra_zero {
+            t.insert(name.clone(), vec![*len], vec![0.0; *len]);
+        }
+        for (layer, name) in &self.bn {
+            if let Some((m, v)) = net.running_stats(*layer) {
+                t.insert(format!("{name}.running_mean"), vec![m.len()], m.iter().map(|&x| x as f32).collect());
+                t.insert(format!("{name}.running_var"), vec![v.len()], v.iter().map(|&x| x as f32).collect());
+            }
+        }
+        t
+    }
+
+    fn train_state(&self) -> Tensors {
+        let (a, b) = self.trainer.solver_state();
+        let mut t = Tensors::default();
+        t.insert("solver.history", vec![a.len()], a.to_vec());
+        t.insert("solver.history2", vec![b.len()], b.to_vec());
+        // Running statistics bit-exactly (the model file keeps f32 for PyTorch).
+        let net = self.trainer.network();
+        for (layer, name) in &self.bn {
+            if let Some((m, v)) = net.running_stats(*layer) {
+                t.insert(format!("{name}.running_mean.f64bits"), vec![2 * m.len()], f64_bits(m));
+                t.insert(format!("{name}.running_var.f64bits"), vec![2 * v.len()], f64_bits(v));
+            }
+        }
+        t
+    }
+
+    fn restore(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError> {
+        let missing = |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
+        let net = self.trainer.network_mut();
+        for (id, name) in &self.names {
+            let (_, mut values) = params.get(name).cloned().ok_or_else(|| missing(name))?;
+            if let Some(zero) = name.strip_suffix(".bias_ih_l0").map(|l| format!("{l}.bias_hh_l0")) {
+                if let Some((_, second)) = params.get(&zero) {
+                    values.iter_mut().zip(second).for_each(|(a, b)| *a += b);
+                }
+            }
+            net.set_param_f32(*id, &values).map_err(engine_err)?;
+        }
+        for (layer, name) in &self.bn {
+            let stat = |what: &str| -> Result<Vec<f64>, RunError> {
+                if let Some((_, bits)) = state.get(&format!("{name}.{what}.f64bits")) {
+                    return Ok(from_f64_bits(bits));
+                }
+                let key = format!("{name}.{what}");
+                params.get(&key).map(|(_, v)| v.iter().map(|&x| x as f64).collect()).ok_or_else(|| missing(&key))
+            };
+            net.set_running_stats(*layer, &stat("running_mean")?, &stat("running_var")?).map_err(engine_err)?;
+        }
+        let a = state.get("solver.history").ok_or_else(|| missing("solver.history"))?;
+        let b = state.get("solver.history2").ok_or_else(|| missing("solver.history2"))?;
+        self.trainer.set_solver_state(&a.1, &b.1).map_err(engine_err)
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        let net = self.trainer.network();
+        net.first_nonfinite().or_else(|| net.first_nonfinite_grad())
+    }
+}
+
+impl EngineModel for CpuModel {
+    fn engine_bytes(&self) -> u64 {
+        self.trainer.memory_bytes().total() as u64
+    }
+}
+
+/// The static report's training-memory estimate, once the report stage provides one.
 pub fn estimated_bytes(_exp: &Experiment) -> Option<u64> {
     None
+}
+
+/// f64 values stored losslessly in an f32 tensor: each value's bits as two f32 bit patterns.
+fn f64_bits(v: &[f64]) -> Vec<f32> {
+    v.iter().flat_map(|x| {
+        let b = x.to_bits();
+        [f32::from_bits(b as u32), f32::from_bits((b >> 32) as u32)]
+    }).collect()
+}
+
+fn from_f64_bits(v: &[f32]) -> Vec<f64> {
+    v.chunks_exact(2).map(|c| f64::from_bits(c[0].to_bits() as u64 | (c[1].to_bits() as u64) << 32)).collect()
 }

@@ -70,7 +70,7 @@ where
         .y_label_area_size(56)
         .build_cartesian_2d(0f64..max_it, 0f64..max_loss)
         .map_err(e)?;
-    chart.configure_mesh().x_desc("iteration").y_desc("loss").draw().map_err(e)?;
+    chart.configure_mesh().x_desc("iteration").y_desc("loss").x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(e)?;
     for (i, s) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         let train: Vec<(f64, f64)> = s.rows.iter().filter_map(|r| r.train_loss.map(|l| (r.iteration as f64, l))).collect();
@@ -88,14 +88,17 @@ where
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(e)?;
 
+    // Zoom the accuracy axis to the measured range (in steps of 10 points).
+    let lowest = series.iter().flat_map(|s| s.rows.iter().filter_map(|r| r.test_accuracy)).fold(1.0f64, f64::min);
+    let floor = ((100.0 * lowest - 5.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
     let mut acc = ChartBuilder::on(&right)
         .caption("test accuracy", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0f64..max_it, 0f64..100f64)
+        .build_cartesian_2d(0f64..max_it, floor..100f64)
         .map_err(e)?;
-    acc.configure_mesh().x_desc("iteration").y_desc("accuracy (%)").draw().map_err(e)?;
+    acc.configure_mesh().x_desc("iteration").y_desc("accuracy (%)").x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(e)?;
     for (i, s) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> =

@@ -8,3 +8,4 @@ mod fuzz;
 mod parse;
 mod resolve;
 mod run;
+mod train;

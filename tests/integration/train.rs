@@ -1,0 +1,173 @@
+//! Training runs end to end on synthetic data: artefacts, resume equivalence, divergence,
+//! checkpoint round trip, comparison.
+
+use expc::config::{Overrides, Settings};
+use expc::run::driver::{self, Quiet};
+use expc::run::{checkpoint, compare, engine_model, metrics, session};
+use expc::source::SourceMap;
+use std::path::{Path, PathBuf};
+
+const SPEC: &str = "experiment tiny
+data {
+  dataset synthetic shape=3x8x8 classes=4 train=256 test=64
+  batch 16
+  scale 1/255
+  augment pad=1 crop=8x8 mirror
+}
+model {
+  input 3x8x8
+  conv1: conv 4 3x3 pad=1
+  bn1: batchnorm
+  relu
+  pool1: maxpool 2
+  drop: dropout 0.2
+  fc1: fc 4
+  loss: softmax_loss
+  accuracy
+}
+train {
+  solver sgd momentum=0.9
+  lr 0.05
+  policy step gamma=0.5 stepsize=20
+  weight_decay 1e-4
+  iterations 40
+  eval every=10 batches=2
+  log every=10
+  checkpoint every=10 keep=2
+  seed 3
+}
+";
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("expc-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+fn experiment(text: &str) -> expc::spec::Experiment {
+    let r = expc::spec::resolve_text("tiny.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+    assert!(r.diagnostics.is_empty(), "{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false));
+    r.experiment.expect("resolves")
+}
+
+fn settings(dir: &Path) -> Settings {
+    Settings::load(None, dir, &|_| None, &Overrides::default(), &mut SourceMap::new()).expect("settings")
+}
+
+fn train(text: &str, dir: &Path, iterations: u64, resuming: bool) -> Result<session::Summary, expc::run::RunError> {
+    session::train(&experiment(text), iterations, dir, &settings(dir), 2, resuming, &mut Quiet)
+}
+
+/// Metrics without the timing columns.
+fn losses(dir: &Path) -> Vec<(u64, f64, Option<f64>, Option<f64>, Option<f64>)> {
+    metrics::read(&dir.join("metrics.csv"))
+        .expect("metrics")
+        .into_iter()
+        .map(|r| (r.iteration, r.lr, r.train_loss, r.test_loss, r.test_accuracy))
+        .collect()
+}
+
+#[test]
+fn a_run_writes_every_artefact_and_learns() {
+    let d = tmp("artefacts");
+    let s = train(SPEC, &d, 40, false).expect("trains");
+    for f in ["metrics.csv", "spec.json", "summary.json", "curves.png", "curves.svg", "filters.png", "checkpoints/best.safetensors"] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let rows = losses(&d);
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [10, 20, 30, 40]);
+    assert!(rows[3].2.expect("train loss") < rows[0].2.expect("train loss"), "loss falls: {rows:?}");
+    assert!(s.outcome.best_accuracy.expect("evaluated") > 0.5, "{:?}", s.outcome);
+    // keep=2: only the newest two checkpoints remain.
+    let (it, _, _) = driver::latest_checkpoint(&d).expect("a checkpoint");
+    assert_eq!(it, 40);
+    assert!(!d.join("checkpoints/ckpt-0000020.safetensors").exists());
+    assert!(d.join("checkpoints/ckpt-0000030.safetensors").exists());
+    let ckpt = checkpoint::load(&d.join("checkpoints/ckpt-0000040.safetensors")).expect("loads");
+    for name in ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "fc1.weight", "fc1.bias"] {
+        assert!(ckpt.get(name).is_some(), "{name} missing from {:?}", ckpt.tensors.keys().collect::<Vec<_>>());
+    }
+    assert_eq!(ckpt.get("conv1.weight").expect("w").0, vec![4, 3, 3, 3]);
+    assert_eq!(ckpt.get("fc1.weight").expect("w").0, vec![4, 64]);
+}
+
+#[test]
+fn training_is_deterministic_and_resume_equals_an_uninterrupted_run() {
+    let full = tmp("full");
+    train(SPEC, &full, 40, false).expect("trains");
+    let again = tmp("again");
+    train(SPEC, &again, 40, false).expect("trains");
+    assert_eq!(losses(&full), losses(&again), "same seed and threads: identical metrics");
+
+    // "Killed" after the checkpoint at 20: a run that stops there, then resumes to 40.
+    let cut = tmp("cut");
+    train(SPEC, &cut, 20, false).expect("first half");
+    // Rows after the checkpoint (as a killed run might have written) are dropped on resume.
+    let mut w = metrics::Writer::resume(&cut.join("metrics.csv"), 20).expect("reopen");
+    w.write(&metrics::Row { iteration: 25, ..Default::default() }).expect("write");
+    drop(w);
+    train(SPEC, &cut, 40, true).expect("resumes");
+    assert_eq!(losses(&cut), losses(&full), "resumed metrics equal the uninterrupted run's");
+    let a = checkpoint::load(&full.join("checkpoints/ckpt-0000040.safetensors")).expect("a");
+    let b = checkpoint::load(&cut.join("checkpoints/ckpt-0000040.safetensors")).expect("b");
+    assert_eq!(a.tensors, b.tensors, "identical final weights");
+    let e = train(SPEC, &cut, 40, true).expect_err("already finished");
+    assert_eq!(e.code, "E0533");
+}
+
+#[test]
+fn divergence_stops_with_the_iteration_and_layer_and_keeps_the_last_checkpoint() {
+    let d = tmp("nan");
+    let spec = SPEC.replace("lr 0.05", "lr 1e8").replace("checkpoint every=10 keep=2", "checkpoint every=1 keep=2");
+    let e = train(&spec, &d, 40, false).expect_err("diverges");
+    assert_eq!(e.code, "E0531", "{e}");
+    assert!(e.message.contains("at iteration"), "{e}");
+    assert!(e.message.contains("layer `"), "names a layer: {e}");
+    assert!(e.help.is_some());
+    if let Some((it, model, _)) = driver::latest_checkpoint(&d) {
+        let t = checkpoint::load(&model).expect("last good checkpoint loads");
+        assert!(t.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "checkpoint {it} holds only finite values");
+    }
+    assert!(d.join("curves.png").exists(), "figures are drawn from what was measured");
+}
+
+#[test]
+fn a_checkpoint_restores_identical_predictions() {
+    let d = tmp("roundtrip");
+    train(SPEC, &d, 20, false).expect("trains");
+    let exp = experiment(SPEC);
+    let cfg = expc::run::data::data_config(&exp.data, &settings(&d), exp.train.seed).expect("config");
+    let data = expc::data::Pipeline::load(&cfg).expect("data");
+    let (_, model_path, state_path) = driver::latest_checkpoint(&d).expect("checkpoint");
+    let (params, state, _) = driver::read_checkpoint(&model_path, &state_path).expect("reads");
+    let mut a = engine_model::build(&exp, &data, 1).expect("model");
+    let mut b = engine_model::build(&exp, &data, 2).expect("model");
+    a.restore(&params, &state).expect("restores");
+    b.restore(&params, &state).expect("restores");
+    let batch = data.test_stream().next().expect("a test batch");
+    let (la, ca) = a.evaluate(&batch).expect("eval");
+    let (lb, cb) = b.evaluate(&batch).expect("eval");
+    assert_eq!(ca, cb);
+    assert!((la - lb).abs() < 1e-4 * la.abs().max(1.0), "{la} vs {lb}");
+    assert_eq!(a.params().tensors, params.tensors, "restored tensors read back identically");
+}
+
+#[test]
+fn compare_tables_two_runs() {
+    let a = tmp("cmp-a");
+    let b = tmp("cmp-b");
+    train(SPEC, &a, 20, false).expect("trains");
+    train(&SPEC.replace("weight_decay 1e-4", "weight_decay 0"), &b, 20, false).expect("trains");
+    let runs = compare::load(&[a.clone(), b.clone()]).expect("loads");
+    let table = compare::table(&runs);
+    assert_eq!(table.len(), 2);
+    assert!(table.iter().all(|l| l.best_accuracy.is_some() && l.iterations == 20));
+    let text = compare::render_table(&table);
+    assert!(text.starts_with("run"), "{text}");
+    assert_eq!(text.lines().count(), 3);
+    compare::figure(&runs, &a.join("cmp")).expect("figure");
+    assert!(a.join("cmp.png").exists() && a.join("cmp.svg").exists());
+    let e = compare::load(&[a.join("nope")]).err().expect("missing run");
+    assert_eq!(e.code, "E0505");
+}

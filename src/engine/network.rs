@@ -143,7 +143,7 @@ impl<T: Float> Network<T> {
                 *d = T::from_f32(*s);
             }
         }
-        let workers = (0..threads).map(|_| Worker::new(&comp, cap)).collect();
+        let workers = (0..threads).map(|_| Worker::new(&comp, cap, if lockstep { cap } else { per_worker })).collect();
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -291,6 +291,7 @@ impl<T: Float> Network<T> {
                 if backward {
                     wk.grad.iter_mut().for_each(|g| *g = T::ZERO);
                 }
+                wk.slice_start = start;
                 let mut done = 0;
                 while done < cnt {
                     let m = wk.cap.min(cnt - done);
@@ -306,6 +307,9 @@ impl<T: Float> Network<T> {
                         }
                     }
                     done += m;
+                }
+                if backward {
+                    wk.flush_linear(&ctx, cnt);
                 }
             });
         }

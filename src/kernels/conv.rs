@@ -11,7 +11,7 @@
 //! so group `g` owns a contiguous block of `Cg·kh·kw` rows). A 1×1, stride-1, unpadded
 //! convolution skips im2col and multiplies the input directly.
 
-use super::dot_tile::gemm_nt_acc;
+use super::dot_tile::{gemm_nt_acc, gemm_nt_acc_batched};
 use super::matmul::{matmul, MatRef};
 use super::Float;
 
@@ -287,10 +287,17 @@ pub fn backward<T: Float>(
             }
         }
     }
+    let cl = g.col_len();
+    let batched = cols_kept && !g.is_pointwise();
+    if batched {
+        // weight gradient of all samples at once: reduction over n·Ho·Wo
+        for gi in 0..g.groups {
+            gemm_nt_acc_batched(og, kg, hw, n, &dy[gi * og * hw..], hw, ol, &col[gi * kg * hw..], hw, cl, &mut dw[gi * og * kg..], kg);
+        }
+    }
     for s in 0..n {
         let xs = &x[s * il..(s + 1) * il];
         let dys = &dy[s * ol..(s + 1) * ol];
-        let cl = g.col_len();
         let src: &[T] = if g.is_pointwise() {
             xs
         } else if cols_kept {
@@ -299,7 +306,7 @@ pub fn backward<T: Float>(
             im2col(g, xs, col);
             &col[..cl]
         };
-        for gi in 0..g.groups {
+        for gi in (0..g.groups).filter(|_| !batched) {
             // dW_g[og, kg] += dy_g[og, hw] · src_g[kg, hw]^T (long reduction over hw)
             gemm_nt_acc(og, kg, hw, &dys[gi * og * hw..], hw, &src[gi * kg * hw..], hw, &mut dw[gi * og * kg..], kg);
         }

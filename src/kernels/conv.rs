@@ -112,11 +112,79 @@ fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// Sum with 16 independent partial sums (vectorisable, fixed order → deterministic).
+#[inline]
+pub fn lane_sum<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 16];
+    let mut ch = v.chunks_exact(16);
+    for c in &mut ch {
+        for l in 0..16 {
+            acc[l] += c[l];
+        }
+    }
+    let mut s = T::ZERO;
+    for r in ch.remainder() {
+        s += *r;
+    }
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+/// im2col for stride 1 without padding, f32 AVX-512: each output row is copied with
+/// 16-wide (masked) loads and stores.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_s1_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let hw = g.ho * g.wo;
+    assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw);
+    assert!((g.ho - 1 + (g.kh - 1) * g.dh) < g.h && (g.wo - 1 + (g.kw - 1) * g.dw) < g.w);
+    let full = g.wo / 16;
+    let rem = g.wo % 16;
+    let mask: __mmask16 = ((1u32 << rem) - 1) as __mmask16;
+    let xp = x.as_ptr();
+    let cp = col.as_mut_ptr();
+    let mut row = 0;
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let dst = cp.add(row * hw);
+                for oy in 0..g.ho {
+                    let src = xp.add(c * g.h * g.w + (oy + i * g.dh) * g.w + j * g.dw);
+                    let d = dst.add(oy * g.wo);
+                    for b in 0..full {
+                        _mm512_storeu_ps(d.add(16 * b), _mm512_loadu_ps(src.add(16 * b)));
+                    }
+                    if rem > 0 {
+                        _mm512_mask_storeu_ps(d.add(16 * full), mask, _mm512_maskz_loadu_ps(mask, src.add(16 * full)));
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
 /// Unfolds one sample `x [C,H,W]` into `col [C·kh·kw, Ho·Wo]`.
 pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     let hw = g.ho * g.wo;
     let col = &mut col[..g.c * g.kh * g.kw * hw];
     if g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: T is f32; AVX-512F detected; every row copy stays inside x and col
+                // (the window is inside the input in this branch and col has C·kh·kw·hw elements).
+                unsafe {
+                    let xs = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+                    let cs = std::slice::from_raw_parts_mut(col.as_mut_ptr() as *mut f32, col.len());
+                    im2col_s1_avx512(g, xs, cs);
+                }
+                return;
+            }
+        }
         // fast path: every window is inside the input
         let mut row = 0;
         for c in 0..g.c {
@@ -279,11 +347,7 @@ pub fn backward<T: Float>(
         for s in 0..n {
             let dys = &dy[s * ol..(s + 1) * ol];
             for o in 0..g.o {
-                let mut acc = T::ZERO;
-                for v in &dys[o * hw..(o + 1) * hw] {
-                    acc += *v;
-                }
-                db[o] += acc;
+                db[o] += lane_sum(&dys[o * hw..(o + 1) * hw]);
             }
         }
     }

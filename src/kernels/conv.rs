@@ -141,9 +141,9 @@ unsafe fn im2col_s1_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     let hw = g.ho * g.wo;
     assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw);
     assert!((g.ho - 1 + (g.kh - 1) * g.dh) < g.h && (g.wo - 1 + (g.kw - 1) * g.dw) < g.w);
-    let full = g.wo / 16;
-    let rem = g.wo % 16;
-    let mask: __mmask16 = ((1u32 << rem) - 1) as __mmask16;
+    let nblk = g.wo.div_ceil(16);
+    let rem = g.wo - 16 * (nblk - 1);
+    let last: __mmask16 = if rem == 16 { 0xFFFF } else { ((1u32 << rem) - 1) as __mmask16 };
     let xp = x.as_ptr();
     let cp = col.as_mut_ptr();
     let mut row = 0;
@@ -154,11 +154,10 @@ unsafe fn im2col_s1_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
                 for oy in 0..g.ho {
                     let src = xp.add(c * g.h * g.w + (oy + i * g.dh) * g.w + j * g.dw);
                     let d = dst.add(oy * g.wo);
-                    for b in 0..full {
-                        _mm512_storeu_ps(d.add(16 * b), _mm512_loadu_ps(src.add(16 * b)));
-                    }
-                    if rem > 0 {
-                        _mm512_mask_storeu_ps(d.add(16 * full), mask, _mm512_maskz_loadu_ps(mask, src.add(16 * full)));
+                    // variable masks keep LLVM from turning this into a `memcpy` call
+                    for b in 0..nblk {
+                        let m = if b + 1 == nblk { last } else { 0xFFFF };
+                        _mm512_mask_storeu_ps(d.add(16 * b), m, _mm512_maskz_loadu_ps(m, src.add(16 * b)));
                     }
                 }
                 row += 1;

@@ -113,7 +113,7 @@ impl<T: Float> Worker<T> {
         }
         let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
         for l in &c.layers {
-            let last = matches!(l.op, Op::SoftmaxCe { .. });
+            let last = matches!(l.op, Op::SoftmaxCe { .. } | Op::Fused);
             w.out.push(zeros(if last { 0 } else { cap * l.out_len }));
             w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 }));
             for (k, i) in l.inputs.iter().enumerate() {
@@ -132,7 +132,7 @@ impl<T: Float> Worker<T> {
                         dcol = dcol.max(g.col_len());
                     }
                 }
-                Op::MaxPool(_) => am = cap * l.out_len,
+                Op::MaxPool(..) => am = cap * l.out_len,
                 Op::BatchNorm { c, .. } => {
                     a1 = cap * l.out_len;
                     bn = bn.max(*c);
@@ -202,6 +202,9 @@ impl<T: Float> Worker<T> {
     /// Forward of layer `l` over the current samples (not batch norm in training mode).
     pub fn fwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
+        if matches!(layer.op, Op::Fused) {
+            return;
+        }
         let n = self.n;
         let mut y = take(&mut self.out[l]);
         let ol = n * layer.out_len;
@@ -212,7 +215,13 @@ impl<T: Float> Worker<T> {
                 let col = if self.aux[l].len() >= n * g.col_len() && g.col_len() > 0 { &mut self.aux[l] } else { &mut self.col };
                 conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
-            Op::MaxPool(g) => pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]),
+            Op::MaxPool(g, relu) => {
+                pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]);
+                if *relu {
+                    y[..ol].iter_mut().for_each(|v| *v = v.maxf(T::ZERO));
+                }
+            }
+            Op::Fused => {}
             Op::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
             Op::Linear { rows, fin, fout, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
@@ -300,6 +309,9 @@ impl<T: Float> Worker<T> {
     /// accumulates parameter gradients into `self.grad`.
     pub fn bwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
+        if matches!(layer.op, Op::Fused) {
+            return;
+        }
         let n = self.n;
         let ol = n * layer.out_len;
         let il = n * layer.in_lens[0];
@@ -316,11 +328,13 @@ impl<T: Float> Worker<T> {
                     let col = if kept { &mut self.aux[l] } else { &mut self.col };
                     conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
-                Op::MaxPool(g) => {
+                Op::MaxPool(g, relu) => {
                     if let Some(d) = dxs {
-                        pool::max_backward(g, n, &dy[..ol], &self.argmax[l][..ol], d);
+                        let y = if *relu { Some(&self.out[l][..ol]) } else { None };
+                        pool::max_backward(g, n, &dy[..ol], y, &self.argmax[l][..ol], d);
                     }
                 }
+                Op::Fused => {}
                 Op::AvgPool(g) => {
                     if let Some(d) = dxs {
                         pool::avg_backward(g, n, &dy[..ol], d);

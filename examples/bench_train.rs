@@ -1,7 +1,7 @@
 //! Training-throughput benchmark for the expc engine (see bench/README.md).
 //!
 //! `cargo run --release --example bench_train -- --net simple|lenet [--bn] [--threads N]
-//!  [--batch B] [--warmup W] [--runs R] [--steps S] [--micro M]`
+//!  [--batch B] [--warmup W] [--runs R] [--steps S] [--micro M (0 = auto)]`
 //! Prints one JSON line: median img/s over R timed runs of S steps each (after W warm-up
 //! steps), all run times, final loss, and peak RSS (VmHWM) in MiB.
 
@@ -33,7 +33,7 @@ fn main() {
     let warmup: usize = arg(&args, "--warmup", 5);
     let runs: usize = arg(&args, "--runs", 5);
     let steps: usize = arg(&args, "--steps", 10);
-    let micro: usize = arg(&args, "--micro", 2);
+    let micro: usize = arg(&args, "--micro", 0);
     let plan = if net == "lenet" { lenet(bn) } else { simple_net(bn) };
     let cfg = TrainerConfig { base_lr: 0.01, threads, max_batch: batch, micro_batch: micro, ..Default::default() };
     let mut t = Trainer::new(&plan, 1, cfg).expect("valid plan");

@@ -17,7 +17,10 @@ use crate::kernels::pool::PoolGeom;
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
     Conv { g: ConvGeom, bias: bool },
-    MaxPool(PoolGeom),
+    /// Max pooling; `true` when a preceding ReLU was fused in (`y = max(0, max(x))`).
+    MaxPool(PoolGeom, bool),
+    /// A layer fused into its consumer: no buffers, no work.
+    Fused,
     AvgPool(PoolGeom),
     Linear { rows: usize, fin: usize, fout: usize, bias: bool },
     Act(Act),
@@ -196,7 +199,7 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
                     return Err(EngineError::Config { layer: l.name.clone(), msg: "plane too large".into() });
                 }
                 if matches!(l.kind, LayerKind::MaxPool2d { .. }) {
-                    Op::MaxPool(g)
+                    Op::MaxPool(g, false)
                 } else {
                     Op::AvgPool(g)
                 }
@@ -245,6 +248,28 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
             first_writer: vec![],
         });
     }
+    // fusion: ReLU → MaxPool (sole consumer) becomes one pooling op on the ReLU's input,
+    // since max pooling commutes with the monotone ReLU (padding never wins the max).
+    for li in 0..nl.saturating_sub(1) {
+        if !matches!(layers[li].op, Op::Act(Act::Relu)) || !matches!(layers[li + 1].op, Op::MaxPool(_, false)) {
+            continue;
+        }
+        if layers[li + 1].inputs != [Input::Layer(li)] {
+            continue;
+        }
+        let other = layers.iter().enumerate().any(|(k, l)| k != li + 1 && l.inputs.contains(&Input::Layer(li)));
+        if other {
+            continue;
+        }
+        let relu_in = layers[li].inputs.clone();
+        if let Op::MaxPool(g, _) = layers[li + 1].op {
+            layers[li + 1].op = Op::MaxPool(g, true);
+        }
+        layers[li + 1].inputs = relu_in;
+        layers[li].op = Op::Fused;
+        layers[li].inputs = vec![];
+        layers[li].in_lens = vec![];
+    }
     // backward routing
     for li in 0..nl {
         let from_inputs = layers[li].inputs.iter().any(|i| matches!(i, Input::Layer(j) if layers[*j].requires));
@@ -269,7 +294,7 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
         }
         layers[li].first_writer = fw;
     }
-    if let Some(j) = (0..nl - 1).find(|j| !consumed[*j]) {
+    if let Some(j) = (0..nl - 1).find(|j| !consumed[*j] && !matches!(layers[*j].op, Op::Fused)) {
         return Err(EngineError::InvalidPlan(format!("output of layer `{}` is never used", layers[j].name)));
     }
     let classes = match layers[nl - 1].op {

@@ -43,14 +43,16 @@ pub struct NetOptions {
     pub backend: Backend,
     /// Largest batch accepted by a step (buffers are sized for it).
     pub max_batch: usize,
-    /// Samples per micro-batch when no batch norm forces whole-slice execution.
+    /// Samples per micro-batch when no batch norm forces whole-slice execution;
+    /// 0 = automatic: ≥ 256/(Ho·Wo) of the smallest conv output, clamped to 2..=8 and
+    /// to ~1.5 MiB of per-micro-batch buffers.
     pub micro_batch: usize,
 }
 
 impl Default for NetOptions {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        NetOptions { backend: Backend::Cpu { threads }, max_batch: 256, micro_batch: 2 }
+        NetOptions { backend: Backend::Cpu { threads }, max_batch: 256, micro_batch: 0 }
     }
 }
 
@@ -103,10 +105,34 @@ pub struct Network<T: Float = f32> {
     /// Running (mean, var) per layer (empty for non-BN layers).
     running: Vec<(Vec<f64>, Vec<f64>)>,
     bn: Vec<BnStats>,
+    /// Scratch for whole-batch BN reductions (max channels), reused every step.
+    bn_tmp: (Vec<f64>, Vec<f64>),
     opts: NetOptions,
     lockstep: bool,
     drop_key: u64,
     seed: u64,
+}
+
+/// Automatic micro-batch size: long enough that every convolution's batched weight-gradient
+/// reduction covers ≥ 256 output positions (`mb ≥ 256 / (Ho·Wo)`), at least 2 and at most
+/// 8, and reduced while one micro-batch's activations, gradients and kept columns exceed
+/// 1.5 MiB (half a typical L2).
+pub(crate) fn auto_micro_batch(c: &Compiled) -> usize {
+    let mut mb = 2usize;
+    let mut per_sample = 0usize;
+    for l in &c.layers {
+        per_sample += 2 * l.out_len * 4;
+        if let Op::Conv { g, .. } = &l.op {
+            let hw = g.ho * g.wo;
+            mb = mb.max(256usize.div_ceil(hw.max(1)));
+            per_sample += g.col_len() * 4;
+        }
+    }
+    let mut mb = mb.min(8);
+    while mb > 2 && mb * per_sample > 3 << 19 {
+        mb -= 1;
+    }
+    mb
 }
 
 fn par_workers<T: Float, F>(pool: &Option<rayon::ThreadPool>, workers: &mut [Worker<T>], f: F)
@@ -128,12 +154,13 @@ impl<T: Float> Network<T> {
     pub fn with_options(plan: &Plan, seed: u64, opts: NetOptions) -> Result<Self, EngineError> {
         let comp = compile(plan)?;
         let Backend::Cpu { threads } = opts.backend;
-        if threads == 0 || opts.max_batch == 0 || opts.micro_batch == 0 {
-            return Err(EngineError::InvalidPlan("threads, max_batch and micro_batch must be ≥ 1".into()));
+        if threads == 0 || opts.max_batch == 0 {
+            return Err(EngineError::InvalidPlan("threads and max_batch must be ≥ 1".into()));
         }
         let lockstep = comp.has_bn;
         let per_worker = opts.max_batch.div_ceil(threads);
-        let cap = if lockstep { per_worker } else { opts.micro_batch.min(per_worker) };
+        let mb = if opts.micro_batch == 0 { auto_micro_batch(&comp) } else { opts.micro_batch };
+        let cap = if lockstep { per_worker } else { mb.min(per_worker) };
         let mut params = vec![T::ZERO; comp.n_params];
         let mut tmp = vec![];
         for (i, p) in comp.params.iter().enumerate() {
@@ -143,7 +170,7 @@ impl<T: Float> Network<T> {
                 *d = T::from_f32(*s);
             }
         }
-        let workers = (0..threads).map(|_| Worker::new(&comp, cap)).collect();
+        let workers = (0..threads).map(|_| Worker::new(&comp, cap, if lockstep { cap } else { per_worker })).collect();
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -170,7 +197,9 @@ impl<T: Float> Network<T> {
                 _ => BnStats::default(),
             })
             .collect();
+        let max_c = comp.layers.iter().map(|l| if let Op::BatchNorm { c, .. } = l.op { c } else { 0 }).max().unwrap_or(0);
         Ok(Network {
+            bn_tmp: (vec![0.0; max_c], vec![0.0; max_c]),
             grad: vec![T::ZERO; comp.n_params],
             comp,
             params,
@@ -187,6 +216,10 @@ impl<T: Float> Network<T> {
 
     pub fn options(&self) -> &NetOptions {
         &self.opts
+    }
+    /// Samples each worker processes per pass (micro-batch, or whole slice with batch norm).
+    pub fn micro_batch(&self) -> usize {
+        self.workers.first().map_or(0, |w| w.cap)
     }
     pub fn threads(&self) -> usize {
         self.workers.len()
@@ -291,6 +324,7 @@ impl<T: Float> Network<T> {
                 if backward {
                     wk.grad.iter_mut().for_each(|g| *g = T::ZERO);
                 }
+                wk.slice_start = start;
                 let mut done = 0;
                 while done < cnt {
                     let m = wk.cap.min(cnt - done);
@@ -306,6 +340,9 @@ impl<T: Float> Network<T> {
                         }
                     }
                     done += m;
+                }
+                if backward {
+                    wk.flush_linear(&ctx, cnt);
                 }
             });
         }
@@ -349,7 +386,8 @@ impl<T: Float> Network<T> {
                     let ctx = ctx!();
                     par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sum(l, &ctx));
                 }
-                let mut mean = vec![0.0; c];
+                let mut mean = std::mem::take(&mut self.bn_tmp.0);
+                mean[..c].iter_mut().for_each(|v| *v = 0.0);
                 for wk in &self.workers {
                     for (a, b) in mean.iter_mut().zip(&wk.bn_a) {
                         *a += *b;
@@ -361,7 +399,8 @@ impl<T: Float> Network<T> {
                     let mean = &mean;
                     par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sqdev(l, &ctx, mean));
                 }
-                let mut var = vec![0.0; c];
+                let mut var = std::mem::take(&mut self.bn_tmp.1);
+                var[..c].iter_mut().for_each(|v| *v = 0.0);
                 for wk in &self.workers {
                     for (a, b) in var.iter_mut().zip(&wk.bn_b) {
                         *a += *b;
@@ -376,6 +415,7 @@ impl<T: Float> Network<T> {
                     self.bn[l].mean[ch] = mean[ch];
                     self.bn[l].invstd[ch] = 1.0 / (var[ch] + eps).sqrt();
                 }
+                self.bn_tmp = (mean, var);
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
             } else {
@@ -397,7 +437,9 @@ impl<T: Float> Network<T> {
                     let ctx = ctx!();
                     par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_grad_sums(l, &ctx));
                 }
-                let (mut sdy, mut sdyx) = (vec![0.0; c], vec![0.0; c]);
+                let (mut sdy, mut sdyx) = std::mem::take(&mut self.bn_tmp);
+                sdy[..c].iter_mut().for_each(|v| *v = 0.0);
+                sdyx[..c].iter_mut().for_each(|v| *v = 0.0);
                 for wk in &self.workers {
                     for ch in 0..c {
                         sdy[ch] += wk.bn_a[ch];
@@ -415,9 +457,12 @@ impl<T: Float> Network<T> {
                 }
                 sdy.iter_mut().for_each(|v| *v /= m);
                 sdyx.iter_mut().for_each(|v| *v /= m);
-                let ctx = ctx!();
-                let (a, b) = (&sdy, &sdyx);
-                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_dx(l, &ctx, a, b));
+                {
+                    let ctx = ctx!();
+                    let (a, b) = (&sdy, &sdyx);
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_dx(l, &ctx, a, b));
+                }
+                self.bn_tmp = (sdy, sdyx);
             } else {
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |_, wk| wk.bwd(l, &ctx));

@@ -64,7 +64,7 @@ pub struct TrainerConfig {
     pub lr_policy: LrPolicy,
     pub max_batch: usize,
     pub threads: usize,
-    /// Micro-batch size for nets without batch norm (default 2).
+    /// Micro-batch size for nets without batch norm (0 = automatic, the default).
     pub micro_batch: usize,
 }
 
@@ -77,7 +77,7 @@ impl Default for TrainerConfig {
             lr_policy: LrPolicy::Fixed,
             max_batch: 256,
             threads: 1,
-            micro_batch: 2,
+            micro_batch: 0,
         }
     }
 }
@@ -163,9 +163,9 @@ impl Trainer {
     fn update(&mut self, lr: f32) {
         let wd = self.cfg.weight_decay;
         let t = (self.iter + 1) as i32;
-        let infos = self.net.comp.params.clone();
-        let (params, grad) = (&mut self.net.params, &self.net.grad);
-        for p in &infos {
+        let net = &mut self.net;
+        let (infos, params, grad) = (&net.comp.params, &mut net.params, &net.grad);
+        for p in infos {
             let a = lr * p.lr_mult;
             let dec = wd * p.decay_mult;
             let r = p.offset..p.offset + p.len;

@@ -10,6 +10,7 @@
 use super::compile::{CLayer, Compiled, Op};
 use super::plan::Input;
 use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
+use crate::kernels::matmul::{matmul, MatRef};
 use std::mem::take;
 
 /// Per-layer batch statistics used during one pass (mean, 1/sqrt(var + eps)).
@@ -52,6 +53,13 @@ pub(crate) struct Worker<T> {
     pub correct: usize,
     pub first: usize,
     pub n: usize,
+    /// Global index of the first sample of this worker's slice (deferred linear grads).
+    pub slice_start: usize,
+    /// Per linear layer: inputs and output gradients of the whole slice, so the weight
+    /// gradient is one long-reduction product per step instead of one per micro-batch
+    /// (empty when not deferred).
+    pub lin_x: Vec<Vec<T>>,
+    pub lin_dy: Vec<Vec<T>>,
 }
 
 /// Largest per-layer column store (elements) kept from forward for backward reuse.
@@ -62,7 +70,9 @@ fn zeros<T: Float>(n: usize) -> Vec<T> {
 }
 
 impl<T: Float> Worker<T> {
-    pub fn new(c: &Compiled, cap: usize) -> Self {
+    /// `cap`: samples per pass; `slice_cap`: samples per step for this worker (> `cap`
+    /// enables deferred linear weight gradients).
+    pub fn new(c: &Compiled, cap: usize, slice_cap: usize) -> Self {
         let nl = c.layers.len();
         let mut w = Worker {
             cap,
@@ -86,10 +96,24 @@ impl<T: Float> Worker<T> {
             correct: 0,
             first: 0,
             n: 0,
+            slice_start: 0,
+            lin_x: vec![],
+            lin_dy: vec![],
         };
+        for l in &c.layers {
+            let (mut a, mut b) = (0, 0);
+            if let Op::Linear { rows, fin, fout, .. } = l.op {
+                if slice_cap > cap && !l.params.is_empty() {
+                    a = slice_cap * rows * fin;
+                    b = slice_cap * rows * fout;
+                }
+            }
+            w.lin_x.push(zeros(a));
+            w.lin_dy.push(zeros(b));
+        }
         let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
         for l in &c.layers {
-            let last = matches!(l.op, Op::SoftmaxCe { .. });
+            let last = matches!(l.op, Op::SoftmaxCe { .. } | Op::Fused);
             w.out.push(zeros(if last { 0 } else { cap * l.out_len }));
             w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 }));
             for (k, i) in l.inputs.iter().enumerate() {
@@ -108,7 +132,7 @@ impl<T: Float> Worker<T> {
                         dcol = dcol.max(g.col_len());
                     }
                 }
-                Op::MaxPool(_) => am = cap * l.out_len,
+                Op::MaxPool(..) => am = cap * l.out_len,
                 Op::BatchNorm { c, .. } => {
                     a1 = cap * l.out_len;
                     bn = bn.max(*c);
@@ -154,7 +178,8 @@ impl<T: Float> Worker<T> {
             + vv(&self.aux2)
             + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
         let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.ws1.len() + self.ws2.len() + self.ws3.len()) * s
-            + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8;
+            + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
+            + (vv(&self.lin_x) + vv(&self.lin_dy));
         (act, ws)
     }
 
@@ -177,6 +202,9 @@ impl<T: Float> Worker<T> {
     /// Forward of layer `l` over the current samples (not batch norm in training mode).
     pub fn fwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
+        if matches!(layer.op, Op::Fused) {
+            return;
+        }
         let n = self.n;
         let mut y = take(&mut self.out[l]);
         let ol = n * layer.out_len;
@@ -187,7 +215,13 @@ impl<T: Float> Worker<T> {
                 let col = if self.aux[l].len() >= n * g.col_len() && g.col_len() > 0 { &mut self.aux[l] } else { &mut self.col };
                 conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
-            Op::MaxPool(g) => pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]),
+            Op::MaxPool(g, relu) => {
+                pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]);
+                if *relu {
+                    y[..ol].iter_mut().for_each(|v| *v = v.maxf(T::ZERO));
+                }
+            }
+            Op::Fused => {}
             Op::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
             Op::Linear { rows, fin, fout, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
@@ -275,6 +309,9 @@ impl<T: Float> Worker<T> {
     /// accumulates parameter gradients into `self.grad`.
     pub fn bwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
+        if matches!(layer.op, Op::Fused) {
+            return;
+        }
         let n = self.n;
         let ol = n * layer.out_len;
         let il = n * layer.in_lens[0];
@@ -291,11 +328,13 @@ impl<T: Float> Worker<T> {
                     let col = if kept { &mut self.aux[l] } else { &mut self.col };
                     conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
-                Op::MaxPool(g) => {
+                Op::MaxPool(g, relu) => {
                     if let Some(d) = dxs {
-                        pool::max_backward(g, n, &dy[..ol], &self.argmax[l][..ol], d);
+                        let y = if *relu { Some(&self.out[l][..ol]) } else { None };
+                        pool::max_backward(g, n, &dy[..ol], y, &self.argmax[l][..ol], d);
                     }
                 }
+                Op::Fused => {}
                 Op::AvgPool(g) => {
                     if let Some(d) = dxs {
                         pool::avg_backward(g, n, &dy[..ol], d);
@@ -303,8 +342,19 @@ impl<T: Float> Worker<T> {
                 }
                 Op::Linear { rows, fin, fout, bias } => {
                     let (w, _) = params2(ctx, layer, *bias);
-                    let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
-                    linear::backward(n * rows, *fin, *fout, x, w, &dy[..ol], dxs, dw, db);
+                    if !self.lin_x[l].is_empty() {
+                        // deferred weight gradient: stash x and dy, compute dx now
+                        let o = self.first - self.slice_start;
+                        let (xi, yo) = (rows * fin, rows * fout);
+                        self.lin_x[l][o * xi..(o + n) * xi].copy_from_slice(&x[..n * xi]);
+                        self.lin_dy[l][o * yo..(o + n) * yo].copy_from_slice(&dy[..ol]);
+                        if let Some(d) = dxs {
+                            matmul(n * rows, *fin, *fout, MatRef::rm(&dy[..ol], *fout), MatRef::rm(w, *fin), d, *fin, false);
+                        }
+                    } else {
+                        let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
+                        linear::backward(n * rows, *fin, *fout, x, w, &dy[..ol], dxs, dw, db);
+                    }
                 }
                 Op::Act(a) => {
                     if let Some(d) = dxs {
@@ -385,6 +435,26 @@ impl<T: Float> Worker<T> {
             self.dx_put(layer, k, dx);
         }
         self.dout[l] = dy;
+    }
+
+    /// Weight/bias gradients of deferred linear layers over the `n` samples of the slice.
+    pub fn flush_linear(&mut self, ctx: &Ctx<'_, T>, n: usize) {
+        for (l, layer) in ctx.layers.iter().enumerate() {
+            if self.lin_x[l].is_empty() || n == 0 {
+                continue;
+            }
+            if let Op::Linear { rows, fin, fout, bias } = layer.op {
+                let r = n * rows;
+                let (dw, db) = grads2(&mut self.grad, ctx, layer, bias);
+                // dW[out, in] += dyᵀ[out, r] · x[r, in]
+                matmul(fout, fin, r, MatRef::tr(&self.lin_dy[l][..r * fout], fout), MatRef::rm(&self.lin_x[l][..r * fin], fin), dw, fin, true);
+                if let Some(db) = db {
+                    for row in self.lin_dy[l][..r * fout].chunks_exact(fout) {
+                        add::accumulate(row, db);
+                    }
+                }
+            }
+        }
     }
 
     // ---- batch norm phases (training mode) ----

@@ -127,28 +127,34 @@ unsafe fn tile512<const MR: usize, const NR: usize>(
     p: usize,
     c: *mut f32,
     ldc: usize,
+    nb: usize,
+    a_bs: usize,
+    b_bs: usize,
 ) {
     use std::arch::x86_64::*;
     let pm = p / 16 * 16;
     let tail: __mmask16 = ((1u32 << (p - pm)) - 1) as __mmask16;
     let mut acc = [[_mm512_setzero_ps(); NR]; MR];
-    let mut q = 0;
-    while q < pm {
-        let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_loadu_ps(pb.add(j * ldb + q)));
-        for i in 0..MR {
-            let av = _mm512_loadu_ps(pa.add(i * lda + q));
-            for j in 0..NR {
-                acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    for s in 0..nb {
+        let (pa, pb) = (pa.add(s * a_bs), pb.add(s * b_bs));
+        let mut q = 0;
+        while q < pm {
+            let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_loadu_ps(pb.add(j * ldb + q)));
+            for i in 0..MR {
+                let av = _mm512_loadu_ps(pa.add(i * lda + q));
+                for j in 0..NR {
+                    acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+                }
             }
+            q += 16;
         }
-        q += 16;
-    }
-    if pm < p {
-        let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, pb.add(j * ldb + pm)));
-        for i in 0..MR {
-            let av = _mm512_maskz_loadu_ps(tail, pa.add(i * lda + pm));
-            for j in 0..NR {
-                acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+        if pm < p {
+            let bv: [__m512; NR] = core::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, pb.add(j * ldb + pm)));
+            for i in 0..MR {
+                let av = _mm512_maskz_loadu_ps(tail, pa.add(i * lda + pm));
+                for j in 0..NR {
+                    acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+                }
             }
         }
     }
@@ -163,14 +169,25 @@ unsafe fn tile512<const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn strip512<const MR: usize, const NR: usize>(n: usize, p: usize, pa: *const f32, lda: usize, pb: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+unsafe fn strip512<const MR: usize, const NR: usize>(
+    n: usize,
+    p: usize,
+    pa: *const f32,
+    lda: usize,
+    pb: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    bat: (usize, usize, usize),
+) {
+    let (nb, a_bs, b_bs) = bat;
     let mut j = 0;
     while j + NR <= n {
-        tile512::<MR, NR>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc);
+        tile512::<MR, NR>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc, nb, a_bs, b_bs);
         j += NR;
     }
     while j < n {
-        tile512::<MR, 1>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc);
+        tile512::<MR, 1>(pa, lda, pb.add(j * ldb), ldb, p, c.add(j), ldc, nb, a_bs, b_bs);
         j += 1;
     }
 }
@@ -180,33 +197,55 @@ unsafe fn strip512<const MR: usize, const NR: usize>(n: usize, p: usize, pa: *co
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn f32_avx512(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize) {
+unsafe fn f32_avx512(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, bat: (usize, usize, usize)) {
     let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
     let mut i = 0;
     while m - i >= 6 {
-        strip512::<6, 2>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        strip512::<6, 2>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc, bat);
         i += 6;
     }
     if m - i >= 4 {
-        strip512::<4, 3>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        strip512::<4, 3>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc, bat);
         i += 4;
     }
     if m - i >= 2 {
-        strip512::<2, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        strip512::<2, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc, bat);
         i += 2;
     }
     if m - i >= 1 {
-        strip512::<1, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc);
+        strip512::<1, 4>(n, p, ap.add(i * lda), lda, bp, ldb, cp.add(i * ldc), ldc, bat);
     }
 }
 
 /// `C[m×n] += A[m×p] · B[n×p]ᵀ`, all row-major with leading dimensions `lda`, `ldb`, `ldc`.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_nt_acc<T: Float>(m: usize, n: usize, p: usize, a: &[T], lda: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) {
-    if m == 0 || n == 0 || p == 0 {
+    gemm_nt_acc_batched(m, n, p, 1, a, lda, 0, b, ldb, 0, c, ldc)
+}
+
+/// `C[m×n] += Σ_s A_s[m×p] · B_s[n×p]ᵀ` over `nb` pairs, `A_s` at offset `s·a_bs`, `B_s`
+/// at `s·b_bs`: the reduction runs over `nb·p` terms with one horizontal sum per element.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt_acc_batched<T: Float>(
+    m: usize,
+    n: usize,
+    p: usize,
+    nb: usize,
+    a: &[T],
+    lda: usize,
+    a_bs: usize,
+    b: &[T],
+    ldb: usize,
+    b_bs: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || p == 0 || nb == 0 {
         return;
     }
-    assert!(a.len() >= (m - 1) * lda + p && b.len() >= (n - 1) * ldb + p && c.len() >= (m - 1) * ldc + n);
+    assert!(
+        a.len() >= (nb - 1) * a_bs + (m - 1) * lda + p && b.len() >= (nb - 1) * b_bs + (n - 1) * ldb + p && c.len() >= (m - 1) * ldc + n
+    );
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;
@@ -216,19 +255,27 @@ pub fn gemm_nt_acc<T: Float>(m: usize, n: usize, p: usize, a: &[T], lda: usize, 
                 let a = std::slice::from_raw_parts(a.as_ptr() as *const f32, a.len());
                 let b = std::slice::from_raw_parts(b.as_ptr() as *const f32, b.len());
                 let c = std::slice::from_raw_parts_mut(c.as_mut_ptr() as *mut f32, c.len());
-                return f32_avx512(m, n, p, a, lda, b, ldb, c, ldc);
+                return f32_avx512(m, n, p, a, lda, b, ldb, c, ldc, (nb, a_bs, b_bs));
             }
         }
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the required CPU features were detected at run time.
-            return unsafe { kernel_avx512(m, n, p, a, lda, b, ldb, c, ldc) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { kernel_avx2(m, n, p, a, lda, b, ldb, c, ldc) };
-        }
     }
-    kernel::<T, 8, false>(m, n, p, a, lda, b, ldb, c, ldc)
+    for s in 0..nb {
+        let (a, b) = (&a[s * a_bs..], &b[s * b_bs..]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the required CPU features were detected at run time.
+                unsafe { kernel_avx512(m, n, p, a, lda, b, ldb, c, ldc) };
+                continue;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                unsafe { kernel_avx2(m, n, p, a, lda, b, ldb, c, ldc) };
+                continue;
+            }
+        }
+        kernel::<T, 8, false>(m, n, p, a, lda, b, ldb, c, ldc)
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +293,20 @@ mod tests {
                     let s: f64 = 1.0 + (0..p).map(|q| a[i * p + q] as f64 * b[j * p + q] as f64).sum::<f64>();
                     assert!((s - c[i * n + j] as f64).abs() < 1e-4 * s.abs().max(1.0), "{m} {n} {p}");
                 }
+            }
+        }
+    }
+    #[test]
+    fn batched_matches_naive() {
+        let (m, n, p, nb) = (7, 9, 20, 3);
+        let a: Vec<f32> = (0..nb * m * p).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
+        let b: Vec<f32> = (0..nb * n * p).map(|i| ((i * 7) % 11) as f32 * 0.25).collect();
+        let mut c = vec![0.0f32; m * n];
+        gemm_nt_acc_batched(m, n, p, nb, &a, p, m * p, &b, p, n * p, &mut c, n);
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..nb).map(|s| (0..p).map(|q| a[s * m * p + i * p + q] as f64 * b[s * n * p + j * p + q] as f64).sum::<f64>()).sum();
+                assert!((s - c[i * n + j] as f64).abs() < 1e-3);
             }
         }
     }

@@ -27,6 +27,11 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
+thread_local! {
+    /// Test hook: route every product through the `gemm` crate.
+    static FORCE_GEMM_CRATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 #[inline]
 fn need(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
@@ -61,6 +66,41 @@ pub fn matmul<T: Float>(
     }
     assert!(a.data.len() >= need(m, k, a.rs, a.cs), "matmul: A too small");
     assert!(b.data.len() >= need(k, n, b.rs, b.cs), "matmul: B too small");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::any::TypeId;
+        if TypeId::of::<T>() == TypeId::of::<f32>() && !FORCE_GEMM_CRATE.with(|f| f.get()) && std::arch::is_x86_feature_detected!("avx512f") {
+            if b.cs == 1 {
+                // SAFETY: T is f32; AVX-512F detected; extents checked above.
+                unsafe {
+                    super::gemm_nn::gemm_nn_f32(
+                        m,
+                        n,
+                        k,
+                        a.data.as_ptr() as *const f32,
+                        a.rs,
+                        a.cs,
+                        b.data.as_ptr() as *const f32,
+                        b.rs,
+                        c.as_mut_ptr() as *mut f32,
+                        ldc,
+                        accumulate,
+                    );
+                }
+                return;
+            }
+            if a.cs == 1 && b.rs == 1 && k >= 16 {
+                // NT form: C += A[m×k] · (Bᵀ[n×k])ᵀ, both with k contiguous
+                if !accumulate {
+                    for i in 0..m {
+                        c[i * ldc..i * ldc + n].iter_mut().for_each(|v| *v = T::ZERO);
+                    }
+                }
+                super::dot_tile::gemm_nt_acc(m, n, k, a.data, a.rs, b.data, b.cs, c, ldc);
+                return;
+            }
+        }
+    }
     // SAFETY: all accessed offsets were bounds-checked above; T is f32 or f64 (sealed).
     unsafe {
         gemm::gemm(
@@ -90,6 +130,39 @@ pub fn matmul<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    fn check_f32(m: usize, n: usize, k: usize, tr_a: bool, tr_b: bool, acc: bool) {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 17) as f32 * 0.125 - 1.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 11) as f32 * 0.25 - 1.0).collect();
+        let am = if tr_a { MatRef::tr(&a, m) } else { MatRef::rm(&a, k) };
+        let bm = if tr_b { MatRef::tr(&b, k) } else { MatRef::rm(&b, n) };
+        let mut c = vec![0.5f32; m * n];
+        matmul(m, n, k, am, bm, &mut c, n, acc);
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = if acc { 0.5f64 } else { 0.0 };
+                for p in 0..k {
+                    let av = if tr_a { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tr_b { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                assert!((s - c[i * n + j] as f64).abs() < 1e-4 * s.abs().max(1.0), "{m} {n} {k} {tr_a} {tr_b} {acc}");
+            }
+        }
+    }
+
+    #[test]
+    fn f32_paths_match_naive() {
+        for &(m, n, k) in &[(6, 784, 75), (16, 100, 150), (7, 33, 5), (1, 1, 1), (13, 16, 20), (2, 500, 800), (5, 17, 16)] {
+            for tr_a in [false, true] {
+                for tr_b in [false, true] {
+                    for acc in [false, true] {
+                        check_f32(m, n, k, tr_a, tr_b, acc);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn matches_naive() {
         let (m, n, k) = (5, 7, 3);

@@ -18,6 +18,7 @@ pub mod conv;
 pub mod dot_tile;
 pub mod dropout;
 pub mod flatten;
+pub mod gemm_nn;
 pub mod linear;
 pub mod lstm;
 pub mod matmul;

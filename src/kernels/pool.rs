@@ -9,6 +9,8 @@
 //! `dx[argmax] += dy`. Average pool (Caffe convention): window `[s·o − p, min(s·o − p + k, H + p))`,
 //! divisor = that window's size (padding inside `H + p` counts, the part beyond does not),
 //! summation over the part inside the input. Backward spreads `dy / divisor` uniformly.
+//! A ReLU directly before a max pool is fused by the engine (`max(0, max(x))`), since
+//! max pooling commutes with a monotone function.
 
 use super::Float;
 
@@ -124,14 +126,27 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
     }
 }
 
-/// Max-pool backward: overwrites `dx`.
-pub fn max_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], argmax: &[u32], dx: &mut [T]) {
+/// Max-pool backward: overwrites `dx`. With `relu_out = Some(y)` (a ReLU fused before the
+/// pool, `y = max(0, max(x))`), gradients flow only where `y > 0`.
+pub fn max_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], relu_out: Option<&[T]>, argmax: &[u32], dx: &mut [T]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
     dx[..n * g.in_len()].iter_mut().for_each(|v| *v = T::ZERO);
     for pl in 0..n * g.c {
         let dxp = &mut dx[pl * ip..(pl + 1) * ip];
-        for (d, a) in dy[pl * op..(pl + 1) * op].iter().zip(&argmax[pl * op..(pl + 1) * op]) {
-            dxp[*a as usize] += *d;
+        let r = pl * op..(pl + 1) * op;
+        match relu_out {
+            None => {
+                for (d, a) in dy[r.clone()].iter().zip(&argmax[r]) {
+                    dxp[*a as usize] += *d;
+                }
+            }
+            Some(y) => {
+                for ((d, a), yv) in dy[r.clone()].iter().zip(&argmax[r.clone()]).zip(&y[r]) {
+                    if *yv > T::ZERO {
+                        dxp[*a as usize] += *d;
+                    }
+                }
+            }
         }
     }
 }

@@ -38,11 +38,27 @@ train {
 }
 ";
 
-fn tmp(name: &str) -> PathBuf {
+/// A fresh folder under the system's temp dir, removed when the guard drops.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("expc-train-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("mkdir");
-    d
+    TempDir(d)
 }
 
 fn experiment(text: &str) -> expc::spec::Experiment {
@@ -159,7 +175,7 @@ fn compare_tables_two_runs() {
     let b = tmp("cmp-b");
     train(SPEC, &a, 20, false).expect("trains");
     train(&SPEC.replace("weight_decay 1e-4", "weight_decay 0"), &b, 20, false).expect("trains");
-    let runs = compare::load(&[a.clone(), b.clone()]).expect("loads");
+    let runs = compare::load(&[a.to_path_buf(), b.to_path_buf()]).expect("loads");
     let table = compare::table(&runs);
     assert_eq!(table.len(), 2);
     assert!(table.iter().all(|l| l.best_accuracy.is_some() && l.iterations == 20));

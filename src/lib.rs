@@ -5,10 +5,12 @@
 //! The library never prints and never panics on user input; the `expc` binary is a thin
 //! layer over it.
 
+pub mod compile;
 pub mod config;
 pub mod data;
 pub mod diagnostic;
 pub mod engine;
+pub mod graph;
 pub mod kernels;
 pub mod lower;
 pub mod ops;

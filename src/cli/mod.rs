@@ -150,10 +150,10 @@ fn print_value<T: serde::Serialize>(v: &T, format: Format) -> i32 {
 fn check(out: &Out, files: &[PathBuf]) -> i32 {
     let mut failed = 0;
     for f in files {
-        let r = expc::spec::resolve_path(f, &read);
-        if out.diagnostics(&r.diagnostics, &r.sources) || r.experiment.is_none() {
+        let c = expc::compile::compile_path(f, &read);
+        if out.diagnostics(&c.diagnostics, &c.sources) || !c.ok() {
             failed += 1;
-        } else if let Some(e) = &r.experiment {
+        } else if let Some(e) = &c.experiment {
             println!("ok: {} ({}, {} layers)", f.display(), e.name, e.model.layers.len());
         }
     }

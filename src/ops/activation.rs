@@ -33,3 +33,10 @@ impl Activation {
         Some(Activation::LeakyRelu { slope })
     }
 }
+
+impl Activation {
+    pub fn cost(&self, x: &[u64]) -> super::shape::Cost {
+        let n = super::shape::count(x);
+        super::shape::Cost { elementwise: n, kept: n, ..Default::default() }
+    }
+}

@@ -23,3 +23,25 @@ impl BatchNorm {
         Some(BatchNorm { affine, eps, momentum })
     }
 }
+
+use super::shape::{count, Cost, Dims, ParamShapes, ShapeError};
+
+impl BatchNorm {
+    pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
+        if x.is_empty() {
+            return Err(ShapeError::new("batchnorm needs a channel axis, found a scalar", "no channels"));
+        }
+        Ok(x.to_vec())
+    }
+
+    pub fn params(&self, x: &[u64]) -> ParamShapes {
+        if !self.affine {
+            return ParamShapes::default();
+        }
+        ParamShapes { weights: vec![("weight", vec![x[0]])], biases: vec![("bias", vec![x[0]])] }
+    }
+
+    pub fn cost(&self, x: &[u64]) -> Cost {
+        Cost { elementwise: 4 * count(x), kept: count(x), ..Cost::default() }
+    }
+}

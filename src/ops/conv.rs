@@ -30,3 +30,55 @@ impl Conv {
         Some(Conv { out_channels: out?, kernel: kernel?, stride, padding, dilation, groups, bias })
     }
 }
+
+use super::shape::{count, need_rank, show, Cost, Dims, ParamShapes, ShapeError};
+
+impl Conv {
+    pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
+        need_rank(x, &[3], "a C×H×W input", "conv")?;
+        let (c, g) = (x[0], self.groups);
+        if c % g != 0 || self.out_channels % g != 0 {
+            return Err(ShapeError::new(
+                format!("groups={g} must divide the input channels ({c}) and the output channels ({})", self.out_channels),
+                format!("{g} groups"),
+            )
+            .code("E0212")
+            .help("choose groups dividing both channel counts"));
+        }
+        let mut out = vec![self.out_channels];
+        for (axis, name) in [(0usize, "height"), (1, "width")] {
+            let len = x[axis + 1];
+            match crate::kernels::conv::conv_out(len as usize, self.kernel[axis] as usize, self.stride[axis] as usize, self.padding[axis] as usize, self.dilation[axis] as usize) {
+                Some(o) => out.push(o as u64),
+                None => {
+                    let span = self.dilation[axis] * (self.kernel[axis] - 1) + 1;
+                    return Err(ShapeError::new(
+                        format!(
+                            "the conv window ({span} along the {name}) is larger than its input {} padded to {}",
+                            show(x),
+                            len + 2 * self.padding[axis]
+                        ),
+                        "window larger than the input",
+                    )
+                    .code("E0211")
+                    .help("use a smaller kernel, add padding (`pad=`), or remove a pooling layer before it"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn params(&self, x: &[u64]) -> ParamShapes {
+        let c = x.first().copied().unwrap_or(0) / self.groups.max(1);
+        ParamShapes {
+            weights: vec![("weight", vec![self.out_channels, c, self.kernel[0], self.kernel[1]])],
+            biases: if self.bias { vec![("bias", vec![self.out_channels])] } else { vec![] },
+        }
+    }
+
+    pub fn cost(&self, x: &[u64], out: &[u64]) -> Cost {
+        let per_out = x[0] / self.groups.max(1) * self.kernel[0] * self.kernel[1];
+        let macs = count(out) * per_out;
+        Cost { forward_macs: macs, backward_input_macs: macs, backward_weight_macs: macs, kept: count(x), ..Cost::default() }
+    }
+}

@@ -21,3 +21,9 @@ impl Input {
         Some(Input { shape })
     }
 }
+
+impl Input {
+    pub fn shape(&self) -> super::shape::Dims {
+        self.shape.clone()
+    }
+}

@@ -20,3 +20,37 @@ impl Linear {
         Some(Linear { out_features: out?, bias })
     }
 }
+
+use super::shape::{count, Cost, Dims, ParamShapes, ShapeError};
+
+impl Linear {
+    /// (rows, features in): 1 row for vectors and flattened images, T rows for sequences.
+    fn geometry(x: &[u64]) -> (u64, u64) {
+        match x.len() {
+            2 => (x[0], x[1]),
+            _ => (1, count(x)),
+        }
+    }
+
+    pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
+        match x.len() {
+            0 => Err(ShapeError::new("fc expects a vector, an image or a sequence, found a scalar", "no features")),
+            2 => Ok(vec![x[0], self.out_features]),
+            _ => Ok(vec![self.out_features]),
+        }
+    }
+
+    pub fn params(&self, x: &[u64]) -> ParamShapes {
+        let (_, fin) = Self::geometry(x);
+        ParamShapes {
+            weights: vec![("weight", vec![self.out_features, fin])],
+            biases: if self.bias { vec![("bias", vec![self.out_features])] } else { vec![] },
+        }
+    }
+
+    pub fn cost(&self, x: &[u64]) -> Cost {
+        let (rows, fin) = Self::geometry(x);
+        let macs = rows * fin * self.out_features;
+        Cost { forward_macs: macs, backward_input_macs: macs, backward_weight_macs: macs, kept: count(x), ..Cost::default() }
+    }
+}

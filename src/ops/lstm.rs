@@ -18,3 +18,29 @@ impl Lstm {
         Some(Lstm { hidden: a.as_uint(v, 1)? })
     }
 }
+
+use super::shape::{need_rank, Cost, Dims, ParamShapes, ShapeError};
+
+impl Lstm {
+    pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
+        need_rank(x, &[2], "a sequence T×F", "lstm").map_err(|e| e.help("read images row by row with `sequence rows` in `data` and `input 28x28`"))?;
+        Ok(vec![x[0], self.hidden])
+    }
+
+    pub fn params(&self, x: &[u64]) -> ParamShapes {
+        let h = self.hidden;
+        ParamShapes { weights: vec![("weight_ih", vec![4 * h, x[1]]), ("weight_hh", vec![4 * h, h])], biases: vec![("bias", vec![4 * h])] }
+    }
+
+    pub fn cost(&self, x: &[u64]) -> Cost {
+        let (t, f, h) = (x[0], x[1], self.hidden);
+        Cost {
+            forward_macs: t * 4 * h * (f + h),
+            backward_input_macs: t * 4 * h * f,
+            backward_weight_macs: t * 4 * h * f + (t - 1) * 4 * h * h,
+            backward_recurrent_macs: (t - 1) * 4 * h * h,
+            elementwise: t * 10 * h,
+            kept: t * (f + 7 * h),
+        }
+    }
+}

@@ -19,10 +19,12 @@ pub mod linear;
 pub mod lstm;
 pub mod pool;
 pub mod rnn;
+pub mod shape;
 pub mod softmax_loss;
 
 use crate::spec::args::Args;
 use serde::Serialize;
+use shape::{count, Cost, Dims, ParamShapes, ShapeError};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -128,5 +130,61 @@ impl Op {
     /// layer before them, and they are not "the previous layer" of what follows.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Op::SoftmaxLoss | Op::Accuracy(_))
+    }
+}
+
+/// Shape rules, parameters and costs, dispatched to the op files.
+impl Op {
+    /// The per-sample output shape from the per-sample input shapes (callers pass as many
+    /// inputs as the layer names; `input` takes none).
+    pub fn output_shape(&self, ins: &[&[u64]]) -> Result<Dims, ShapeError> {
+        let x = ins.first().copied().unwrap_or(&[]);
+        match self {
+            Op::Input(i) => Ok(i.shape()),
+            Op::Conv(c) => c.shape(x),
+            Op::Pool(p) => p.shape(x),
+            Op::Linear(l) => l.shape(x),
+            Op::Activation(_) | Op::Dropout(_) => Ok(x.to_vec()),
+            Op::BatchNorm(b) => b.shape(x),
+            Op::Flatten => Ok(flatten::shape(x)),
+            Op::Add => elementwise_add::shape(ins),
+            Op::Concat => concat::shape(ins),
+            Op::Rnn(r) => r.shape(x),
+            Op::Lstm(l) => l.shape(x),
+            Op::Last => last::shape(x),
+            Op::SoftmaxLoss | Op::Accuracy(_) => softmax_loss::shape(x),
+        }
+    }
+
+    /// Parameter tensors for these inputs (valid once [`Op::output_shape`] accepted them).
+    pub fn params(&self, ins: &[&[u64]]) -> ParamShapes {
+        let x = ins.first().copied().unwrap_or(&[]);
+        match self {
+            Op::Conv(c) => c.params(x),
+            Op::Linear(l) => l.params(x),
+            Op::BatchNorm(b) => b.params(x),
+            Op::Rnn(r) => r.params(x),
+            Op::Lstm(l) => l.params(x),
+            _ => ParamShapes::default(),
+        }
+    }
+
+    /// Work per sample (valid once [`Op::output_shape`] accepted the inputs).
+    pub fn cost(&self, ins: &[&[u64]], out: &[u64]) -> Cost {
+        let x = ins.first().copied().unwrap_or(&[]);
+        match self {
+            Op::Conv(c) => c.cost(x, out),
+            Op::Pool(p) => p.cost(x, out),
+            Op::Linear(l) => l.cost(x),
+            Op::Activation(a) => a.cost(x),
+            Op::BatchNorm(b) => b.cost(x),
+            Op::Dropout(d) => d.cost(x),
+            Op::Add => elementwise_add::cost(ins),
+            Op::Rnn(r) => r.cost(x),
+            Op::Lstm(l) => l.cost(x),
+            Op::SoftmaxLoss => softmax_loss::cost(x),
+            Op::Accuracy(_) => Cost { elementwise: count(x), ..Cost::default() },
+            Op::Input(_) | Op::Flatten | Op::Concat | Op::Last => Cost::default(),
+        }
     }
 }

@@ -19,3 +19,30 @@ impl Rnn {
         Some(Rnn { hidden: a.as_uint(v, 1)? })
     }
 }
+
+use super::shape::{need_rank, Cost, Dims, ParamShapes, ShapeError};
+
+impl Rnn {
+    pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
+        need_rank(x, &[2], "a sequence T×F", "rnn").map_err(|e| e.help("read images row by row with `sequence rows` in `data` and `input 28x28`"))?;
+        Ok(vec![x[0], self.hidden])
+    }
+
+    pub fn params(&self, x: &[u64]) -> ParamShapes {
+        let h = self.hidden;
+        ParamShapes { weights: vec![("weight_ih", vec![h, x[1]]), ("weight_hh", vec![h, h])], biases: vec![("bias", vec![h])] }
+    }
+
+    /// Per sample over T steps; h_0 = 0, so the first step has no W_hh work in backward.
+    pub fn cost(&self, x: &[u64]) -> Cost {
+        let (t, f, h) = (x[0], x[1], self.hidden);
+        Cost {
+            forward_macs: t * (f * h + h * h),
+            backward_input_macs: t * f * h,
+            backward_weight_macs: t * f * h + (t - 1) * h * h,
+            backward_recurrent_macs: (t - 1) * h * h,
+            elementwise: t * h,
+            kept: t * (f + h),
+        }
+    }
+}

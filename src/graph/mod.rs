@@ -1,0 +1,278 @@
+//! Stage 3, the graph: the resolved model as a petgraph `StableDiGraph`, and its checks.
+//!
+//! [`lower`] makes one node per layer (repeat blocks are already expanded and variants applied
+//! by the resolver) and one edge per named or implicit input, keeping the spans of both.
+//! [`check`] infers every shape with the op files' rules and computes parameters and costs.
+//! Invariants:
+//! - The graph is never mutated by analysis: results live in the [`Analysis`] side table,
+//!   indexed like [`Graph::nodes`].
+//! - `order` is a topological order of all nodes (the graph is acyclic once `lower` succeeds).
+//! - Every error carries a primary label at the consumer and, for shape errors, a secondary
+//!   label at the producer; all errors of a model are reported, not only the first, and a node
+//!   downstream of an error is skipped rather than reported again.
+
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::ops::shape::{count, show, show_count, Cost, Dims, ParamShapes};
+use crate::ops::Op;
+use crate::source::Span;
+use crate::spec::{Dataset, Experiment, LayerSpec, SequenceMode};
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Index into `experiment.model.layers`.
+    pub layer: usize,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Edge {
+    /// Which input of the consumer this edge feeds.
+    pub slot: usize,
+    /// Where the reference is written (`None` for the implicit "previous layer").
+    pub span: Option<Span>,
+}
+
+#[derive(Debug)]
+pub struct Graph {
+    pub g: StableDiGraph<Node, Edge>,
+    /// Node of each layer, by layer index.
+    pub nodes: Vec<NodeIndex>,
+    /// A topological order of the nodes.
+    pub order: Vec<NodeIndex>,
+}
+
+impl Graph {
+    /// The producers of a node's inputs, in slot order.
+    pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut e: Vec<(usize, NodeIndex)> = self.g.edges_directed(n, Direction::Incoming).map(|e| (e.weight().slot, e.source())).collect();
+        e.sort();
+        e.into_iter().map(|x| x.1).collect()
+    }
+    pub fn layer<'e>(&self, exp: &'e Experiment, n: NodeIndex) -> &'e LayerSpec {
+        &exp.model.layers[self.g[n].layer]
+    }
+}
+
+/// Builds the graph; reports dangling inputs, cycles and unused layers.
+pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
+    let layers = &exp.model.layers;
+    let mut g = StableDiGraph::new();
+    let nodes: Vec<NodeIndex> = layers.iter().enumerate().map(|(i, l)| g.add_node(Node { layer: i, name: l.name.clone() })).collect();
+    let by_name: HashMap<&str, usize> = layers.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
+    let mut diags = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        for (slot, r) in l.inputs.iter().enumerate() {
+            match by_name.get(r.name.as_str()) {
+                Some(&j) => {
+                    g.add_edge(nodes[j], nodes[i], Edge { slot, span: r.span });
+                }
+                None => {
+                    let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+                    let at = r.span.unwrap_or(l.span);
+                    diags.push(
+                        Diagnostic::error("E0200", format!("layer `{}` reads `{}`, which is not a layer of this model", l.name, r.name))
+                            .primary(at, "no layer has this name")
+                            .with_help(did_you_mean(&r.name, names.iter().copied()))
+                            .note(format!("layers: {}", crate::spec::load::abbreviate(&names))),
+                    );
+                }
+            }
+        }
+    }
+    // Cycles: every strongly connected component with more than one node, or a self loop.
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        let cyclic = scc.len() > 1 || g.find_edge(scc[0], scc[0]).is_some();
+        if !cyclic {
+            continue;
+        }
+        let mut members: Vec<usize> = scc.iter().map(|n| g[*n].layer).collect();
+        members.sort();
+        let first = &layers[members[0]];
+        let names: Vec<&str> = members.iter().map(|&m| layers[m].name.as_str()).collect();
+        let mut d = Diagnostic::error("E0201", format!("the layers {} form a cycle", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
+        let mut primary_done = false;
+        for &m in &members {
+            for e in g.edges_directed(nodes[m], Direction::Incoming) {
+                if !scc.contains(&e.source()) {
+                    continue;
+                }
+                let consumer = &layers[m];
+                let producer = &layers[g[e.source()].layer];
+                let span = e.weight().span.unwrap_or(consumer.name_span);
+                let label = format!("`{}` reads `{}`", consumer.name, producer.name);
+                d = if primary_done { d.secondary(span, label) } else { d.primary(span, label) };
+                primary_done = true;
+            }
+        }
+        let _ = first;
+        diags.push(d.help("a layer can only read layers computed before it; break the cycle by changing one `from=`"));
+    }
+    if diags.iter().any(|d| d.is_error()) {
+        return (None, diags);
+    }
+    let order = match petgraph::algo::toposort(&g, None) {
+        Ok(o) => o,
+        Err(_) => return (None, diags),
+    };
+    // Unused layers: nothing they compute reaches a loss or a metric.
+    let sinks: Vec<NodeIndex> = nodes.iter().copied().filter(|&n| layers[g[n].layer].op.is_terminal()).collect();
+    if sinks.is_empty() {
+        diags.push(
+            Diagnostic::warning("W0203", "the model has no loss: it can be analysed but not trained")
+                .primary(exp.model.span, "no `softmax_loss` in this model")
+                .help("end the model with `loss: softmax_loss`"),
+        );
+    } else {
+        let mut used = vec![false; layers.len()];
+        let mut stack = sinks.clone();
+        while let Some(n) = stack.pop() {
+            let i = g[n].layer;
+            if used[i] {
+                continue;
+            }
+            used[i] = true;
+            stack.extend(g.neighbors_directed(n, Direction::Incoming));
+        }
+        for (i, l) in layers.iter().enumerate() {
+            if !used[i] {
+                diags.push(
+                    Diagnostic::warning("W0202", format!("layer `{}` is computed but never used", l.name))
+                        .primary(l.name_span, "its output reaches no loss or metric")
+                        .help("remove it, or read it with `from=` or `add`/`concat`"),
+                );
+            }
+        }
+    }
+    (Some(Graph { g, nodes, order }), diags)
+}
+
+/// Shapes, parameters and costs of every node (side table, indexed by layer).
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    /// Output shape per layer; `None` where an error upstream left it unknown.
+    pub shapes: Vec<Option<Dims>>,
+    pub params: Vec<ParamShapes>,
+    pub costs: Vec<Cost>,
+    /// Whether the layer must propagate a gradient to its inputs (some producer upstream has
+    /// parameters). The first parametric layer on the data does not.
+    pub needs_input_grad: Vec<bool>,
+    /// Whether the layer's output carries a gradient (it or something upstream has parameters).
+    pub carries_grad: Vec<bool>,
+}
+
+/// The shape the data yields per sample, as the model's `input` must declare it.
+pub fn data_shape(exp: &Experiment) -> Option<Dims> {
+    let mut s = exp.data.dataset.sample_shape();
+    if s.len() == 3 {
+        if let Some([h, w]) = exp.data.augment.crop {
+            s[1] = h;
+            s[2] = w;
+        }
+        if exp.data.sequence == Some(SequenceMode::Rows) {
+            return Some(vec![s[1], s[0] * s[2]]);
+        }
+    }
+    Some(s)
+}
+
+/// Infers every shape; reports shape errors with the producer labelled.
+pub fn check(exp: &Experiment, graph: &Graph) -> (Analysis, Vec<Diagnostic>) {
+    let layers = &exp.model.layers;
+    let n = layers.len();
+    let mut a = Analysis {
+        shapes: vec![None; n],
+        params: vec![ParamShapes::default(); n],
+        costs: vec![Cost::default(); n],
+        needs_input_grad: vec![false; n],
+        carries_grad: vec![false; n],
+    };
+    let mut diags = vec![];
+    for &node in &graph.order {
+        let i = graph.g[node].layer;
+        let l = &layers[i];
+        let producers: Vec<usize> = graph.inputs(node).into_iter().map(|p| graph.g[p].layer).collect();
+        let ins: Option<Vec<Dims>> = producers.iter().map(|&p| a.shapes[p].clone()).collect();
+        let Some(ins) = ins else { continue };
+        let refs: Vec<&[u64]> = ins.iter().map(|x| x.as_slice()).collect();
+        match l.op.output_shape(&refs) {
+            Ok(out) => {
+                a.params[i] = l.op.params(&refs);
+                a.costs[i] = l.op.cost(&refs, &out);
+                let has_params = a.params[i].weight_count() + a.params[i].bias_count() > 0;
+                a.needs_input_grad[i] = producers.iter().any(|&p| a.carries_grad[p]);
+                a.carries_grad[i] = has_params || a.needs_input_grad[i];
+                a.shapes[i] = Some(out);
+            }
+            Err(e) => {
+                let mut d = Diagnostic::error(e.code, format!("layer `{}`: {}", l.name, e.message)).primary(l.span, e.label.clone());
+                if let Some(k) = e.input {
+                    if let (Some(&p), Some(shape)) = (producers.get(k), ins.get(k)) {
+                        d = d.secondary(layers[p].name_span, format!("`{}` produces {}", layers[p].name, show_count(shape)));
+                    }
+                }
+                diags.push(d.with_help(e.help));
+            }
+        }
+    }
+    diags.extend(check_data(exp, &a));
+    (a, diags)
+}
+
+/// The model's input and output against the dataset: sample shape and number of classes.
+fn check_data(exp: &Experiment, a: &Analysis) -> Vec<Diagnostic> {
+    let layers = &exp.model.layers;
+    let mut diags = vec![];
+    if let (Some(input), Some(expected)) = (layers.iter().position(|l| matches!(l.op, Op::Input(_))), data_shape(exp)) {
+        if let Some(declared) = &a.shapes[input] {
+            if *declared != expected {
+                let why = match (&exp.data.dataset, exp.data.sequence) {
+                    (_, Some(SequenceMode::Rows)) => "read row by row (`sequence rows`)".to_string(),
+                    (d, _) => format!("`dataset {}`{}", dataset_name(d), if exp.data.augment.crop.is_some() { " cropped by `augment crop=`" } else { "" }),
+                };
+                diags.push(
+                    Diagnostic::error("E0220", format!("the model's input is {} but the data yields {} per sample", show(declared), show(&expected)))
+                        .primary(layers[input].span, format!("declared {}", show(declared)))
+                        .secondary(exp.data.span, format!("{why} gives {}", show(&expected)))
+                        .help(format!("write `input {}`", expected.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x"))),
+                );
+            }
+        }
+    }
+    if let Some(classes) = exp.data.dataset.classes() {
+        for (i, l) in layers.iter().enumerate() {
+            if !matches!(l.op, Op::SoftmaxLoss) {
+                continue;
+            }
+            let Some(p) = l.inputs.first().and_then(|r| layers.iter().position(|x| x.name == r.name)) else { continue };
+            let Some(logits) = &a.shapes[p] else { continue };
+            let c = crate::ops::softmax_loss::classes(logits);
+            if c != classes && a.shapes[i].is_some() {
+                diags.push(
+                    Diagnostic::error("E0221", format!("`{}` gets {c} logits but the dataset has {classes} classes", l.name))
+                        .primary(l.span, format!("expects {classes} logits"))
+                        .secondary(layers[p].name_span, format!("`{}` produces {}", layers[p].name, show_count(logits)))
+                        .help(format!("make the last layer `fc {classes}`")),
+                );
+            }
+        }
+    }
+    diags
+}
+
+fn dataset_name(d: &Dataset) -> &'static str {
+    match d {
+        Dataset::Cifar10 => "cifar10",
+        Dataset::Mnist => "mnist",
+        Dataset::Synthetic { .. } => "synthetic",
+        Dataset::Folder { .. } => "folder",
+    }
+}
+
+/// Elements of a layer's output per sample (0 where unknown).
+pub fn elements(a: &Analysis, layer: usize) -> u64 {
+    a.shapes[layer].as_deref().map(count).unwrap_or(0)
+}

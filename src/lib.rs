@@ -13,6 +13,7 @@ pub mod engine;
 pub mod graph;
 pub mod kernels;
 pub mod lower;
+pub mod report;
 pub mod ops;
 pub mod run;
 pub mod source;

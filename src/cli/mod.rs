@@ -1,5 +1,6 @@
 //! Argument parsing (clap derive) and the commands. Everything printed is printed here.
 
+mod report;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,19 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Check shapes and, with --report, print what the experiment costs: parameters, forward and
+    /// backward MACs, memory, gradient paths, recurrent costs, cross-device traffic.
+    Compile {
+        file: PathBuf,
+        /// Print the static report.
+        #[arg(long)]
+        report: bool,
+        #[arg(long, value_enum, default_value_t = report::ReportFormat::Text)]
+        format: report::ReportFormat,
+        /// Batch size for per-step totals and memory (default: the spec's training batch).
+        #[arg(long)]
+        batch: Option<u64>,
+    },
     /// Train an experiment: a run folder with metrics, checkpoints, plots and a summary.
     Run(run::RunArgs),
     /// Continue a run from its last checkpoint (after a crash, `kill -9` or Ctrl-C).
@@ -70,6 +84,15 @@ enum DumpCommand {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
+    },
+    /// The checked graph: nodes with op, shape and parameters (DOT renders with graphviz).
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = report::GraphFormat::Dot)]
+        format: report::GraphFormat,
+        /// Unroll recurrent layers over T steps (shared parameters marked).
+        #[arg(long, value_name = "T")]
+        unroll: Option<u64>,
     },
     /// The resolved experiment: base files applied, defaults filled in, repeats expanded.
     Spec {
@@ -116,12 +139,14 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
+        Command::Compile { file, report: r, format, batch } => report::compile(&out, &file, r, format, batch),
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
             DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),
+            DumpCommand::Graph { file, format, unroll } => report::dump_graph(&out, &file, format, unroll),
         },
     }
 }
@@ -130,7 +155,7 @@ pub fn read(p: &Path) -> std::io::Result<String> {
     std::fs::read_to_string(p)
 }
 
-fn print_value<T: serde::Serialize>(v: &T, format: Format) -> i32 {
+pub fn print_value<T: serde::Serialize>(v: &T, format: Format) -> i32 {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|e| e.to_string()),
         Format::Yaml => serde_yaml::to_string(v).map_err(|e| e.to_string()),

@@ -1,0 +1,166 @@
+//! `expc compile --report` and `expc dump graph`.
+
+use super::{print_value, read, Format, Out};
+use clap::ValueEnum;
+use expc::compile::{compile_path, Compilation};
+use expc::ops::shape::show;
+use expc::ops::Op;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Yaml,
+    Json,
+}
+
+fn checked(out: &Out, file: &Path) -> Result<Compilation, i32> {
+    let c = compile_path(file, &read);
+    if out.diagnostics(&c.diagnostics, &c.sources) || !c.ok() {
+        return Err(1);
+    }
+    Ok(c)
+}
+
+pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch: Option<u64>) -> i32 {
+    let c = match checked(out, file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (Some(exp), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { return 1 };
+    if !report {
+        println!("ok: {} ({} layers, shapes checked)", file.display(), exp.model.layers.len());
+        return 0;
+    }
+    let r = expc::report::report(exp, g, a, batch.unwrap_or(exp.data.batch));
+    match format {
+        ReportFormat::Text => {
+            print!("{}", r.text());
+            0
+        }
+        ReportFormat::Json => print_value(&r, Format::Json),
+    }
+}
+
+#[derive(Serialize)]
+struct GraphDump {
+    experiment: String,
+    nodes: Vec<NodeDump>,
+}
+
+#[derive(Serialize)]
+struct NodeDump {
+    name: String,
+    op: String,
+    shape: Vec<u64>,
+    params: u64,
+    device: u32,
+    inputs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shares_parameters_with: Option<String>,
+}
+
+pub fn dump_graph(out: &Out, file: &Path, format: GraphFormat, unroll: Option<u64>) -> i32 {
+    let c = match checked(out, file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (Some(exp), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { return 1 };
+    let layers = &exp.model.layers;
+    let mut nodes = vec![];
+    // With --unroll, a recurrent layer's consumers read its last step.
+    let mut renamed: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for &n in &g.order {
+        let i = g.g[n].layer;
+        let l = &layers[i];
+        let inputs: Vec<String> = g
+            .inputs(n)
+            .iter()
+            .map(|&p| {
+                let name = &layers[g.g[p].layer].name;
+                renamed.get(name).cloned().unwrap_or_else(|| name.clone())
+            })
+            .collect();
+        let shape = a.shapes[i].clone().unwrap_or_default();
+        let params = a.params[i].weight_count() + a.params[i].bias_count();
+        let recurrent = matches!(l.op, Op::Rnn(_) | Op::Lstm(_));
+        match (unroll, recurrent) {
+            (Some(t), true) => {
+                // One node per time step; step t reads x_t and h_{t-1}; parameters shared.
+                let hidden = shape.last().copied().unwrap_or(0);
+                renamed.insert(l.name.clone(), format!("{}@{}", l.name, t.max(1)));
+                for step in 1..=t.max(1) {
+                    // The input sequence's step `step` (an edge label in DOT).
+                    let mut ins: Vec<String> = inputs.iter().map(|x| format!("{x}[t={step}]")).collect();
+                    if step > 1 {
+                        ins.push(format!("{}@{}", l.name, step - 1));
+                    }
+                    nodes.push(NodeDump {
+                        name: format!("{}@{step}", l.name),
+                        op: l.op.kind().to_string(),
+                        shape: vec![hidden],
+                        params: if step == 1 { params } else { 0 },
+                        device: l.device,
+                        inputs: ins,
+                        step: Some(step),
+                        shares_parameters_with: (step > 1).then(|| format!("{}@1", l.name)),
+                    });
+                }
+            }
+            _ => nodes.push(NodeDump { name: l.name.clone(), op: l.op.kind().to_string(), shape, params, device: l.device, inputs, step: None, shares_parameters_with: None }),
+        }
+    }
+    let dump = GraphDump { experiment: exp.name.clone(), nodes };
+    match format {
+        GraphFormat::Yaml => print_value(&dump, Format::Yaml),
+        GraphFormat::Json => print_value(&dump, Format::Json),
+        GraphFormat::Dot => {
+            print!("{}", dot(&dump));
+            0
+        }
+    }
+}
+
+fn dot(d: &GraphDump) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut s = String::new();
+    let _ = writeln!(s, "digraph \"{}\" {{", esc(&d.experiment));
+    let _ = writeln!(s, "  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];");
+    let names: std::collections::HashSet<&str> = d.nodes.iter().map(|n| n.name.as_str()).collect();
+    for n in &d.nodes {
+        let shape = if n.shape.is_empty() { "scalar".to_string() } else { format!("N×{}", show(&n.shape)) };
+        let mut label = format!("{}\\n{} · {}", esc(&n.name), n.op, shape);
+        if n.params > 0 {
+            let _ = write!(label, "\\n{} params", n.params);
+        }
+        if let Some(w) = &n.shares_parameters_with {
+            let _ = write!(label, "\\nshares parameters with {}", esc(w));
+        }
+        let style = if n.shares_parameters_with.is_some() { ", style=dashed" } else { "" };
+        let color = if n.device > 0 { format!(", color=\"/set19/{}\"", (n.device % 9) + 1) } else { String::new() };
+        let _ = writeln!(s, "  \"{}\" [label=\"{label}\"{style}{color}];", esc(&n.name));
+        for i in &n.inputs {
+            match i.split_once("[t=") {
+                // A step of an input sequence: an edge from the sequence, labelled x_t.
+                Some((seq, step)) if names.contains(seq) => {
+                    let _ = writeln!(s, "  \"{}\" -> \"{}\" [label=\"x_{}\"];", esc(seq), esc(&n.name), step.trim_end_matches(']'));
+                }
+                _ => {
+                    let _ = writeln!(s, "  \"{}\" -> \"{}\";", esc(i), esc(&n.name));
+                }
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
+}

@@ -12,7 +12,12 @@ pub fn shape(ins: &[&[u64]]) -> Result<Dims, ShapeError> {
                 "rank".to_string()
             } else {
                 let a = (0..x.len()).find(|&a| x[a] != first[a]).unwrap_or(0);
-                format!("axis {} ({} vs {})", a + 1, first[a], x[a])
+                let names: &[&str] = match x.len() {
+                    3 => &["channels", "height", "width"],
+                    2 => &["steps", "features"],
+                    _ => &["features"],
+                };
+                format!("{}: {} vs {}", names.get(a).copied().unwrap_or("an axis"), first[a], x[a])
             };
             return Err(ShapeError::new(
                 format!("add needs inputs of one shape: input 1 is {}, input {} is {} (they differ in {axis})", show(first), i + 1, show(x)),

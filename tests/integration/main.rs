@@ -6,6 +6,7 @@ mod errors;
 mod fmt;
 mod fuzz;
 mod parse;
+mod report;
 mod resolve;
 mod run;
 mod train;

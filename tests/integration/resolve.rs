@@ -45,7 +45,7 @@ fn variants_change_only_what_they_say() {
         if l.name.starts_with("fc") && !l.name.contains('.') {
             assert_eq!(w, Some(Init::Msra { norm: VarianceNorm::FanIn }), "{}", l.name);
         } else if l.name.starts_with("conv") && !l.name.contains('.') {
-            assert_eq!(w, Some(Init::Gaussian { mean: 0.0, std: 0.01 }), "{}", l.name);
+            assert_eq!(w, Some(Init::Gaussian { mean: 0.0, std: 0.05 }), "{}", l.name);
         }
     }
 

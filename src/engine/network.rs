@@ -154,8 +154,8 @@ impl<T: Float> Network<T> {
     pub fn with_options(plan: &Plan, seed: u64, opts: NetOptions) -> Result<Self, EngineError> {
         let comp = compile(plan)?;
         let Backend::Cpu { threads } = opts.backend;
-        if threads == 0 || opts.max_batch == 0 {
-            return Err(EngineError::InvalidPlan("threads and max_batch must be ≥ 1".into()));
+        if threads == 0 || opts.max_batch == 0 || threads > 1024 || opts.max_batch > 1 << 24 {
+            return Err(EngineError::InvalidPlan("threads must be in 1..=1024 and max_batch in 1..=2^24".into()));
         }
         let lockstep = comp.has_bn;
         let per_worker = opts.max_batch.div_ceil(threads);
@@ -523,13 +523,14 @@ impl<T: Float> Network<T> {
                         let m = n * (*rows * *fin * *fout) as u64;
                         (m, m)
                     }
+                    // step 0 has no recurrent product (h₋₁ = 0)
                     Op::Rnn { t, f, h } => {
-                        let m = n * (*t * (*f * *h + *h * *h)) as u64;
-                        (m, n * (*t * *f * *h + (*t - 1) * *h * *h) as u64)
+                        let m = n * (*t * *f * *h + (*t - 1) * *h * *h) as u64;
+                        (m, m)
                     }
                     Op::Lstm { t, f, h } => {
-                        let m = n * (*t * 4 * (*f * *h + *h * *h)) as u64;
-                        (m, n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64)
+                        let m = n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64;
+                        (m, m)
                     }
                     _ => (0, 0),
                 };

@@ -127,6 +127,8 @@ fn bad_plans_are_errors() {
     let mut p = good.clone();
     p.layers[2].kind = LayerKind::MaxPool2d { kernel: [2, 2], stride: [0, 2], padding: [0, 0], ceil: false };
     assert!(Network::<f32>::new(&p, 0).is_err());
+    let p = PlanBuilder::new(&[1 << 20, 1 << 20]).push("fc", LayerKind::Linear { out_features: 4, bias: true }).loss().build();
+    assert!(p.is_err() || Network::<f32>::new(&p.unwrap(), 0).is_err());
     let p = Plan { input_shape: vec![3], layers: vec![] };
     assert!(Network::<f32>::new(&p, 0).is_err());
     // dropout p out of range

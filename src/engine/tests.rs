@@ -193,6 +193,21 @@ fn threads_agree_on_gradients_with_every_kind() {
     for (g, h) in a.grads().iter().zip(b.grads()) {
         assert!((g - h).abs() < 1e-10);
     }
+    // sequence nets, with BN (chunked lock-step) and without (micro-batches, deferred linear)
+    for p in [every_kind_seq_plan(false), every_kind_seq_plan(true)] {
+        let mk = |t: usize, mb: usize| {
+            let o = NetOptions { backend: Backend::Cpu { threads: t }, max_batch: 7, micro_batch: mb };
+            Network::<f64>::with_options(&p, 3, o).unwrap()
+        };
+        let (x, y) = data(7, 15, 3, 9);
+        let (mut a, mut b) = (mk(1, 7), mk(2, 2));
+        let sa = a.forward_backward(&x, &y).unwrap();
+        let sb = b.forward_backward(&x, &y).unwrap();
+        assert!((sa.loss - sb.loss).abs() < 1e-12);
+        for (g, h) in a.grads().iter().zip(b.grads()) {
+            assert!((g - h).abs() < 1e-10);
+        }
+    }
     // no-BN net: micro-batch 1 vs whole
     let p = every_kind_seq_plan(true);
     let mk = |t: usize, mb: usize| {

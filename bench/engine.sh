@@ -13,6 +13,7 @@ fi
 cargo build --release --example bench_train --example compare_export >/dev/null
 BIN=target/release/examples/bench_train
 mkdir -p bench/out
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)  (timings are only comparable on an idle machine)"
 OUT=bench/out/results.jsonl; : > "$OUT"
 for net in simple lenet; do
   for bn in "" "--bn"; do
@@ -34,5 +35,6 @@ for k, v in by.items():
     if e and t:
         print(f"{k[0]:8}{'y' if k[1] else 'n':>4}{k[2]:>5}{e['img_per_s']:>12.0f}{t['img_per_s']:>13.0f}{e['img_per_s']/t['img_per_s']:>7.2f}{e['peak_rss_mib']:>9.0f}M{t['peak_rss_mib']:>9.0f}M")
 PY
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "--- loss agreement (bench/torch_compare.py) ---"
 $PY bench/torch_compare.py

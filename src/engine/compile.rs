@@ -86,6 +86,7 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
     if plan.input_shape.is_empty() || plan.input_shape.contains(&0) {
         return Err(EngineError::InvalidPlan(format!("bad input shape {:?}", plan.input_shape)));
     }
+    checked_len(&plan.input_shape).ok_or_else(|| EngineError::InvalidPlan("input shape too large".into()))?;
     let mut shapes: Vec<Vec<usize>> = vec![];
     let mut layers: Vec<CLayer> = vec![];
     let mut params: Vec<ParamInfo> = vec![];
@@ -117,6 +118,18 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
             )));
         }
         let out = infer_out_shape(&l.name, &l.kind, &ins)?;
+        // sizes (and the kernels' scratch sizes derived from them) must stay far from overflow
+        let too_big = |s: &[usize]| checked_len(s).is_none();
+        let col_too_big = match &l.kind {
+            LayerKind::Conv2d { kernel, .. } => {
+                checked_len(&[ins[0][0], kernel[0], kernel[1], out[1], out[2]]).is_none()
+            }
+            LayerKind::Lstm { hidden } => checked_len(&[ins[0][0], 4, *hidden]).is_none(),
+            _ => false,
+        };
+        if too_big(&out) || col_too_big || l.params.iter().any(|p| too_big(&p.shape)) {
+            return Err(EngineError::Shape { layer: l.name.clone(), msg: "tensor too large".into() });
+        }
         let declared_ok = if is_loss { l.out_shape.is_empty() || l.out_shape == [1] } else { l.out_shape == out };
         if !declared_ok {
             return Err(EngineError::Shape {
@@ -309,6 +322,12 @@ pub(crate) fn compile(plan: &Plan) -> Result<Compiled, EngineError> {
         n_params: offset,
         classes,
     })
+}
+
+/// Element count of a shape if it is below 2³² (every buffer is further multiplied by
+/// the batch size, which is also bounded, so no later size computation can overflow).
+fn checked_len(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n < 1 << 32)
 }
 
 fn check_init(layer: &str, p: &str, init: &Init) -> Result<(), EngineError> {

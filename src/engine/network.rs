@@ -109,6 +109,8 @@ pub struct Network<T: Float = f32> {
     bn_tmp: (Vec<f64>, Vec<f64>),
     opts: NetOptions,
     lockstep: bool,
+    /// Samples per chunk when a worker walks a whole slice (batch-norm nets).
+    chunk: usize,
     drop_key: u64,
     seed: u64,
 }
@@ -154,8 +156,8 @@ impl<T: Float> Network<T> {
     pub fn with_options(plan: &Plan, seed: u64, opts: NetOptions) -> Result<Self, EngineError> {
         let comp = compile(plan)?;
         let Backend::Cpu { threads } = opts.backend;
-        if threads == 0 || opts.max_batch == 0 {
-            return Err(EngineError::InvalidPlan("threads and max_batch must be ≥ 1".into()));
+        if threads == 0 || opts.max_batch == 0 || threads > 1024 || opts.max_batch > 1 << 24 {
+            return Err(EngineError::InvalidPlan("threads must be in 1..=1024 and max_batch in 1..=2^24".into()));
         }
         let lockstep = comp.has_bn;
         let per_worker = opts.max_batch.div_ceil(threads);
@@ -170,7 +172,7 @@ impl<T: Float> Network<T> {
                 *d = T::from_f32(*s);
             }
         }
-        let workers = (0..threads).map(|_| Worker::new(&comp, cap, if lockstep { cap } else { per_worker })).collect();
+        let workers = (0..threads).map(|_| Worker::new(&comp, cap, per_worker, mb)).collect();
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -209,6 +211,7 @@ impl<T: Float> Network<T> {
             bn,
             opts,
             lockstep,
+            chunk: mb,
             drop_key: 0,
             seed,
         })
@@ -360,6 +363,7 @@ impl<T: Float> Network<T> {
         par_workers(&self.pool, &mut self.workers, |w, wk| {
             let (start, cnt) = slice(w);
             wk.load(inputs, in_len, start, cnt);
+            wk.slice_start = start;
             wk.loss = 0.0;
             wk.correct = 0;
             if backward {
@@ -379,7 +383,31 @@ impl<T: Float> Network<T> {
                 }
             };
         }
-        for l in 0..nl {
+        let chunk = self.chunk;
+        let is_bn = |l: usize| matches!(self.comp.layers[l].op, Op::BatchNorm { .. });
+        let segment_end = |l: usize| (l..nl).find(|&e| is_bn(e)).unwrap_or(nl);
+        let mut l = 0;
+        while l < nl {
+            if !is_bn(l) {
+                // a run of non-BN layers: each worker walks its slice in cache-sized chunks
+                let e = segment_end(l);
+                let ctx = ctx!();
+                par_workers(&self.pool, &mut self.workers, |w, wk| {
+                    let (start, cnt) = slice(w);
+                    let mut o = 0;
+                    while o < cnt {
+                        let m = chunk.min(cnt - o);
+                        (wk.off, wk.n, wk.first) = (o, m, start + o);
+                        for k in l..e {
+                            wk.fwd(k, &ctx);
+                        }
+                        o += m;
+                    }
+                    (wk.off, wk.n, wk.first) = (0, cnt, start);
+                });
+                l = e;
+                continue;
+            }
             if let Op::BatchNorm { c, sp, eps, momentum, .. } = self.comp.layers[l].op {
                 let m = (n * sp) as f64;
                 {
@@ -418,17 +446,40 @@ impl<T: Float> Network<T> {
                 self.bn_tmp = (mean, var);
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
-            } else {
-                let ctx = ctx!();
-                par_workers(&self.pool, &mut self.workers, |_, wk| wk.fwd(l, &ctx));
             }
+            l += 1;
         }
         if !backward {
             return;
         }
-        for l in (0..nl).rev() {
+        let mut e = nl;
+        while e > 0 {
+            if !is_bn(e - 1) {
+                // run of non-BN layers [s, e), backward chunk by chunk
+                let s = (0..e).rev().find(|&k| is_bn(k)).map_or(0, |k| k + 1);
+                let ctx = ctx!();
+                par_workers(&self.pool, &mut self.workers, |w, wk| {
+                    let (start, cnt) = slice(w);
+                    let mut o = 0;
+                    while o < cnt {
+                        let m = chunk.min(cnt - o);
+                        (wk.off, wk.n, wk.first) = (o, m, start + o);
+                        for k in (s..e).rev() {
+                            if ctx.layers[k].requires || k == nl - 1 {
+                                wk.bwd(k, &ctx);
+                            }
+                        }
+                        o += m;
+                    }
+                    (wk.off, wk.n, wk.first) = (0, cnt, start);
+                });
+                e = s;
+                continue;
+            }
+            let l = e - 1;
+            e -= 1;
             let layer = &self.comp.layers[l];
-            if !(layer.requires || l == nl - 1) {
+            if !layer.requires {
                 continue;
             }
             if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
@@ -463,11 +514,10 @@ impl<T: Float> Network<T> {
                     par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_dx(l, &ctx, a, b));
                 }
                 self.bn_tmp = (sdy, sdyx);
-            } else {
-                let ctx = ctx!();
-                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bwd(l, &ctx));
             }
         }
+        let ctx = ctx!();
+        par_workers(&self.pool, &mut self.workers, |w, wk| wk.flush_linear(&ctx, slice(w).1));
     }
 
     /// `grad = Σ_w worker_w.grad`, summed in worker order (deterministic).
@@ -523,13 +573,14 @@ impl<T: Float> Network<T> {
                         let m = n * (*rows * *fin * *fout) as u64;
                         (m, m)
                     }
+                    // step 0 has no recurrent product (h₋₁ = 0)
                     Op::Rnn { t, f, h } => {
-                        let m = n * (*t * (*f * *h + *h * *h)) as u64;
-                        (m, n * (*t * *f * *h + (*t - 1) * *h * *h) as u64)
+                        let m = n * (*t * *f * *h + (*t - 1) * *h * *h) as u64;
+                        (m, m)
                     }
                     Op::Lstm { t, f, h } => {
-                        let m = n * (*t * 4 * (*f * *h + *h * *h)) as u64;
-                        (m, n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64)
+                        let m = n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64;
+                        (m, m)
                     }
                     _ => (0, 0),
                 };

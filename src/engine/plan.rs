@@ -153,7 +153,7 @@ pub fn infer_out_shape(name: &str, kind: &LayerKind, ins: &[Vec<usize>]) -> Resu
     Ok(match kind {
         LayerKind::Conv2d { out_channels, kernel, stride, padding, dilation, groups, .. } => {
             need_rank(3, "[C,H,W]")?;
-            if *groups == 0 || *out_channels == 0 || x[0] % groups != 0 || out_channels % groups != 0 {
+            if *groups == 0 || *out_channels == 0 || !x[0].is_multiple_of(*groups) || !out_channels.is_multiple_of(*groups) {
                 return Err(cfg_err(name, format!("groups {groups} must divide in channels {} and out channels {out_channels}", x[0])));
             }
             let ho = conv_out(x[1], kernel[0], stride[0], padding[0], dilation[0]);
@@ -193,7 +193,7 @@ pub fn infer_out_shape(name: &str, kind: &LayerKind, ins: &[Vec<usize>]) -> Resu
             if x.is_empty() {
                 return Err(shape_err(name, "batch norm needs a channel axis"));
             }
-            if !(*eps > 0.0) || !(0.0..=1.0).contains(momentum) {
+            if !eps.is_finite() || *eps <= 0.0 || !(0.0..=1.0).contains(momentum) {
                 return Err(cfg_err(name, "need eps > 0 and momentum in [0,1]"));
             }
             x.clone()

@@ -127,6 +127,8 @@ fn bad_plans_are_errors() {
     let mut p = good.clone();
     p.layers[2].kind = LayerKind::MaxPool2d { kernel: [2, 2], stride: [0, 2], padding: [0, 0], ceil: false };
     assert!(Network::<f32>::new(&p, 0).is_err());
+    let p = PlanBuilder::new(&[1 << 20, 1 << 20]).push("fc", LayerKind::Linear { out_features: 4, bias: true }).loss().build();
+    assert!(p.is_err() || Network::<f32>::new(&p.unwrap(), 0).is_err());
     let p = Plan { input_shape: vec![3], layers: vec![] };
     assert!(Network::<f32>::new(&p, 0).is_err());
     // dropout p out of range
@@ -190,6 +192,21 @@ fn threads_agree_on_gradients_with_every_kind() {
     assert!((sa.loss - sb.loss).abs() < 1e-12);
     for (g, h) in a.grads().iter().zip(b.grads()) {
         assert!((g - h).abs() < 1e-10);
+    }
+    // sequence nets, with BN (chunked lock-step) and without (micro-batches, deferred linear)
+    for p in [every_kind_seq_plan(false), every_kind_seq_plan(true)] {
+        let mk = |t: usize, mb: usize| {
+            let o = NetOptions { backend: Backend::Cpu { threads: t }, max_batch: 7, micro_batch: mb };
+            Network::<f64>::with_options(&p, 3, o).unwrap()
+        };
+        let (x, y) = data(7, 15, 3, 9);
+        let (mut a, mut b) = (mk(1, 7), mk(2, 2));
+        let sa = a.forward_backward(&x, &y).unwrap();
+        let sb = b.forward_backward(&x, &y).unwrap();
+        assert!((sa.loss - sb.loss).abs() < 1e-12);
+        for (g, h) in a.grads().iter().zip(b.grads()) {
+            assert!((g - h).abs() < 1e-10);
+        }
     }
     // no-BN net: micro-batch 1 vs whole
     let p = every_kind_seq_plan(true);

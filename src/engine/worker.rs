@@ -53,6 +53,9 @@ pub(crate) struct Worker<T> {
     pub correct: usize,
     pub first: usize,
     pub n: usize,
+    /// Sample offset of the current samples inside this worker's buffers (non-zero only
+    /// when a whole slice is held and processed in chunks, i.e. with batch norm).
+    pub off: usize,
     /// Global index of the first sample of this worker's slice (deferred linear grads).
     pub slice_start: usize,
     /// Per linear layer: inputs and output gradients of the whole slice, so the weight
@@ -70,9 +73,9 @@ fn zeros<T: Float>(n: usize) -> Vec<T> {
 }
 
 impl<T: Float> Worker<T> {
-    /// `cap`: samples per pass; `slice_cap`: samples per step for this worker (> `cap`
-    /// enables deferred linear weight gradients).
-    pub fn new(c: &Compiled, cap: usize, slice_cap: usize) -> Self {
+    /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
+    /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
+    pub fn new(c: &Compiled, cap: usize, slice_cap: usize, chunk: usize) -> Self {
         let nl = c.layers.len();
         let mut w = Worker {
             cap,
@@ -96,6 +99,7 @@ impl<T: Float> Worker<T> {
             correct: 0,
             first: 0,
             n: 0,
+            off: 0,
             slice_start: 0,
             lin_x: vec![],
             lin_dy: vec![],
@@ -103,7 +107,7 @@ impl<T: Float> Worker<T> {
         for l in &c.layers {
             let (mut a, mut b) = (0, 0);
             if let Op::Linear { rows, fin, fout, .. } = l.op {
-                if slice_cap > cap && !l.params.is_empty() {
+                if slice_cap > chunk.min(cap) && !l.params.is_empty() {
                     a = slice_cap * rows * fin;
                     b = slice_cap * rows * fout;
                 }
@@ -187,6 +191,7 @@ impl<T: Float> Worker<T> {
     pub fn load(&mut self, inputs: &[f32], in_len: usize, first: usize, n: usize) {
         self.first = first;
         self.n = n;
+        self.off = 0;
         for (d, s) in self.data[..n * in_len].iter_mut().zip(&inputs[first * in_len..(first + n) * in_len]) {
             *d = T::from_f32(*s);
         }
@@ -205,18 +210,21 @@ impl<T: Float> Worker<T> {
         if matches!(layer.op, Op::Fused) {
             return;
         }
-        let n = self.n;
-        let mut y = take(&mut self.out[l]);
+        let (n, o) = (self.n, self.off);
+        let mut yfull = take(&mut self.out[l]);
+        let ybase = (o * layer.out_len).min(yfull.len());
+        let y = &mut yfull[ybase..];
         let ol = n * layer.out_len;
-        let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+        let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
         match &layer.op {
             Op::Conv { g, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
-                let col = if self.aux[l].len() >= n * g.col_len() && g.col_len() > 0 { &mut self.aux[l] } else { &mut self.col };
+                let cl = g.col_len();
+                let col = if self.aux[l].len() >= (o + n) * cl && cl > 0 { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
                 conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
             Op::MaxPool(g, relu) => {
-                pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][..ol]);
+                pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][o * layer.out_len..][..ol]);
                 if *relu {
                     y[..ol].iter_mut().for_each(|v| *v = v.maxf(T::ZERO));
                 }
@@ -237,7 +245,7 @@ impl<T: Float> Worker<T> {
             Op::Dropout { p } => {
                 if ctx.train && *p > 0.0 {
                     let key = ctx.drop_key ^ dropout::splitmix64(l as u64 + 0x5eed);
-                    dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.aux[l]);
+                    dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.aux[l][o * layer.out_len..]);
                 } else {
                     y[..ol].copy_from_slice(&x[..ol]);
                 }
@@ -246,14 +254,14 @@ impl<T: Float> Worker<T> {
             Op::Add => {
                 y[..ol].copy_from_slice(&x[..ol]);
                 for i in &layer.inputs[1..] {
-                    add::accumulate(&Self::input(&self.data, &self.out, *i)[..ol], &mut y[..ol]);
+                    add::accumulate(&Self::input(&self.data, &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
                 }
             }
             Op::Concat { lens } => {
                 let mut start = 0;
                 for (i, len) in layer.inputs.iter().zip(lens) {
-                    let xi = Self::input(&self.data, &self.out, *i);
-                    concat::forward_part(n, xi, *len, start, layer.out_len, &mut y);
+                    let xi = &Self::input(&self.data, &self.out, *i)[o * len..];
+                    concat::forward_part(n, xi, *len, start, layer.out_len, y);
                     start += len;
                 }
             }
@@ -263,7 +271,8 @@ impl<T: Float> Worker<T> {
             }
             Op::Lstm { t, f, h } => {
                 let (wih, whh, b) = params3(ctx, layer);
-                lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.aux[l], &mut self.aux2[l], &mut self.ws1);
+                let (ga, ce) = (&mut self.aux[l][o * t * 4 * h..], &mut self.aux2[l][o * t * h..]);
+                lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], ga, ce, &mut self.ws1);
             }
             Op::LastStep { t, h } => {
                 for s in 0..n {
@@ -277,7 +286,7 @@ impl<T: Float> Worker<T> {
                 self.correct += correct;
             }
         }
-        self.out[l] = y;
+        self.out[l] = yfull;
     }
 
     /// Takes the buffer that receives the gradient of input `k` of layer `l`.
@@ -298,8 +307,8 @@ impl<T: Float> Worker<T> {
             if layer.first_writer[k] {
                 self.dout[j] = buf;
             } else {
-                let len = self.n * layer.in_lens[k];
-                add::accumulate(&buf[..len], &mut self.dout[j][..len]);
+                let (len, b) = (self.n * layer.in_lens[k], self.off * layer.in_lens[k]);
+                add::accumulate(&buf[b..b + len], &mut self.dout[j][b..b + len]);
                 self.scratch = buf;
             }
         }
@@ -312,26 +321,29 @@ impl<T: Float> Worker<T> {
         if matches!(layer.op, Op::Fused) {
             return;
         }
-        let n = self.n;
+        let (n, o) = (self.n, self.off);
         let ol = n * layer.out_len;
         let il = n * layer.in_lens[0];
-        let dy = take(&mut self.dout[l]);
+        let ob = o * layer.out_len;
+        let dyfull = take(&mut self.dout[l]);
+        let dy = &dyfull[ob.min(dyfull.len())..];
         let mut dx = self.dx_take(layer, 0);
         {
-            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-            let dxs = dx.as_deref_mut().map(|d| &mut d[..il]);
+            let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
+            let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
             match &layer.op {
                 Op::Conv { g, bias } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
-                    let kept = self.aux[l].len() >= n * g.col_len() && g.col_len() > 0;
-                    let col = if kept { &mut self.aux[l] } else { &mut self.col };
+                    let cl = g.col_len();
+                    let kept = self.aux[l].len() >= (o + n) * cl && cl > 0;
+                    let col = if kept { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
                     conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
                 Op::MaxPool(g, relu) => {
                     if let Some(d) = dxs {
-                        let y = if *relu { Some(&self.out[l][..ol]) } else { None };
-                        pool::max_backward(g, n, &dy[..ol], y, &self.argmax[l][..ol], d);
+                        let y = if *relu { Some(&self.out[l][ob..ob + ol]) } else { None };
+                        pool::max_backward(g, n, &dy[..ol], y, &self.argmax[l][ob..ob + ol], d);
                     }
                 }
                 Op::Fused => {}
@@ -344,10 +356,10 @@ impl<T: Float> Worker<T> {
                     let (w, _) = params2(ctx, layer, *bias);
                     if !self.lin_x[l].is_empty() {
                         // deferred weight gradient: stash x and dy, compute dx now
-                        let o = self.first - self.slice_start;
+                        let so = self.first - self.slice_start;
                         let (xi, yo) = (rows * fin, rows * fout);
-                        self.lin_x[l][o * xi..(o + n) * xi].copy_from_slice(&x[..n * xi]);
-                        self.lin_dy[l][o * yo..(o + n) * yo].copy_from_slice(&dy[..ol]);
+                        self.lin_x[l][so * xi..(so + n) * xi].copy_from_slice(&x[..n * xi]);
+                        self.lin_dy[l][so * yo..(so + n) * yo].copy_from_slice(&dy[..ol]);
                         if let Some(d) = dxs {
                             matmul(n * rows, *fin, *fout, MatRef::rm(&dy[..ol], *fout), MatRef::rm(w, *fin), d, *fin, false);
                         }
@@ -358,14 +370,14 @@ impl<T: Float> Worker<T> {
                 }
                 Op::Act(a) => {
                     if let Some(d) = dxs {
-                        activation::backward(*a, &x[..ol], &self.out[l][..ol], &dy[..ol], d);
+                        activation::backward(*a, &x[..ol], &self.out[l][ob..ob + ol], &dy[..ol], d);
                     }
                 }
                 Op::BatchNorm { .. } => unreachable!("batch norm backward is driven by the network"),
                 Op::Dropout { p } => {
                     if let Some(d) = dxs {
                         if ctx.train && *p > 0.0 {
-                            dropout::backward(&dy[..ol], &self.aux[l][..ol], d);
+                            dropout::backward(&dy[..ol], &self.aux[l][ob..ob + ol], d);
                         } else {
                             d.copy_from_slice(&dy[..ol]);
                         }
@@ -383,21 +395,22 @@ impl<T: Float> Worker<T> {
                 }
                 Op::Concat { lens } => {
                     if let Some(d) = dxs {
-                        concat::backward_part(n, &dy, lens[0], 0, layer.out_len, d);
+                        concat::backward_part(n, dy, lens[0], 0, layer.out_len, d);
                     }
                 }
                 Op::Rnn { t, f, h } => {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
-                    let y = &self.out[l];
+                    let y = &self.out[l][ob..];
                     rnn::backward(n, *t, *f, *h, x, wih, whh, &y[..ol], &dy[..ol], dxs, dwih, dwhh, db, &mut self.ws2, &mut self.ws3);
                 }
                 Op::Lstm { t, f, h } => {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
-                    let y = &self.out[l];
+                    let y = &self.out[l][ob..];
+                    let (ga, ce) = (&self.aux[l][o * t * 4 * h..], &self.aux2[l][o * t * h..]);
                     lstm::backward(
-                        n, *t, *f, *h, x, wih, whh, &y[..ol], &self.aux[l], &self.aux2[l], &dy[..ol], dxs, dwih, dwhh, db,
+                        n, *t, *f, *h, x, wih, whh, &y[..ol], ga, ce, &dy[..ol], dxs, dwih, dwhh, db,
                         &mut self.ws2, &mut self.ws3, &mut self.ws1,
                     );
                 }
@@ -423,18 +436,19 @@ impl<T: Float> Worker<T> {
             let mut dx = self.dx_take(layer, k);
             if let Some(d) = dx.as_deref_mut() {
                 let len = n * layer.in_lens[k];
+                let d = &mut d[o * layer.in_lens[k]..][..len];
                 match &layer.op {
-                    Op::Add => d[..len].copy_from_slice(&dy[..ol]),
+                    Op::Add => d.copy_from_slice(&dy[..ol]),
                     Op::Concat { lens } => {
                         let start: usize = lens[..k].iter().sum();
-                        concat::backward_part(n, &dy, lens[k], start, layer.out_len, &mut d[..len]);
+                        concat::backward_part(n, dy, lens[k], start, layer.out_len, d);
                     }
                     _ => {}
                 }
             }
             self.dx_put(layer, k, dx);
         }
-        self.dout[l] = dy;
+        self.dout[l] = dyfull;
     }
 
     /// Weight/bias gradients of deferred linear layers over the `n` samples of the slice.

@@ -297,6 +297,30 @@ mod tests {
         }
     }
     #[test]
+    fn portable_and_avx2_paths_match_naive() {
+        let (m, n, p) = (7, 10, 37);
+        let a: Vec<f32> = (0..m * p).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
+        let b: Vec<f32> = (0..n * p).map(|i| ((i * 7) % 11) as f32 * 0.25).collect();
+        let check = |c: &[f32]| {
+            for i in 0..m {
+                for j in 0..n {
+                    let s: f64 = (0..p).map(|q| a[i * p + q] as f64 * b[j * p + q] as f64).sum();
+                    assert!((s - c[i * n + j] as f64).abs() < 1e-3);
+                }
+            }
+        };
+        let mut c = vec![0.0f32; m * n];
+        kernel::<f32, 8, false>(m, n, p, &a, p, &b, p, &mut c, n);
+        check(&c);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            let mut c = vec![0.0f32; m * n];
+            // SAFETY: features detected above.
+            unsafe { kernel_avx2(m, n, p, &a, p, &b, p, &mut c, n) };
+            check(&c);
+        }
+    }
+    #[test]
     fn batched_matches_naive() {
         let (m, n, p, nb) = (7, 9, 20, 3);
         let a: Vec<f32> = (0..nb * m * p).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();

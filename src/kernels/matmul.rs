@@ -152,15 +152,20 @@ mod tests {
 
     #[test]
     fn f32_paths_match_naive() {
-        for &(m, n, k) in &[(6, 784, 75), (16, 100, 150), (7, 33, 5), (1, 1, 1), (13, 16, 20), (2, 500, 800), (5, 17, 16)] {
-            for tr_a in [false, true] {
-                for tr_b in [false, true] {
-                    for acc in [false, true] {
-                        check_f32(m, n, k, tr_a, tr_b, acc);
+        // own AVX-512 kernels (where available), then the `gemm` crate for the same shapes
+        for force in [false, true] {
+            FORCE_GEMM_CRATE.with(|f| f.set(force));
+            for &(m, n, k) in &[(6, 784, 75), (16, 100, 150), (7, 33, 5), (1, 1, 1), (13, 16, 20), (2, 500, 800), (5, 17, 16)] {
+                for tr_a in [false, true] {
+                    for tr_b in [false, true] {
+                        for acc in [false, true] {
+                            check_f32(m, n, k, tr_a, tr_b, acc);
+                        }
                     }
                 }
             }
         }
+        FORCE_GEMM_CRATE.with(|f| f.set(false));
     }
 
     #[test]

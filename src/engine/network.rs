@@ -632,8 +632,8 @@ impl<T: Float> Network<T> {
 
 /// Inspection and restoration used by training runs (checkpoints, divergence reports).
 impl<T: Float> Network<T> {
-    /// The first layer, in forward order, whose parameters or last computed outputs hold a NaN
-    /// or an infinity.
+    /// The first layer, in forward order, whose parameters, running statistics or last computed
+    /// outputs hold a NaN or an infinity.
     pub fn first_nonfinite(&self) -> Option<String> {
         let bad = |v: &[T]| v.iter().any(|x| !x.to_f64().is_finite());
         for (l, layer) in self.comp.layers.iter().enumerate() {
@@ -641,7 +641,8 @@ impl<T: Float> Network<T> {
             let bad_out = self.workers.iter().any(|w| {
                 w.out.get(l).is_some_and(|o| bad(&o[..(w.n * layer.out_len).min(o.len())]))
             });
-            if bad_param || bad_out {
+            let bad_running = self.running.get(l).is_some_and(|(m, v)| m.iter().chain(v).any(|x| !x.is_finite()));
+            if bad_param || bad_out || bad_running {
                 return Some(layer.name.clone());
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! [i, f, g, o] = [σ, σ, tanh, σ](W_x x_t + W_h h_{t−1} + b); c_t = f⊙c_{t−1} + i⊙g;
 //! h_t = o⊙tanh(c_t). Input [N, T, F] → output [N, T, H]. Parameters W_x [4H, F],
-//! W_h [4H, H], b [4H]. Forward MACs per sample: T·4H·(F + H).
+//! W_h [4H, H], b [4H]. Forward MACs per sample: T·4H·F + (T−1)·4H·H (h_0 = 0).
 
 use crate::spec::args::Args;
 use serde::Serialize;
@@ -35,7 +35,7 @@ impl Lstm {
     pub fn cost(&self, x: &[u64]) -> Cost {
         let (t, f, h) = (x[0], x[1], self.hidden);
         Cost {
-            forward_macs: t * 4 * h * (f + h),
+            forward_macs: t * 4 * h * f + (t - 1) * 4 * h * h,
             backward_input_macs: t * 4 * h * f,
             backward_weight_macs: t * 4 * h * f + (t - 1) * 4 * h * h,
             backward_recurrent_macs: (t - 1) * 4 * h * h,

@@ -3,7 +3,8 @@
 //! h_t = tanh(W_xh x_t + W_hh h_{t−1} + b_h), h_0 = 0; input [N, T, F] → output [N, T, H]
 //! (every hidden state; follow with `fc C` for the per-step output z_t = softmax(W_hz h_t + b_z)
 //! or with `last` to keep h_T). Parameters W_xh [H, F], W_hh [H, H], b_h [H] — shared over
-//! time, so their count does not depend on T. Forward MACs per sample: T·(F·H + H·H).
+//! time, so their count does not depend on T. Forward MACs per sample: T·F·H + (T−1)·H·H
+//! (h_0 = 0: the first step has no W_hh product).
 
 use crate::spec::args::Args;
 use serde::Serialize;
@@ -37,7 +38,7 @@ impl Rnn {
     pub fn cost(&self, x: &[u64]) -> Cost {
         let (t, f, h) = (x[0], x[1], self.hidden);
         Cost {
-            forward_macs: t * (f * h + h * h),
+            forward_macs: t * f * h + (t - 1) * h * h,
             backward_input_macs: t * f * h,
             backward_weight_macs: t * f * h + (t - 1) * h * h,
             backward_recurrent_macs: (t - 1) * h * h,

@@ -290,7 +290,8 @@ fn recurrent(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Vec<R
             name: layers[i].name.clone(),
             steps,
             params: a.params[i].weight_count() + a.params[i].bias_count(),
-            forward_macs_per_step: c.forward_macs / steps.max(1),
+            // A full step: every input and recurrent weight once (the first step has no h_0 product).
+            forward_macs_per_step: a.params[i].weight_count(),
             forward_macs: c.forward_macs,
             backward_macs: bwd_in + c.backward_weight_macs + c.backward_recurrent_macs,
             bptt_bytes: c.kept * batch * F32,

@@ -89,7 +89,13 @@ pub fn build(exp: &Experiment, data: &Pipeline, threads: usize) -> Result<Box<dy
 impl Model for CpuModel {
     fn train_step(&mut self, batch: &Batch, lr: f64, it: u64) -> Result<f64, RunError> {
         let st = self.trainer.train_step_at(&batch.inputs, &batch.labels, it as usize, lr as f32).map_err(engine_err)?;
-        if st.loss.is_finite() && !self.trainer.network().grads_finite() {
+        // A finite loss with non-finite gradients, or an update that overflowed the weights,
+        // is divergence too: report it before anything is checkpointed.
+        let net = self.trainer.network();
+        let running_finite = self.bn.iter().all(|(l, _)| {
+            net.running_stats(*l).is_none_or(|(m, v)| m.iter().chain(v).all(|x| x.is_finite()))
+        });
+        if st.loss.is_finite() && (!net.grads_finite() || !net.params().iter().all(|x| x.is_finite()) || !running_finite) {
             return Ok(f64::NAN);
         }
         Ok(st.loss as f64)

@@ -127,7 +127,9 @@ fn recurrent_parameters_do_not_depend_on_the_sequence_length() {
     assert_eq!(a.recurrent[0].params, b.recurrent[0].params);
     assert_eq!(a.recurrent[0].params, 64 * 28 + 64 * 64 + 64);
     assert_eq!(a.recurrent[0].forward_macs_per_step, b.recurrent[0].forward_macs_per_step);
-    assert_eq!(b.recurrent[0].forward_macs, 4 * a.recurrent[0].forward_macs);
+    // h_0 = 0: T·F·H + (T−1)·H·H.
+    assert_eq!(a.recurrent[0].forward_macs, 10 * 28 * 64 + 9 * 64 * 64);
+    assert_eq!(b.recurrent[0].forward_macs, 40 * 28 * 64 + 39 * 64 * 64);
 }
 
 #[test]

@@ -180,9 +180,15 @@ impl EngineModel for CpuModel {
     }
 }
 
-/// The static report's training-memory estimate, once the report stage provides one.
-pub fn estimated_bytes(_exp: &Experiment) -> Option<u64> {
-    None
+/// The static report's training-memory estimate at the spec's batch size.
+pub fn estimated_bytes(exp: &Experiment) -> Option<u64> {
+    let (graph, _) = crate::graph::lower(exp);
+    let graph = graph?;
+    let (analysis, diags) = crate::graph::check(exp, &graph);
+    if crate::diagnostic::has_errors(&diags) {
+        return None;
+    }
+    Some(crate::report::report(exp, &graph, &analysis, exp.data.batch).memory.total)
 }
 
 /// f64 values stored losslessly in an f32 tensor: each value's bits as two f32 bit patterns.

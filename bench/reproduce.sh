@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Reproduces docs/results.md: trains every experiment of the homework and the Caffe references
+# on the real data in ../shared/data (or $EXPC_SHARED_DATA), then regenerates the table and figures.
+#
+#   bench/reproduce.sh            # everything (about 40 minutes on 2 cores)
+#   bench/reproduce.sh cifar      # only the five CIFAR-10 variants of the homework
+#   ONLY="mnist/lenet" bench/reproduce.sh
+#
+# Needs: python3 with numpy and pillow for the one-time CIFAR conversion (pip install numpy pillow).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${EXPC_SHARED_DATA:-../shared/data}
+WORK=${EXPC_WORK:-bench/out}
+mkdir -p "$WORK"
+CIFAR="$WORK/cifar-10-batches-bin"
+if [ ! -f "$CIFAR/test_batch.bin" ]; then
+  echo "converting CIFAR-10 JPEGs to the binary layout in $CIFAR"
+  "$DATA/cifar10-to-bin" "$CIFAR"
+fi
+cargo build --release --quiet
+EXPC=target/release/expc
+RUNS="$WORK/runs"
+THREADS=${EXPC_THREADS:-$(nproc)}
+set_all=(--quiet --threads "$THREADS" --out "$RUNS" --data cifar10="$CIFAR" --data mnist="$DATA/mnist")
+
+case "${1:-all}" in
+  cifar) LIST="cifar10/baseline cifar10/no_weight_decay cifar10/msra_fc cifar10/batchnorm cifar10/augment" ;;
+  *) LIST=${ONLY:-"cifar10/baseline cifar10/no_weight_decay cifar10/msra_fc cifar10/batchnorm cifar10/augment mnist/lenet cifar10/quick rnn/elman_mnist resnet/resnet_small"} ;;
+esac
+
+: > "$WORK/runs.txt"
+for e in $LIST; do
+  echo "== $e ($(date -u +%H:%M:%S))"
+  out=$("$EXPC" run "experiments/$e.exp" "${set_all[@]}" | tee /dev/stderr | sed -n 's/^run folder: //p' | head -1)
+  echo "$e $out" >> "$WORK/runs.txt"
+done
+
+# Figures 3–6 of the homework: each variant against the baseline.
+mkdir -p docs/figures
+dir_of() { awk -v e="$1" '$1 == e {print $2}' "$WORK/runs.txt"; }
+base=$(dir_of cifar10/baseline)
+if [ -n "$base" ]; then
+  for v in no_weight_decay msra_fc batchnorm augment; do
+    d=$(dir_of "cifar10/$v")
+    [ -n "$d" ] && "$EXPC" compare "$base" "$d" --out "docs/figures/cifar10_baseline_vs_$v.png"
+  done
+  cp "$base/curves.png" docs/figures/cifar10_baseline_curves.png
+  cp "$base/filters.png" docs/figures/cifar10_baseline_filters.png
+fi
+for e in mnist/lenet cifar10/quick rnn/elman_mnist resnet/resnet_small; do
+  d=$(dir_of "$e")
+  [ -n "$d" ] && cp "$d/curves.png" "docs/figures/$(echo "$e" | tr / _)_curves.png"
+done
+python3 bench/results_table.py "$WORK/runs.txt" > docs/results-table.md
+echo "table: docs/results-table.md; figures: docs/figures/"

@@ -43,14 +43,18 @@ pub struct Graph {
     pub nodes: Vec<NodeIndex>,
     /// A topological order of the nodes.
     pub order: Vec<NodeIndex>,
+    /// Producers of each layer's inputs in slot order (by layer index), computed once.
+    producers: Vec<Vec<NodeIndex>>,
 }
 
 impl Graph {
     /// The producers of a node's inputs, in slot order.
     pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
-        let mut e: Vec<(usize, NodeIndex)> = self.g.edges_directed(n, Direction::Incoming).map(|e| (e.weight().slot, e.source())).collect();
-        e.sort();
-        e.into_iter().map(|x| x.1).collect()
+        self.producers[self.g[n].layer].clone()
+    }
+    /// The same, borrowed.
+    pub fn input_slice(&self, n: NodeIndex) -> &[NodeIndex] {
+        &self.producers[self.g[n].layer]
     }
     pub fn layer<'e>(&self, exp: &'e Experiment, n: NodeIndex) -> &'e LayerSpec {
         &exp.model.layers[self.g[n].layer]
@@ -83,8 +87,11 @@ pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
             }
         }
     }
-    // Cycles: every strongly connected component with more than one node, or a self loop.
-    for scc in petgraph::algo::tarjan_scc(&g) {
+    // Cycles: every strongly connected component with more than one node, or a self loop
+    // (looked for only when a topological order does not exist; Kosaraju's algorithm is
+    // iterative, so deep models cannot overflow the stack).
+    let sccs = if petgraph::algo::toposort(&g, None).is_ok() { vec![] } else { petgraph::algo::kosaraju_scc(&g) };
+    for scc in sccs {
         let cyclic = scc.len() > 1 || g.find_edge(scc[0], scc[0]).is_some();
         if !cyclic {
             continue;
@@ -147,7 +154,15 @@ pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
             }
         }
     }
-    (Some(Graph { g, nodes, order }), diags)
+    let producers = nodes
+        .iter()
+        .map(|&n| {
+            let mut e: Vec<(usize, NodeIndex)> = g.edges_directed(n, Direction::Incoming).map(|e| (e.weight().slot, e.source())).collect();
+            e.sort();
+            e.into_iter().map(|x| x.1).collect()
+        })
+        .collect();
+    (Some(Graph { g, nodes, order, producers }), diags)
 }
 
 /// Shapes, parameters and costs of every node (side table, indexed by layer).
@@ -194,7 +209,7 @@ pub fn check(exp: &Experiment, graph: &Graph) -> (Analysis, Vec<Diagnostic>) {
     for &node in &graph.order {
         let i = graph.g[node].layer;
         let l = &layers[i];
-        let producers: Vec<usize> = graph.inputs(node).into_iter().map(|p| graph.g[p].layer).collect();
+        let producers: Vec<usize> = graph.input_slice(node).iter().map(|&p| graph.g[p].layer).collect();
         let ins: Option<Vec<Dims>> = producers.iter().map(|&p| a.shapes[p].clone()).collect();
         let Some(ins) = ins else { continue };
         let refs: Vec<&[u64]> = ins.iter().map(|x| x.as_slice()).collect();

@@ -157,7 +157,7 @@ pub fn report(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Repo
         let bwd_w = if has_params { c.backward_weight_macs + c.backward_recurrent_macs } else { 0 };
         if let Op::Conv(conv) = &l.op {
             if let Some(out) = &a.shapes[i] {
-                let ins = graph.inputs(node);
+                let ins = graph.input_slice(node);
                 if let Some(x) = ins.first().and_then(|&n| a.shapes[graph.g[n].layer].as_ref()) {
                     let col = x[0] / conv.groups.max(1) * conv.kernel[0] * conv.kernel[1] * out[1] * out[2];
                     workspace = workspace.max(col * F32);
@@ -229,12 +229,12 @@ fn gradient_paths(exp: &Experiment, graph: &Graph, a: &Analysis) -> Option<Gradi
     for &node in &graph.order {
         let i = graph.g[node].layer;
         let l = &layers[i];
-        if graph.inputs(node).len() > 1 {
+        if graph.input_slice(node).len() > 1 {
             return None;
         }
         match &l.op {
             Op::Linear(f) => {
-                let x = a.shapes[graph.g[graph.inputs(node)[0]].layer].as_ref()?;
+                let x = a.shapes[graph.g[graph.input_slice(node)[0]].layer].as_ref()?;
                 if x.len() == 2 {
                     return None;
                 }
@@ -255,19 +255,21 @@ fn gradient_paths(exp: &Experiment, graph: &Graph, a: &Analysis) -> Option<Gradi
     // δ of every hidden layer: Wᵀδ through each boundary but the first (no input gradient).
     let reverse_mode_mults: u64 = (1..k).map(|j| widths[j] * widths[j + 1]).sum();
     // Hidden layer j (1..k-1): each of its units has Π_{m>j} widths[m] paths to the outputs, each
-    // of k - j edges.
+    // of k - j edges. Suffix products and suffix log-sums keep this linear in the depth.
+    let mut suffix_log = vec![0.0f64; widths.len() + 1];
+    let mut suffix_prod: Vec<Option<u128>> = vec![Some(1); widths.len() + 1];
+    for m in (0..widths.len()).rev() {
+        suffix_log[m] = suffix_log[m + 1] + (widths[m] as f64).log10();
+        suffix_prod[m] = suffix_prod[m + 1].and_then(|p| p.checked_mul(widths[m] as u128));
+    }
     let mut exact: Option<u128> = Some(0);
     let mut log_terms = vec![];
     for j in 1..k {
         let edges = (k - j) as u128;
-        let mut paths: Option<u128> = Some(widths[j] as u128);
-        let mut log = (widths[j] as f64).log10() + (edges as f64).log10();
-        for &w in &widths[j + 1..] {
-            paths = paths.and_then(|p| p.checked_mul(w as u128));
-            log += (w as f64).log10();
-        }
+        // widths[j] units × Π_{m>j} widths[m] paths each = Π_{m≥j} widths[m].
+        let paths = suffix_prod[j];
         exact = exact.and_then(|e| paths.and_then(|p| p.checked_mul(edges)).and_then(|t| e.checked_add(t)));
-        log_terms.push(log);
+        log_terms.push(suffix_log[j] + (edges as f64).log10());
     }
     let max = log_terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let log10 = max + log_terms.iter().map(|t| 10f64.powf(t - max)).sum::<f64>().log10();
@@ -282,7 +284,7 @@ fn recurrent(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Vec<R
         if !matches!(layers[i].op, Op::Rnn(_) | Op::Lstm(_)) {
             continue;
         }
-        let Some(x) = graph.inputs(node).first().and_then(|&n| a.shapes[graph.g[n].layer].clone()) else { continue };
+        let Some(x) = graph.input_slice(node).first().and_then(|&n| a.shapes[graph.g[n].layer].clone()) else { continue };
         let c = a.costs[i];
         let steps = x[0];
         let bwd_in = if a.needs_input_grad[i] { c.backward_input_macs } else { 0 };
@@ -311,8 +313,8 @@ fn devices(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Option<
     for &node in &graph.order {
         let i = graph.g[node].layer;
         let to = &layers[i];
-        for p in graph.inputs(node) {
-            let j = graph.g[p].layer;
+        for p in graph.input_slice(node) {
+            let j = graph.g[*p].layer;
             let from = &layers[j];
             if from.device == to.device {
                 continue;

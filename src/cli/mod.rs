@@ -54,6 +54,17 @@ enum Command {
         #[arg(long)]
         batch: Option<u64>,
     },
+    /// Check the engine's gradients against central finite differences in f64, for every
+    /// parameter tensor; exit 1 if any relative error exceeds --tolerance.
+    Gradcheck {
+        file: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        #[arg(long, default_value_t = 1e-5)]
+        tolerance: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Train an experiment: a run folder with metrics, checkpoints, plots and a summary.
     Run(run::RunArgs),
     /// Continue a run from its last checkpoint (after a crash, `kill -9` or Ctrl-C).
@@ -140,6 +151,7 @@ pub fn main() -> i32 {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
         Command::Compile { file, report: r, format, batch } => report::compile(&out, &file, r, format, batch),
+        Command::Gradcheck { file, batch, tolerance, seed } => report::gradcheck(&out, &file, batch, tolerance, seed),
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),

@@ -164,3 +164,36 @@ fn dot(d: &GraphDump) -> String {
     s.push_str("}\n");
     s
 }
+
+pub fn gradcheck(out: &Out, file: &Path, batch: usize, tolerance: f64, seed: u64) -> i32 {
+    let c = match checked(out, file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(exp) = &c.experiment else { return 1 };
+    let plan = match expc::lower::lower(exp) {
+        Ok(p) => p,
+        Err(d) => {
+            out.diagnostics(&d, &c.sources);
+            return 1;
+        }
+    };
+    let checks = match expc::engine::gradcheck(&plan, batch.max(1), seed) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error[E0534]: engine: {e}");
+            return 1;
+        }
+    };
+    let width = checks.iter().map(|t| t.layer.len() + t.param.len() + 1).max().unwrap_or(10);
+    println!("{:<width$}  {:>8}  {:>14}", "tensor", "checked", "max rel error");
+    let mut worst = 0.0f64;
+    for t in &checks {
+        let name = format!("{}.{}", t.layer, t.param);
+        let flag = if t.max_rel_err > tolerance { "  FAIL" } else { "" };
+        println!("{name:<width$}  {:>8}  {:>14.3e}{flag}", t.checked, t.max_rel_err);
+        worst = worst.max(t.max_rel_err);
+    }
+    println!("worst relative error {worst:.3e} over {} tensors (tolerance {tolerance:e}, batch {batch}, f64)", checks.len());
+    i32::from(worst > tolerance || checks.is_empty())
+}

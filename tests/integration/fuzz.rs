@@ -17,7 +17,12 @@ fn check_text(text: &str) {
     let _ = expc::syntax::parse(FileId(0), text).map(|ast| expc::syntax::format(text, &ast));
     // Resolution with extends pointing back at the same text exercises cycles and merging.
     let read = |_: &Path| Ok::<String, std::io::Error>(text.to_string());
-    let _ = expc::spec::resolve_text("fuzz.exp", text, Path::new("."), &read);
+    // The whole front half: resolve, graph, shapes, and the report when it checks.
+    let c = expc::compile::compile_text("fuzz.exp", text, Path::new("."), &read);
+    if c.ok() {
+        let (e, g, a) = (c.experiment.as_ref().unwrap(), c.graph.as_ref().unwrap(), c.analysis.as_ref().unwrap());
+        let _ = expc::report::report(e, g, a, 3).text();
+    }
 }
 
 fn corpus() -> Vec<String> {

@@ -2,6 +2,7 @@
 //! Snapshots live in the top-level `snapshots/` folder.
 
 mod common;
+mod engine;
 mod errors;
 mod fmt;
 mod fuzz;

@@ -163,7 +163,9 @@ impl<T: Float> Network<T> {
         let per_worker = opts.max_batch.div_ceil(threads);
         let mb = if opts.micro_batch == 0 { auto_micro_batch(&comp) } else { opts.micro_batch };
         let cap = if lockstep { per_worker } else { mb.min(per_worker) };
-        let mut params = vec![T::ZERO; comp.n_params];
+        let mut params = Vec::new();
+        params.try_reserve_exact(comp.n_params).map_err(|_| EngineError::InvalidPlan("cannot allocate parameters".into()))?;
+        params.resize(comp.n_params, T::ZERO);
         let mut tmp = vec![];
         for (i, p) in comp.params.iter().enumerate() {
             tmp.resize(p.len, 0.0f32);
@@ -172,7 +174,7 @@ impl<T: Float> Network<T> {
                 *d = T::from_f32(*s);
             }
         }
-        let workers = (0..threads).map(|_| Worker::new(&comp, cap, per_worker, mb)).collect();
+        let workers = (0..threads).map(|_| Worker::new(&comp, cap, per_worker, mb)).collect::<Result<Vec<_>, _>>()?;
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()

@@ -115,6 +115,19 @@ pub enum LayerKind {
     SoftmaxCrossEntropy,
 }
 
+impl Plan {
+    /// Checks every invariant that [`crate::engine::Network::new`] checks, without
+    /// allocating any buffers.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        super::compile::compile(self).map(|_| ())
+    }
+
+    /// Total number of parameter elements (after validation).
+    pub fn param_count(&self) -> Result<usize, EngineError> {
+        super::compile::compile(self).map(|c| c.n_params)
+    }
+}
+
 impl LayerKind {
     /// Number of inputs the kind accepts: `(min, max)`.
     pub fn arity(&self) -> (usize, usize) {

@@ -106,6 +106,8 @@ fn plan_roundtrips_through_json() {
 #[test]
 fn bad_plans_are_errors() {
     let good = simple_net(false);
+    assert!(good.validate().is_ok());
+    assert_eq!(good.param_count().unwrap(), 62006);
     let mut p = good.clone();
     p.layers[0].out_shape = vec![6, 27, 28];
     assert!(matches!(Network::<f32>::new(&p, 0), Err(EngineError::Shape { .. })));

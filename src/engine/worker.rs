@@ -8,6 +8,7 @@
 //! statistics); `fwd`/`bwd` handle it only in evaluation mode.
 
 use super::compile::{CLayer, Compiled, Op};
+use super::error::EngineError;
 use super::plan::Input;
 use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
 use crate::kernels::matmul::{matmul, MatRef};
@@ -68,18 +69,22 @@ pub(crate) struct Worker<T> {
 /// Largest per-layer column store (elements) kept from forward for backward reuse.
 const KEEP_COLS_MAX: usize = 1 << 18;
 
-fn zeros<T: Float>(n: usize) -> Vec<T> {
-    vec![T::ZERO; n]
+/// A zeroed buffer; allocation failure is an error, not an abort.
+fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>, EngineError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| EngineError::InvalidPlan(format!("cannot allocate a buffer of {n} elements")))?;
+    v.resize(n, T::default());
+    Ok(v)
 }
 
 impl<T: Float> Worker<T> {
     /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
     /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
-    pub fn new(c: &Compiled, cap: usize, slice_cap: usize, chunk: usize) -> Self {
+    pub fn new(c: &Compiled, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
         let nl = c.layers.len();
         let mut w = Worker {
             cap,
-            data: zeros(cap * c.in_len),
+            data: zeros(cap * c.in_len)?,
             out: Vec::with_capacity(nl),
             dout: Vec::with_capacity(nl),
             argmax: Vec::with_capacity(nl),
@@ -92,7 +97,7 @@ impl<T: Float> Worker<T> {
             ws2: vec![],
             ws3: vec![],
             probs: vec![0.0; c.classes.max(1)],
-            grad: zeros(c.n_params),
+            grad: zeros(c.n_params)?,
             bn_a: vec![],
             bn_b: vec![],
             loss: 0.0,
@@ -112,14 +117,14 @@ impl<T: Float> Worker<T> {
                     b = slice_cap * rows * fout;
                 }
             }
-            w.lin_x.push(zeros(a));
-            w.lin_dy.push(zeros(b));
+            w.lin_x.push(zeros(a)?);
+            w.lin_dy.push(zeros(b)?);
         }
         let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
         for l in &c.layers {
             let last = matches!(l.op, Op::SoftmaxCe { .. } | Op::Fused);
-            w.out.push(zeros(if last { 0 } else { cap * l.out_len }));
-            w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 }));
+            w.out.push(zeros(if last { 0 } else { cap * l.out_len })?);
+            w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 })?);
             for (k, i) in l.inputs.iter().enumerate() {
                 if matches!(i, Input::Layer(_)) && l.dx_needed[k] && !l.first_writer[k] {
                     scratch = scratch.max(cap * l.in_lens[k]);
@@ -156,19 +161,19 @@ impl<T: Float> Worker<T> {
                 }
                 _ => {}
             }
-            w.argmax.push(vec![0u32; am]);
-            w.aux.push(zeros(a1));
-            w.aux2.push(zeros(a2));
+            w.argmax.push(zeros(am)?);
+            w.aux.push(zeros(a1)?);
+            w.aux2.push(zeros(a2)?);
         }
-        w.col = zeros(col);
-        w.dcol = zeros(dcol);
-        w.scratch = zeros(scratch);
-        w.ws1 = zeros(ws1);
-        w.ws2 = zeros(ws2);
-        w.ws3 = zeros(ws3);
+        w.col = zeros(col)?;
+        w.dcol = zeros(dcol)?;
+        w.scratch = zeros(scratch)?;
+        w.ws1 = zeros(ws1)?;
+        w.ws2 = zeros(ws2)?;
+        w.ws3 = zeros(ws3)?;
         w.bn_a = vec![0.0; bn];
         w.bn_b = vec![0.0; bn];
-        w
+        Ok(w)
     }
 
     /// Bytes held in (activations, workspace).

@@ -233,7 +233,9 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
         eprintln!("note: resuming with {threads} threads (the run started with {}); results stay identical only with the same count", record.threads);
     }
     let mut progress = Progress::new(&exp.name, quiet);
-    match expc::run::session::train(exp, record.iterations, dir, settings, threads, resuming, &mut progress) {
+    // Testing aid (documented in docs/runs.md): abort like `kill -9` after iteration N.
+    let abort_after = std::env::var("EXPC_TEST_ABORT_AFTER").ok().and_then(|v| v.parse().ok());
+    match expc::run::session::train(exp, record.iterations, dir, settings, threads, resuming, abort_after, &mut progress) {
         Ok(summary) => {
             drop(progress);
             let pct = |x: Option<f64>| x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());

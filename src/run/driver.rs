@@ -81,6 +81,8 @@ pub struct Loop<'a> {
     pub eval_batches: Option<u64>,
     /// Stop after this many iterations in total (overrides the spec's, e.g. `--iterations`).
     pub iterations: u64,
+    /// Testing aid: abort the process (as `kill -9` would) right after this iteration.
+    pub abort_after: Option<u64>,
 }
 
 pub fn checkpoint_name(it: u64) -> String {
@@ -180,6 +182,9 @@ impl Loop<'_> {
                 progress.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
                 let p = self.save(model, &progress)?;
                 obs.checkpoint(done, &p);
+            }
+            if self.abort_after == Some(done) {
+                std::process::abort();
             }
         }
         let wall = t0.elapsed().as_secs_f64();

@@ -34,6 +34,7 @@ pub fn train(
     settings: &Settings,
     threads: usize,
     resuming: bool,
+    abort_after: Option<u64>,
     obs: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
     let config = data::data_config(&exp.data, settings, exp.train.seed)?;
@@ -64,7 +65,7 @@ pub fn train(
         return Err(RunError::new("E0533", format!("this run already finished its {iterations} iterations"))
             .help("start a new run with `expc run`, or `--iterations N` for a longer one"));
     }
-    let lp = Loop { train: &exp.train, data: &pipeline, dir, eval_batches: exp.train.eval_batches, iterations };
+    let lp = Loop { train: &exp.train, data: &pipeline, dir, eval_batches: exp.train.eval_batches, iterations, abort_after };
     let result = lp.run(model.as_mut(), start, obs);
     // Figures from whatever the run wrote, also when it failed.
     let figures = draw(exp, dir, model.as_ref());

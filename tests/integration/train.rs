@@ -72,7 +72,7 @@ fn settings(dir: &Path) -> Settings {
 }
 
 fn train(text: &str, dir: &Path, iterations: u64, resuming: bool) -> Result<session::Summary, expc::run::RunError> {
-    session::train(&experiment(text), iterations, dir, &settings(dir), 2, resuming, &mut Quiet)
+    session::train(&experiment(text), iterations, dir, &settings(dir), 2, resuming, None, &mut Quiet)
 }
 
 /// Metrics without the timing columns.
@@ -186,4 +186,36 @@ fn compare_tables_two_runs() {
     assert!(a.join("cmp.png").exists() && a.join("cmp.svg").exists());
     let e = compare::load(&[a.join("nope")]).err().expect("missing run");
     assert_eq!(e.code, "E0505");
+}
+
+/// The real thing: `expc run` killed mid-run (abort, as `kill -9`: no cleanup), then `expc resume`.
+#[test]
+fn expc_resume_after_a_hard_kill_equals_an_uninterrupted_run() {
+    let root = tmp("kill");
+    std::fs::write(root.join("tiny.exp"), SPEC).expect("write spec");
+    let run = |abort: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_expc"));
+        c.current_dir(&*root).args(["run", "tiny.exp", "--quiet", "--threads", "2", "--out", "runs"]);
+        if let Some(a) = abort {
+            c.env("EXPC_TEST_ABORT_AFTER", a);
+        }
+        let out = c.output().expect("expc runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let dir = text.lines().find_map(|l| l.strip_prefix("run folder: ")).map(|d| root.join(d.trim())).expect("run folder printed");
+        (out.status, dir)
+    };
+    let (status, full) = run(None);
+    assert!(status.success());
+    let (status, killed) = run(Some("25"));
+    assert!(!status.success(), "the aborted run must die");
+    assert_eq!(driver::latest_checkpoint(&killed).expect("checkpoint").0, 20);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_expc"))
+        .current_dir(&*root)
+        .arg("resume")
+        .arg(&killed)
+        .args(["--quiet", "--threads", "2"])
+        .output()
+        .expect("resume runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(losses(&killed), losses(&full));
 }

@@ -61,4 +61,6 @@ for e in mnist/lenet cifar10/quick rnn/elman_mnist resnet/resnet_small; do
   [ -n "$d" ] && cp "$d/curves.png" "docs/figures/$(echo "$e" | tr / _)_curves.png"
 done
 python3 bench/results_table.py "$WORK/runs.txt" > docs/results-table.md
-echo "table: docs/results-table.md; figures: docs/figures/"
+# docs/results.md = the written analysis around the generated table.
+cat docs/results.head.md docs/results-table.md docs/results.tail.md > docs/results.md
+echo "table: docs/results-table.md, in docs/results.md; figures: docs/figures/"

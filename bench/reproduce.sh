@@ -31,8 +31,8 @@ esac
 # runs.txt lists "<experiment> <run folder>"; a partial rerun (ONLY=…, or `cifar`) replaces
 # only its own lines, so the table and figures always cover the newest run of everything.
 touch "$WORK/runs.txt"
-# The residual net's 5,000 iterations take about 30 minutes on 2 cores (5.1 GMAC per step at
-# batch 128, measured ~15 GMAC/s): by default it runs 1,000 (RESNET_ITERS=5000 for all).
+# The residual net's 5,000 iterations take about 19 minutes on 2 cores (5.1 GMAC per step at
+# batch 128, measured 559 images/s): by default it runs 1,000 (RESNET_ITERS=5000 for all).
 RESNET_ITERS=${RESNET_ITERS:-1000}
 for e in $LIST; do
   echo "== $e ($(date -u +%H:%M:%S))"

@@ -108,7 +108,6 @@ impl<'a> Loader<'a> {
                 return None;
             }
         };
-        self.asts.push((file, parsed.clone()));
 
         // 1. The base, if any.
         let mut doc = Doc::default();
@@ -219,6 +218,7 @@ impl<'a> Loader<'a> {
                 }),
             }
         }
+        self.asts.push((file, parsed));
         Some(doc)
     }
 

@@ -71,16 +71,4 @@ impl SourceMap {
     pub fn files(&self) -> &[SourceFile] {
         &self.files
     }
-    /// The text a span covers ("" when the span does not belong to this map).
-    pub fn snippet(&self, span: Span) -> &str {
-        self.get(span.file).and_then(|f| f.text.get(span.range())).unwrap_or("")
-    }
-    /// 1-based line and column of a span's start.
-    pub fn line_col(&self, span: Span) -> (usize, usize) {
-        let Some(f) = self.get(span.file) else { return (0, 0) };
-        let upto = &f.text[..(span.start as usize).min(f.text.len())];
-        let line = upto.matches('\n').count() + 1;
-        let col = upto.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-        (line, col)
-    }
 }

@@ -84,7 +84,7 @@ pub fn dump_graph(out: &Out, file: &Path, format: GraphFormat, unroll: Option<u6
         let i = g.g[n].layer;
         let l = &layers[i];
         let inputs: Vec<String> = g
-            .inputs(n)
+            .input_slice(n)
             .iter()
             .map(|&p| {
                 let name = &layers[g.g[p].layer].name;

@@ -671,9 +671,4 @@ impl<T: Float> Network<T> {
         r.1.copy_from_slice(var);
         Ok(())
     }
-
-    /// Number of layers in the compiled plan and their names, in order.
-    pub fn layer_names(&self) -> Vec<String> {
-        self.comp.layers.iter().map(|l| l.name.clone()).collect()
-    }
 }

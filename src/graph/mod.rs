@@ -12,10 +12,10 @@
 //!   downstream of an error is skipped rather than reported again.
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::ops::shape::{count, show, show_count, Cost, Dims, ParamShapes};
+use crate::ops::shape::{show, show_count, Cost, Dims, ParamShapes};
 use crate::ops::Op;
 use crate::source::Span;
-use crate::spec::{Dataset, Experiment, LayerSpec, SequenceMode};
+use crate::spec::{Dataset, Experiment, SequenceMode};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -49,15 +49,8 @@ pub struct Graph {
 
 impl Graph {
     /// The producers of a node's inputs, in slot order.
-    pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
-        self.producers[self.g[n].layer].clone()
-    }
-    /// The same, borrowed.
     pub fn input_slice(&self, n: NodeIndex) -> &[NodeIndex] {
         &self.producers[self.g[n].layer]
-    }
-    pub fn layer<'e>(&self, exp: &'e Experiment, n: NodeIndex) -> &'e LayerSpec {
-        &exp.model.layers[self.g[n].layer]
     }
 }
 
@@ -98,7 +91,6 @@ pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
         }
         let mut members: Vec<usize> = scc.iter().map(|n| g[*n].layer).collect();
         members.sort();
-        let first = &layers[members[0]];
         let names: Vec<&str> = members.iter().map(|&m| layers[m].name.as_str()).collect();
         let mut d = Diagnostic::error("E0201", format!("the layers {} form a cycle", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
         let mut primary_done = false;
@@ -115,7 +107,6 @@ pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
                 primary_done = true;
             }
         }
-        let _ = first;
         diags.push(d.help("a layer can only read layers computed before it; break the cycle by changing one `from=`"));
     }
     if diags.iter().any(|d| d.is_error()) {
@@ -285,9 +276,4 @@ fn dataset_name(d: &Dataset) -> &'static str {
         Dataset::Synthetic { .. } => "synthetic",
         Dataset::Folder { .. } => "folder",
     }
-}
-
-/// Elements of a layer's output per sample (0 where unknown).
-pub fn elements(a: &Analysis, layer: usize) -> u64 {
-    a.shapes[layer].as_deref().map(count).unwrap_or(0)
 }

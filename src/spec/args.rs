@@ -6,7 +6,6 @@
 //! "did you mean"; extra positional values). All errors of a command come out together.
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::source::Span;
 use crate::syntax::ast::{Arg, Command, Value, ValueKind};
 
 pub struct Args<'a> {
@@ -266,9 +265,4 @@ impl<'a> Args<'a> {
         }
         self.diags
     }
-}
-
-/// Spans of a value, for labels.
-pub fn span_of(v: &Value) -> Span {
-    v.span
 }

@@ -5,7 +5,6 @@
 //! Prints one JSON line: median img/s over R timed runs of S steps each (after W warm-up
 //! steps), all run times, final loss, and peak RSS (VmHWM) in MiB.
 
-use expc::engine::plan::{lenet, simple_net};
 use expc::engine::{Trainer, TrainerConfig};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -34,8 +33,16 @@ fn main() {
     let runs: usize = arg(&args, "--runs", 5);
     let steps: usize = arg(&args, "--steps", 10);
     let micro: usize = arg(&args, "--micro", 0);
-    let plan = if net == "lenet" { lenet(bn) } else { simple_net(bn) };
-    let cfg = TrainerConfig { base_lr: 0.01, threads, max_batch: batch, micro_batch: micro, ..Default::default() };
+    // The shipped experiments: the homework's simple net (Problem 5) and Caffe's LeNet, each with
+    // and without batch norm after every convolution.
+    let spec = match (net.as_str(), bn) {
+        ("lenet", false) => "experiments/mnist/lenet.exp",
+        ("lenet", true) => "experiments/mnist/lenet_batchnorm.exp",
+        (_, false) => "experiments/cifar10/baseline.exp",
+        (_, true) => "experiments/cifar10/batchnorm.exp",
+    };
+    let plan = expc::lower::lower_file(std::path::Path::new(spec)).unwrap_or_else(|e| panic!("{spec} compiles: {e}"));
+    let cfg = TrainerConfig { threads, max_batch: batch, micro_batch: micro, ..Default::default() };
     let mut t = Trainer::new(&plan, 1, cfg).expect("valid plan");
     let il = t.network().input_len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -45,14 +52,14 @@ fn main() {
     let mut k = 0;
     let mut loss = 0.0;
     for _ in 0..warmup {
-        loss = t.train_step(&xs[k % nb], &ys[k % nb]).unwrap().loss;
+        loss = t.train_step(&xs[k % nb], &ys[k % nb], 0.01).unwrap().loss;
         k += 1;
     }
     let mut rates = vec![];
     for _ in 0..runs {
         let t0 = Instant::now();
         for _ in 0..steps {
-            loss = t.train_step(&xs[k % nb], &ys[k % nb]).unwrap().loss;
+            loss = t.train_step(&xs[k % nb], &ys[k % nb], 0.01).unwrap().loss;
             k += 1;
         }
         rates.push((steps * batch) as f64 / t0.elapsed().as_secs_f64());

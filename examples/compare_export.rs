@@ -5,25 +5,29 @@
 //! flatten → fc10 on 3×8×8, batch 8, SGD momentum 0.9, lr 0.05, weight decay 1e-3
 //! (weights only, Caffe decay_mult convention), 2 threads.
 
-use expc::engine::{LayerKind, PlanBuilder, Trainer, TrainerConfig};
+use expc::engine::{Trainer, TrainerConfig};
 use rand::{Rng, SeedableRng};
 
 fn main() {
-    let plan = PlanBuilder::new(&[3, 8, 8])
-        .conv("conv1", 4, 3, 1, 1)
-        .batch_norm("bn1")
-        .relu("relu1")
-        .max_pool("pool1", 2, 2)
-        .conv("conv2", 6, 3, 1, 1)
-        .relu("relu2")
-        .push("pool2", LayerKind::AvgPool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0], ceil: false })
-        .flatten("flat")
-        .linear("fc", 10)
-        .loss()
-        .build()
-        .expect("valid plan");
+    let spec = "experiment compare_export
+data { dataset synthetic shape=3x8x8 classes=10 train=64 test=64 }
+model {
+  input 3x8x8
+  conv1: conv 4 3x3 pad=1 init=msra
+  bn1: batchnorm
+  relu
+  pool1: maxpool 2
+  conv2: conv 6 3x3 pad=1 init=msra
+  relu
+  pool2: avgpool 2
+  fc: fc 10 init=msra
+  loss: softmax_loss
+}
+train { lr 0.05\n iterations 20 }
+";
+    let plan = expc::lower::lower_text("compare_export.exp", spec).unwrap_or_else(|e| panic!("the comparison net compiles: {e}"));
     let (batch, steps) = (8usize, 20usize);
-    let cfg = TrainerConfig { base_lr: 0.05, weight_decay: 1e-3, threads: 2, max_batch: batch, ..Default::default() };
+    let cfg = TrainerConfig { weight_decay: 1e-3, threads: 2, max_batch: batch, ..Default::default() };
     let mut t = Trainer::new(&plan, 5, cfg).expect("valid");
     let params: Vec<serde_json::Value> = t
         .network()
@@ -39,7 +43,7 @@ fn main() {
     let il = t.network().input_len();
     let xs: Vec<Vec<f32>> = (0..steps).map(|_| (0..batch * il).map(|_| rng.gen_range(-1.0f32..1.0)).collect()).collect();
     let ys: Vec<Vec<u32>> = (0..steps).map(|_| (0..batch).map(|_| rng.gen_range(0..10u32)).collect()).collect();
-    let losses: Vec<f32> = (0..steps).map(|s| t.train_step(&xs[s], &ys[s]).expect("step").loss).collect();
+    let losses: Vec<f32> = (0..steps).map(|s| t.train_step(&xs[s], &ys[s], 0.05).expect("step").loss).collect();
     let out = serde_json::json!({"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3, "batch": batch,
         "params": params, "inputs": xs, "labels": ys, "losses": losses});
     std::fs::create_dir_all("bench/out").expect("mkdir");

@@ -1,6 +1,7 @@
 //! Diagnostics: the one error type every stage reports with.
 //!
-//! A [`Diagnostic`] has a severity, a stable code (`E0101`, listed in `docs/errors.md`), a
+//! A [`Diagnostic`] has a severity, a stable code (`E0101`, registered in [`crate::error_codes`] and
+//! documented in `docs/errors.md`), a
 //! message, labelled spans (one primary, any number of secondary, possibly in different
 //! files), notes and an optional help line. Stages collect diagnostics instead of stopping at
 //! the first, and never format them: rendering happens once, at the boundary, in
@@ -38,6 +39,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        debug_assert!(crate::error_codes::is_registered(code), "diagnostic code {code} is not in error_codes::ERROR_CODES");
         Diagnostic { severity: Severity::Error, code, message: message.into(), labels: vec![], notes: vec![], help: None }
     }
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {

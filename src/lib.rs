@@ -5,16 +5,20 @@
 //! The library never prints and never panics on user input; the `expc` binary is a thin
 //! layer over it.
 
+pub mod args;
 pub mod compile;
 pub mod config;
 pub mod data;
 pub mod diagnostic;
 pub mod engine;
+pub mod error_codes;
+pub mod geometry;
 pub mod graph;
 pub mod kernels;
 pub mod lower;
 pub mod report;
 pub mod ops;
+pub mod param;
 pub mod run;
 pub mod source;
 pub mod spec;

@@ -170,8 +170,8 @@ pub fn gradcheck(out: &Out, file: &Path, batch: usize, tolerance: f64, seed: u64
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(exp) = &c.experiment else { return 1 };
-    let plan = match expc::lower::lower(exp) {
+    let Ok(c) = c.into_checked() else { return 1 };
+    let plan = match expc::lower::lower(&c) {
         Ok(p) => p,
         Err(d) => {
             out.diagnostics(&d, &c.sources);

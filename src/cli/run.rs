@@ -4,7 +4,11 @@
 
 use super::Out;
 use clap::{Args, ValueEnum};
+use expc::compile;
 use expc::config::{Overrides, Settings};
+use expc::lower::Plan;
+use expc::run::data::data_facts;
+use expc::spec::DataSpec;
 use expc::run::compare as cmp;
 use expc::run::driver::Observer;
 use expc::run::folder::{self, RunRecord};
@@ -66,7 +70,8 @@ pub enum Emit {
 }
 
 fn fail(e: RunError) -> i32 {
-    eprintln!("{e}");
+    let d: expc::diagnostic::Diagnostic = e.into();
+    eprint!("{}", expc::diagnostic::render(&[d], &expc::source::SourceMap::new(), std::io::stderr().is_terminal()));
     1
 }
 
@@ -160,32 +165,44 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
             Err(e) => return fail(e),
         }
     }
+    if args.iterations == Some(0) {
+        eprintln!("error: `--iterations 0` trains nothing; give at least 1");
+        return 1;
+    }
     let settings = match settings(out, Some(&args.file), &args.machine, args.out.clone()) {
         Ok(s) => s,
         Err(c) => return c,
     };
-    // Resolve: the file itself, or a generated variant of it for --set.
-    let (root, root_dir, text) = if assignments.is_empty() {
-        match std::fs::read_to_string(&args.file) {
+    // The file itself, or a generated variant of it for --set and --iterations (so that every
+    // default derived from a setting, e.g. `log every` from `iterations`, follows it).
+    let (root, root_dir, text) = if assignments.is_empty() && args.iterations.is_none() {
+        match read_spec(&args.file) {
             Ok(t) => (args.file.display().to_string(), args.file.parent().map(Path::to_path_buf).unwrap_or_default(), t),
-            Err(e) => return fail(RunError::io(&args.file, "read", e)),
+            Err(e) => return fail(e),
         }
     } else {
         let base = expc::spec::resolve_path(&args.file, &super::read);
-        if out.diagnostics(&base.diagnostics, &base.sources) {
+        let Some(e) = base.experiment else {
+            out.diagnostics(&base.diagnostics, &base.sources);
             return 1;
-        }
-        let Some(e) = base.experiment else { return 1 };
+        };
         let abs = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
-        let name = format!("{}_{}", e.name, sweep::suffix(&assignments));
-        ("<command line>".to_string(), std::env::current_dir().unwrap_or_default(), sweep::variant_text(&abs, &name, &assignments))
+        let name = if assignments.is_empty() { e.name.clone() } else { format!("{}_{}", e.name, sweep::suffix(&assignments)) };
+        let mut all = assignments.clone();
+        if let Some(n) = args.iterations {
+            all.push(sweep::Assignment { key: "train.iterations".into(), value: n.to_string() });
+        }
+        ("<command line>".to_string(), std::env::current_dir().unwrap_or_default(), sweep::variant_text(&abs, &name, &all))
     };
-    let resolved = expc::spec::resolve_text(&root, &text, &root_dir, &super::read);
-    if out.diagnostics(&resolved.diagnostics, &resolved.sources) {
-        return 1;
-    }
-    let Some(exp) = resolved.experiment.clone() else { return 1 };
-    let iterations = args.iterations.unwrap_or(exp.train.iterations);
+    // Everything is checked (spec, shapes, the data against the model) and lowered before a
+    // run folder exists or a byte of data is read.
+    let probe = |d: &DataSpec| data_facts(d, &settings);
+    let compilation = compile::finish(expc::spec::resolve_text(&root, &text, &root_dir, &super::read), &probe);
+    let (checked, plan) = match check_and_lower(out, compilation) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let exp = &checked.experiment;
     let dir = match folder::create_run_dir(&settings.out.0, &exp.name) {
         Ok(d) => d,
         Err(e) => return fail(e),
@@ -196,17 +213,38 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         experiment: exp.name.clone(),
         root,
         root_dir,
-        sources: resolved.sources.files().iter().map(|f| (f.name.clone(), f.text.clone())).collect(),
+        sources: checked.sources.files().iter().map(|f| (f.name.clone(), f.text.clone())).collect(),
         assignments: args.sets.clone(),
-        iterations,
+        iterations: exp.train.iterations,
         threads: settings.threads.0,
         created: folder::timestamp_now(),
     };
     if let Err(e) = record.save(&dir) {
+        let _ = std::fs::remove_dir_all(&dir);
         return fail(e);
     }
     println!("run folder: {}", dir.display());
-    execute(&record, &dir, &settings, args.machine.quiet, false)
+    execute(&checked, &plan, &record, &dir, &settings, args.machine.quiet, false)
+}
+
+fn read_spec(path: &Path) -> Result<String, RunError> {
+    std::fs::read_to_string(path).map_err(|e| RunError::io(path, "read", e))
+}
+
+/// Prints the compilation's diagnostics (warnings too, exactly as `expc check` does) and lowers
+/// it; exit code 1 when either has errors.
+fn check_and_lower(out: &Out, compilation: compile::Compilation) -> Result<(compile::Checked, Plan), i32> {
+    if out.diagnostics(&compilation.diagnostics, &compilation.sources) {
+        return Err(1);
+    }
+    let checked = compilation.into_checked().map_err(|_| 1)?;
+    match expc::lower::lower(&checked) {
+        Ok(plan) => Ok((checked, plan)),
+        Err(d) => {
+            out.diagnostics(&d, &checked.sources);
+            Err(1)
+        }
+    }
 }
 
 pub fn resume(out: &Out, args: ResumeArgs) -> i32 {
@@ -218,16 +256,17 @@ pub fn resume(out: &Out, args: ResumeArgs) -> i32 {
         Ok(s) => s,
         Err(c) => return c,
     };
+    let probe = |d: &DataSpec| data_facts(d, &settings);
+    let (checked, plan) = match check_and_lower(out, record.compile(&probe)) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     println!("run folder: {}", args.dir.display());
-    execute(&record, &args.dir, &settings, args.machine.quiet, true)
+    execute(&checked, &plan, &record, &args.dir, &settings, args.machine.quiet, true)
 }
 
-fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, resuming: bool) -> i32 {
-    let resolved = record.resolve();
-    let Some(exp) = resolved.experiment.as_ref() else {
-        eprint!("{}", expc::diagnostic::render(&resolved.diagnostics, &resolved.sources, false));
-        return 1;
-    };
+fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, resuming: bool) -> i32 {
+    let exp = &checked.experiment;
     let threads = if resuming { settings.threads.0.min(record.threads).max(1) } else { settings.threads.0 };
     if resuming && threads != record.threads {
         eprintln!("note: resuming with {threads} threads (the run started with {}); results stay identical only with the same count", record.threads);
@@ -235,7 +274,7 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
     let mut progress = Progress::new(&exp.name, quiet);
     // Testing aid (documented in docs/runs.md): abort like `kill -9` after iteration N.
     let abort_after = std::env::var("EXPC_TEST_ABORT_AFTER").ok().and_then(|v| v.parse().ok());
-    match expc::run::session::train(exp, record.iterations, dir, settings, threads, resuming, abort_after, &mut progress) {
+    match expc::run::session::train(checked, plan, dir, settings, threads, resuming, abort_after, &mut progress) {
         Ok(summary) => {
             drop(progress);
             let pct = |x: Option<f64>| x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
@@ -253,7 +292,7 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
         }
         Err(e) => {
             drop(progress);
-            eprintln!("{e}");
+            fail(e);
             if dir.join("metrics.csv").exists() {
                 eprintln!(
                     "run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)",
@@ -283,19 +322,23 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
         Err(c) => return c,
     };
     let base = expc::spec::resolve_path(&args.file, &super::read);
-    if out.diagnostics(&base.diagnostics, &base.sources) {
+    let Some(exp) = base.experiment else {
+        out.diagnostics(&base.diagnostics, &base.sources);
         return 1;
-    }
-    let Some(exp) = base.experiment else { return 1 };
-    // Check every combination before running any.
+    };
+    // Check (and lower) every combination before running any.
+    let probe = |d: &DataSpec| data_facts(d, &settings);
     let abs = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
     for c in &combos {
         let mut all: Vec<sweep::Assignment> = args.sets.iter().filter_map(|s| sweep::parse_assignment(s).ok()).collect();
         all.extend(c.iter().cloned());
+        if let Some(n) = args.iterations {
+            all.push(sweep::Assignment { key: "train.iterations".into(), value: n.to_string() });
+        }
         let text = sweep::variant_text(&abs, &format!("{}_{}", exp.name, sweep::suffix(c)), &all);
         let r = expc::spec::resolve_text("<command line>", &text, Path::new("."), &super::read);
-        if out.diagnostics(&r.diagnostics, &r.sources) {
-            return 1;
+        if let Err(code) = check_and_lower(out, compile::finish(r, &probe)) {
+            return code;
         }
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -136,7 +136,8 @@ pub(crate) fn train_batch(
     let steps = p.steps_per_epoch().max(1);
     let (epoch, step) = (iteration / steps, iteration % steps);
     if !matches!(order, Some((e, _)) if *e == epoch) {
-        *order = Some((epoch, epoch_order(p.train.len(), p.config.seed, epoch)));
+        let perm = if p.config.shuffle { epoch_order(p.train.len(), p.config.seed, epoch) } else { (0..p.train.len() as u32).collect() };
+        *order = Some((epoch, perm));
     }
     let perm: &[u32] = order.as_ref().map(|o| o.1.as_slice()).unwrap_or(&[]);
     let b = p.config.train_batch;

@@ -155,6 +155,17 @@ fn classes_of(dir: &Path) -> Result<Vec<String>, DataError> {
     Ok(classes)
 }
 
+/// The class names of an image folder (the training folder's with a train/test layout), as
+/// [`load_folder`] labels them, without reading any image.
+pub fn folder_class_names(root: &Path) -> Result<Vec<String>, DataError> {
+    let (train_dir, test_dir) = (root.join("train"), root.join("test"));
+    if train_dir.is_dir() && test_dir.is_dir() {
+        classes_of(&train_dir)
+    } else {
+        classes_of(root)
+    }
+}
+
 /// Loads an image folder. With `ROOT/train` and `ROOT/test` present those are the split; otherwise a seeded,
 /// stratified `test_fraction` of `ROOT/<class>/...` becomes the test set.
 pub fn load_folder(

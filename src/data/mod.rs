@@ -28,7 +28,7 @@ pub use augment::{sample_rng, Augment, Preprocess};
 pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, parse_cifar_records, CIFAR10_CLASSES, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
-pub use folder::load_folder;
+pub use folder::{folder_class_names, load_folder};
 pub use mnist::{
     load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
     MNIST_FILES,
@@ -260,103 +260,48 @@ pub enum Source {
     },
 }
 
-/// Everything the data layer needs to know. Build with [`DataConfig::new`] and override fields.
+/// Everything the data layer needs to know. It has no defaults of its own: `expc` builds it from the
+/// resolved spec (`run::data_config`), whose settings each have one default (`docs/language.md`).
 ///
 /// Preprocessing of a pixel `p` in channel `c` (CHW position `i`): `x = p * scale`, then either
 /// `x - mean_image[i]` (when `mean_image`) or `(x - mean[c]) / std[c]` (missing mean = 0, missing std = 1; a
 /// one-element vector applies to every channel).
 ///
-/// Serialisable (e.g. to record it in a run directory); missing fields take the [`DataConfig::new`] defaults.
+/// Serialisable (e.g. to record it in a run directory).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataConfig {
     pub source: Source,
     /// Samples per training batch.
-    #[serde(default = "default_train_batch")]
     pub train_batch: usize,
     /// Samples per test batch.
-    #[serde(default = "default_test_batch")]
     pub test_batch: usize,
-    #[serde(default = "default_scale")]
     pub scale: f32,
-    #[serde(default)]
     pub mean: Option<Vec<f32>>,
-    #[serde(default)]
     pub std: Option<Vec<f32>>,
     /// Subtract the mean image of the (scaled) training set instead of per-channel mean/std.
-    #[serde(default)]
     pub mean_image: bool,
     /// Zero padding (in preprocessed units, i.e. zeros after normalisation) on each side before a random crop.
     /// Training only.
-    #[serde(default)]
     pub pad: usize,
     /// Output height and width; `None` keeps the image size. Training crops at random from the padded image;
     /// test batches take the centre.
-    #[serde(default)]
     pub crop: Option<[usize; 2]>,
     /// Random horizontal mirror with probability 0.5, training only.
-    #[serde(default)]
     pub mirror: bool,
     /// Present each sample as a sequence: T = height steps of F = channels * width features, layout [T, F].
-    #[serde(default)]
     pub sequence_rows: bool,
-    #[serde(default)]
+    /// Visit the training set in a new seeded order every epoch (`false`: file order).
+    pub shuffle: bool,
     pub seed: u64,
     /// Batches prepared ahead of the consumer (bounded channel depth, at least 1).
-    #[serde(default = "default_prefetch")]
     pub prefetch: usize,
     /// Threads assembling one batch (1 = only the prefetch thread). Results do not depend on it.
-    #[serde(default = "default_workers")]
     pub workers: usize,
     /// Drop the last, smaller training batch of each epoch.
-    #[serde(default)]
     pub drop_last: bool,
     /// Use only the first N training / test samples (after loading, before anything else).
-    #[serde(default)]
     pub limit_train: Option<usize>,
-    #[serde(default)]
     pub limit_test: Option<usize>,
-}
-
-fn default_train_batch() -> usize {
-    64
-}
-fn default_test_batch() -> usize {
-    256
-}
-fn default_scale() -> f32 {
-    1.0 / 255.0
-}
-fn default_prefetch() -> usize {
-    3
-}
-fn default_workers() -> usize {
-    1
-}
-
-impl DataConfig {
-    /// Defaults: batches of 64 (train) and 256 (test), scale 1/255, no normalisation or augmentation, seed 0,
-    /// prefetch 3, one worker, keep the last partial batch.
-    pub fn new(source: Source) -> DataConfig {
-        DataConfig {
-            source,
-            train_batch: default_train_batch(),
-            test_batch: default_test_batch(),
-            scale: default_scale(),
-            mean: None,
-            std: None,
-            mean_image: false,
-            pad: 0,
-            crop: None,
-            mirror: false,
-            sequence_rows: false,
-            seed: 0,
-            prefetch: default_prefetch(),
-            workers: default_workers(),
-            drop_last: false,
-            limit_train: None,
-            limit_test: None,
-        }
-    }
 }
 
 /// Loads the train and test parts of a source (no preprocessing, no limits applied).

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::error::EngineError;
 use super::network::{Backend, NetOptions, Network};
-use super::plan::Plan;
+use crate::lower::Plan;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorCheck {

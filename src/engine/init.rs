@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::plan::{Init, VarianceNorm};
+use crate::param::{Init, VarianceNorm};
 
 pub(crate) fn fans(shape: &[usize]) -> (f64, f64) {
     let count: usize = shape.iter().product();
@@ -34,17 +34,21 @@ pub(crate) fn fill(init: &Init, shape: &[usize], seed: u64, stream: u64, out: &m
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     match *init {
-        Init::Constant(c) => out.iter_mut().for_each(|v| *v = c),
-        Init::Uniform { min, max } => out.iter_mut().for_each(|v| *v = if max > min { rng.gen_range(min..max) } else { min }),
+        Init::Constant { value } => out.iter_mut().for_each(|v| *v = value as f32),
+        Init::Uniform { min, max } => {
+            let (min, max) = (min as f32, max as f32);
+            out.iter_mut().for_each(|v| *v = if max > min { rng.gen_range(min..max) } else { min })
+        }
         Init::Gaussian { mean, std } => {
+            let (mean, std) = (mean as f32, std as f32);
             let d = Normal::new(mean, std.max(0.0)).unwrap_or_else(|_| Normal::new(mean, 0.0).expect("std 0 is valid"));
             out.iter_mut().for_each(|v| *v = d.sample(&mut rng));
         }
-        Init::Xavier(vn) => {
+        Init::Xavier { norm: vn } => {
             let a = (3.0 / norm_n(shape, vn)).sqrt() as f32;
             out.iter_mut().for_each(|v| *v = rng.gen_range(-a..a));
         }
-        Init::Msra(vn) => {
+        Init::Msra { norm: vn } => {
             let std = (2.0 / norm_n(shape, vn)).sqrt() as f32;
             let d = Normal::new(0.0f32, std).expect("positive std");
             out.iter_mut().for_each(|v| *v = d.sample(&mut rng));
@@ -60,13 +64,13 @@ mod tests {
         assert_eq!(fans(&[16, 6, 5, 5]), (150.0, 400.0));
         assert_eq!(fans(&[10, 84]), (84.0, 10.0));
         let mut a = vec![0.0; 1000];
-        fill(&Init::Xavier(VarianceNorm::FanIn), &[10, 100], 1, 0, &mut a);
+        fill(&Init::Xavier { norm: VarianceNorm::FanIn }, &[10, 100], 1, 0, &mut a);
         let lim = (3.0f32 / 100.0).sqrt();
         assert!(a.iter().all(|v| v.abs() <= lim));
         let mut b = vec![0.0; 1000];
-        fill(&Init::Xavier(VarianceNorm::FanIn), &[10, 100], 1, 0, &mut b);
+        fill(&Init::Xavier { norm: VarianceNorm::FanIn }, &[10, 100], 1, 0, &mut b);
         assert_eq!(a, b);
-        fill(&Init::Xavier(VarianceNorm::FanIn), &[10, 100], 1, 1, &mut b);
+        fill(&Init::Xavier { norm: VarianceNorm::FanIn }, &[10, 100], 1, 1, &mut b);
         assert_ne!(a, b);
     }
 }

@@ -14,10 +14,10 @@
 
 use rayon::prelude::*;
 
-use super::compile::{compile, Compiled, Op, ParamInfo};
+use super::schedule::{schedule, Kernel, ParamInfo, Schedule};
 use super::error::EngineError;
 use super::init;
-use super::plan::{Input, Plan};
+use crate::lower::{Plan, Producer};
 use super::worker::{BnStats, Ctx, Worker};
 use crate::kernels::Float;
 
@@ -97,7 +97,7 @@ pub struct LayerMacs {
 }
 
 pub struct Network<T: Float = f32> {
-    pub(crate) comp: Compiled,
+    pub(crate) schedule: Schedule,
     pub(crate) params: Vec<T>,
     pub(crate) grad: Vec<T>,
     pub(crate) workers: Vec<Worker<T>>,
@@ -119,12 +119,12 @@ pub struct Network<T: Float = f32> {
 /// reduction covers ≥ 256 output positions (`mb ≥ 256 / (Ho·Wo)`), at least 2 and at most
 /// 8, and reduced while one micro-batch's activations, gradients and kept columns exceed
 /// 1.5 MiB (half a typical L2).
-pub(crate) fn auto_micro_batch(c: &Compiled) -> usize {
+pub(crate) fn auto_micro_batch(c: &Schedule) -> usize {
     let mut mb = 2usize;
     let mut per_sample = 0usize;
     for l in &c.layers {
         per_sample += 2 * l.out_len * 4;
-        if let Op::Conv { g, .. } = &l.op {
+        if let Kernel::Conv { g, .. } = &l.kernel {
             let hw = g.ho * g.wo;
             mb = mb.max(256usize.div_ceil(hw.max(1)));
             per_sample += g.col_len() * 4;
@@ -154,27 +154,27 @@ impl<T: Float> Network<T> {
     }
 
     pub fn with_options(plan: &Plan, seed: u64, opts: NetOptions) -> Result<Self, EngineError> {
-        let comp = compile(plan)?;
+        let schedule = schedule(plan)?;
         let Backend::Cpu { threads } = opts.backend;
         if threads == 0 || opts.max_batch == 0 || threads > 1024 || opts.max_batch > 1 << 24 {
             return Err(EngineError::InvalidPlan("threads must be in 1..=1024 and max_batch in 1..=2^24".into()));
         }
-        let lockstep = comp.has_bn;
+        let lockstep = schedule.has_bn;
         let per_worker = opts.max_batch.div_ceil(threads);
-        let mb = if opts.micro_batch == 0 { auto_micro_batch(&comp) } else { opts.micro_batch };
+        let mb = if opts.micro_batch == 0 { auto_micro_batch(&schedule) } else { opts.micro_batch };
         let cap = if lockstep { per_worker } else { mb.min(per_worker) };
         let mut params = Vec::new();
-        params.try_reserve_exact(comp.n_params).map_err(|_| EngineError::InvalidPlan("cannot allocate parameters".into()))?;
-        params.resize(comp.n_params, T::ZERO);
+        params.try_reserve_exact(schedule.n_params).map_err(|_| EngineError::InvalidPlan("cannot allocate parameters".into()))?;
+        params.resize(schedule.n_params, T::ZERO);
         let mut tmp = vec![];
-        for (i, p) in comp.params.iter().enumerate() {
+        for (i, p) in schedule.params.iter().enumerate() {
             tmp.resize(p.len, 0.0f32);
             init::fill(&p.init, &p.shape, seed, i as u64, &mut tmp);
             for (d, s) in params[p.offset..p.offset + p.len].iter_mut().zip(&tmp) {
                 *d = T::from_f32(*s);
             }
         }
-        let workers = (0..threads).map(|_| Worker::new(&comp, cap, per_worker, mb)).collect::<Result<Vec<_>, _>>()?;
+        let workers = (0..threads).map(|_| Worker::new(&schedule, cap, per_worker, mb)).collect::<Result<Vec<_>, _>>()?;
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -185,27 +185,27 @@ impl<T: Float> Network<T> {
         } else {
             None
         };
-        let running = comp
+        let running = schedule
             .layers
             .iter()
-            .map(|l| match l.op {
-                Op::BatchNorm { c, .. } => (vec![0.0; c], vec![1.0; c]),
+            .map(|l| match l.kernel {
+                Kernel::BatchNorm { c, .. } => (vec![0.0; c], vec![1.0; c]),
                 _ => (vec![], vec![]),
             })
             .collect();
-        let bn = comp
+        let bn = schedule
             .layers
             .iter()
-            .map(|l| match l.op {
-                Op::BatchNorm { c, .. } => BnStats { mean: vec![0.0; c], invstd: vec![1.0; c] },
+            .map(|l| match l.kernel {
+                Kernel::BatchNorm { c, .. } => BnStats { mean: vec![0.0; c], invstd: vec![1.0; c] },
                 _ => BnStats::default(),
             })
             .collect();
-        let max_c = comp.layers.iter().map(|l| if let Op::BatchNorm { c, .. } = l.op { c } else { 0 }).max().unwrap_or(0);
+        let max_c = schedule.layers.iter().map(|l| if let Kernel::BatchNorm { c, .. } = l.kernel { c } else { 0 }).max().unwrap_or(0);
         Ok(Network {
             bn_tmp: (vec![0.0; max_c], vec![0.0; max_c]),
-            grad: vec![T::ZERO; comp.n_params],
-            comp,
+            grad: vec![T::ZERO; schedule.n_params],
+            schedule,
             params,
             workers,
             pool,
@@ -231,15 +231,15 @@ impl<T: Float> Network<T> {
     }
     /// Per-sample input length.
     pub fn input_len(&self) -> usize {
-        self.comp.in_len
+        self.schedule.in_len
     }
     /// Number of classes of the loss layer.
     pub fn classes(&self) -> usize {
-        self.comp.classes
+        self.schedule.classes
     }
     /// Parameter tensors in flat-vector order.
     pub fn param_info(&self) -> &[ParamInfo] {
-        &self.comp.params
+        &self.schedule.params
     }
     /// All parameters, flat (see [`Network::param_info`] for offsets).
     pub fn params(&self) -> &[T] {
@@ -266,15 +266,15 @@ impl<T: Float> Network<T> {
         if n == 0 || n > self.opts.max_batch {
             return Err(EngineError::Input(format!("batch size {n} not in 1..={}", self.opts.max_batch)));
         }
-        if inputs.len() != n * self.comp.in_len {
+        if inputs.len() != n * self.schedule.in_len {
             return Err(EngineError::Input(format!(
                 "inputs have {} values, expected {n} × {}",
                 inputs.len(),
-                self.comp.in_len
+                self.schedule.in_len
             )));
         }
-        if let Some(l) = labels.iter().find(|&&l| l as usize >= self.comp.classes) {
-            return Err(EngineError::Input(format!("label {l} out of range for {} classes", self.comp.classes)));
+        if let Some(l) = labels.iter().find(|&&l| l as usize >= self.schedule.classes) {
+            return Err(EngineError::Input(format!("label {l} out of range for {} classes", self.schedule.classes)));
         }
         Ok(n)
     }
@@ -297,10 +297,10 @@ impl<T: Float> Network<T> {
         let (base, rem) = (n / nw, n % nw);
         let slice = |w: usize| (w * base + w.min(rem), base + usize::from(w < rem));
         let scale = 1.0 / n as f64;
-        let in_len = self.comp.in_len;
+        let in_len = self.schedule.in_len;
         if !train {
-            for (l, layer) in self.comp.layers.iter().enumerate() {
-                if let Op::BatchNorm { eps, .. } = layer.op {
+            for (l, layer) in self.schedule.layers.iter().enumerate() {
+                if let Kernel::BatchNorm { eps, .. } = layer.kernel {
                     let (rm, rv) = &self.running[l];
                     self.bn[l].mean.copy_from_slice(rm);
                     for (o, v) in self.bn[l].invstd.iter_mut().zip(rv) {
@@ -313,7 +313,7 @@ impl<T: Float> Network<T> {
             self.run_lockstep(inputs, labels, n, scale, backward, &slice);
         } else {
             let ctx = Ctx {
-                layers: &self.comp.layers,
+                layers: &self.schedule.layers,
                 params: &self.params,
                 train,
                 drop_key: self.drop_key,
@@ -321,7 +321,7 @@ impl<T: Float> Network<T> {
                 labels,
                 scale,
             };
-            let nl = self.comp.layers.len();
+            let nl = self.schedule.layers.len();
             par_workers(&self.pool, &mut self.workers, |w, wk| {
                 let (start, cnt) = slice(w);
                 wk.loss = 0.0;
@@ -360,8 +360,8 @@ impl<T: Float> Network<T> {
     }
 
     fn run_lockstep(&mut self, inputs: &[f32], labels: &[u32], n: usize, scale: f64, backward: bool, slice: &(dyn Fn(usize) -> (usize, usize) + Sync)) {
-        let in_len = self.comp.in_len;
-        let nl = self.comp.layers.len();
+        let in_len = self.schedule.in_len;
+        let nl = self.schedule.layers.len();
         par_workers(&self.pool, &mut self.workers, |w, wk| {
             let (start, cnt) = slice(w);
             wk.load(inputs, in_len, start, cnt);
@@ -375,7 +375,7 @@ impl<T: Float> Network<T> {
         macro_rules! ctx {
             () => {
                 Ctx {
-                    layers: &self.comp.layers,
+                    layers: &self.schedule.layers,
                     params: &self.params,
                     train: true,
                     drop_key: self.drop_key,
@@ -386,7 +386,7 @@ impl<T: Float> Network<T> {
             };
         }
         let chunk = self.chunk;
-        let is_bn = |l: usize| matches!(self.comp.layers[l].op, Op::BatchNorm { .. });
+        let is_bn = |l: usize| matches!(self.schedule.layers[l].kernel, Kernel::BatchNorm { .. });
         let segment_end = |l: usize| (l..nl).find(|&e| is_bn(e)).unwrap_or(nl);
         let mut l = 0;
         while l < nl {
@@ -410,7 +410,7 @@ impl<T: Float> Network<T> {
                 l = e;
                 continue;
             }
-            if let Op::BatchNorm { c, sp, eps, momentum, .. } = self.comp.layers[l].op {
+            if let Kernel::BatchNorm { c, sp, eps, momentum, .. } = self.schedule.layers[l].kernel {
                 let m = (n * sp) as f64;
                 {
                     let ctx = ctx!();
@@ -480,11 +480,11 @@ impl<T: Float> Network<T> {
             }
             let l = e - 1;
             e -= 1;
-            let layer = &self.comp.layers[l];
+            let layer = &self.schedule.layers[l];
             if !layer.requires {
                 continue;
             }
-            if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+            if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
                 let m = (n * sp) as f64;
                 {
                     let ctx = ctx!();
@@ -500,8 +500,8 @@ impl<T: Float> Network<T> {
                     }
                 }
                 if affine {
-                    let (go, _) = layer.pranges[0];
-                    let (bo, _) = layer.pranges[1];
+                    let (go, _) = layer.param_ranges[0];
+                    let (bo, _) = layer.param_ranges[1];
                     let g0 = &mut self.workers[0].grad;
                     for ch in 0..c {
                         g0[go + ch] += T::from_f64(sdyx[ch]);
@@ -565,22 +565,22 @@ impl<T: Float> Network<T> {
     /// Per-layer MAC counts of the engine's GEMM-class work at batch size `batch`.
     pub fn macs(&self, batch: usize) -> Vec<LayerMacs> {
         let n = batch as u64;
-        self.comp
+        self.schedule
             .layers
             .iter()
             .map(|l| {
-                let (f, w) = match &l.op {
-                    Op::Conv { g, .. } => (n * g.macs_per_sample(), n * g.macs_per_sample()),
-                    Op::Linear { rows, fin, fout, .. } => {
+                let (f, w) = match &l.kernel {
+                    Kernel::Conv { g, .. } => (n * g.macs_per_sample(), n * g.macs_per_sample()),
+                    Kernel::Linear { rows, fin, fout, .. } => {
                         let m = n * (*rows * *fin * *fout) as u64;
                         (m, m)
                     }
                     // step 0 has no recurrent product (h₋₁ = 0)
-                    Op::Rnn { t, f, h } => {
+                    Kernel::Rnn { t, f, h } => {
                         let m = n * (*t * *f * *h + (*t - 1) * *h * *h) as u64;
                         (m, m)
                     }
-                    Op::Lstm { t, f, h } => {
+                    Kernel::Lstm { t, f, h } => {
                         let m = n * (*t * 4 * *f * *h + (*t - 1) * 4 * *h * *h) as u64;
                         (m, m)
                     }
@@ -589,16 +589,16 @@ impl<T: Float> Network<T> {
                 // recurrent layers always back-propagate through time (h → h) even when
                 // the input gradient is skipped; that part is counted in backward_data.
                 let d = if l.dx_needed.first().copied().unwrap_or(false) {
-                    match &l.op {
-                        Op::Conv { .. } | Op::Linear { .. } => f,
-                        Op::Rnn { t, f: ff, h } => n * (*t * *ff * *h + (*t - 1) * *h * *h) as u64,
-                        Op::Lstm { t, f: ff, h } => n * (*t * 4 * *ff * *h + (*t - 1) * 4 * *h * *h) as u64,
+                    match &l.kernel {
+                        Kernel::Conv { .. } | Kernel::Linear { .. } => f,
+                        Kernel::Rnn { t, f: ff, h } => n * (*t * *ff * *h + (*t - 1) * *h * *h) as u64,
+                        Kernel::Lstm { t, f: ff, h } => n * (*t * 4 * *ff * *h + (*t - 1) * 4 * *h * *h) as u64,
                         _ => 0,
                     }
                 } else {
-                    match &l.op {
-                        Op::Rnn { t, h, .. } => n * ((*t - 1) * *h * *h) as u64,
-                        Op::Lstm { t, h, .. } => n * ((*t - 1) * 4 * *h * *h) as u64,
+                    match &l.kernel {
+                        Kernel::Rnn { t, h, .. } => n * ((*t - 1) * *h * *h) as u64,
+                        Kernel::Lstm { t, h, .. } => n * ((*t - 1) * 4 * *h * *h) as u64,
                         _ => 0,
                     }
                 };
@@ -610,13 +610,13 @@ impl<T: Float> Network<T> {
 
     /// Copies parameter tensor `id` (see [`Network::param_info`]) out as f32.
     pub fn param_f32(&self, id: usize) -> Option<Vec<f32>> {
-        let p = self.comp.params.get(id)?;
+        let p = self.schedule.params.get(id)?;
         Some(self.params[p.offset..p.offset + p.len].iter().map(|v| v.to_f32()).collect())
     }
 
     /// Overwrites parameter tensor `id` from f32 values.
     pub fn set_param_f32(&mut self, id: usize, values: &[f32]) -> Result<(), EngineError> {
-        let p = self.comp.params.get(id).ok_or_else(|| EngineError::Input(format!("no parameter #{id}")))?;
+        let p = self.schedule.params.get(id).ok_or_else(|| EngineError::Input(format!("no parameter #{id}")))?;
         if values.len() != p.len {
             return Err(EngineError::Input(format!("parameter #{id} has {} values, got {}", p.len, values.len())));
         }
@@ -628,7 +628,7 @@ impl<T: Float> Network<T> {
 
     /// Layers that take the data directly (useful to callers checking routing).
     pub fn data_consumers(&self) -> Vec<String> {
-        self.comp.layers.iter().filter(|l| l.inputs.contains(&Input::Data)).map(|l| l.name.clone()).collect()
+        self.schedule.layers.iter().filter(|l| l.inputs.contains(&Producer::Data)).map(|l| l.name.clone()).collect()
     }
 }
 
@@ -638,8 +638,8 @@ impl<T: Float> Network<T> {
     /// outputs hold a NaN or an infinity.
     pub fn first_nonfinite(&self) -> Option<String> {
         let bad = |v: &[T]| v.iter().any(|x| !x.to_f64().is_finite());
-        for (l, layer) in self.comp.layers.iter().enumerate() {
-            let bad_param = layer.pranges.iter().any(|&(o, n)| bad(&self.params[o..o + n]));
+        for (l, layer) in self.schedule.layers.iter().enumerate() {
+            let bad_param = layer.param_ranges.iter().any(|&(o, n)| bad(&self.params[o..o + n]));
             let bad_out = self.workers.iter().any(|w| {
                 w.out.get(l).is_some_and(|o| bad(&o[..(w.n * layer.out_len).min(o.len())]))
             });
@@ -658,7 +658,7 @@ impl<T: Float> Network<T> {
 
     /// The first layer whose parameter gradient holds a NaN or an infinity.
     pub fn first_nonfinite_grad(&self) -> Option<String> {
-        self.comp.params.iter().find(|p| self.grad[p.offset..p.offset + p.len].iter().any(|x| !x.to_f64().is_finite())).map(|p| p.layer.clone())
+        self.schedule.params.iter().find(|p| self.grad[p.offset..p.offset + p.len].iter().any(|x| !x.to_f64().is_finite())).map(|p| p.layer.clone())
     }
 
     /// Restores the running statistics of batch-norm layer `layer` (from a checkpoint).

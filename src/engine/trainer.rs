@@ -1,67 +1,27 @@
-//! [`Trainer`]: a `Network<f32>` plus a Caffe-style solver and learning-rate policy.
+//! [`Trainer`]: a `Network<f32>` plus a Caffe-style solver.
 //!
-//! Per step (iteration `it`, starting at 0): `lr = policy(base_lr, it)`; gradients of the
-//! mean batch loss are computed; then for every parameter with multipliers
-//! (`lr_mult`, `decay_mult`) and `g = ∇ + weight_decay·decay_mult·W`, `α = lr·lr_mult`:
+//! Per step (iteration `it`, starting at 0) at the learning rate `lr` the caller passes (the run
+//! loop computes it from the spec's policy, `spec::LrPolicy`): gradients of the mean batch loss
+//! are computed; then for every parameter with multipliers (`lr_mult`, `decay_mult`) and
+//! `g = ∇ + weight_decay·decay_mult·W`, `α = lr·lr_mult`:
 //! * SGD: `V ← μV + α·g; W ← W − V`
 //! * Nesterov: `V' ← μV + α·g; W ← W − ((1 + μ)V' − μV)`
 //! * Adam: `m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
 //!   W ← W − α·sqrt(1−β2^t)/(1−β1^t) · m/(sqrt(v) + ε)` with `t = it + 1`.
 //!
-//! Learning-rate policies (Caffe): fixed `lr`; step `lr·γ^⌊it/stepsize⌋`; multistep
-//! `lr·γ^k` with k = number of steps `≤ it` (steps ascending); exp `lr·γ^it`;
-//! inv `lr·(1 + γ·it)^(−power)`; poly `lr·(1 − it/max_iter)^power` (0 past max_iter);
-//! sigmoid `lr/(1 + exp(−γ·(it − stepsize)))`.
+//! The solver is the spec's own type ([`crate::spec::Solver`]); its values were range-checked
+//! when the spec was resolved.
 
 use super::error::EngineError;
 use super::network::{Backend, MemoryReport, NetOptions, Network};
-use super::plan::Plan;
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Solver {
-    Sgd { momentum: f32 },
-    Nesterov { momentum: f32 },
-    Adam { beta1: f32, beta2: f32, eps: f32 },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum LrPolicy {
-    Fixed,
-    Step { gamma: f32, stepsize: usize },
-    MultiStep { gamma: f32, steps: Vec<usize> },
-    Exp { gamma: f32 },
-    Inv { gamma: f32, power: f32 },
-    Poly { power: f32, max_iter: usize },
-    Sigmoid { gamma: f32, stepsize: usize },
-}
-
-impl LrPolicy {
-    /// Learning rate at iteration `it`.
-    pub fn rate(&self, base: f32, it: usize) -> f32 {
-        let b = base as f64;
-        let i = it as f64;
-        let r = match self {
-            LrPolicy::Fixed => b,
-            LrPolicy::Step { gamma, stepsize } => b * (*gamma as f64).powi((it / (*stepsize).max(1)) as i32),
-            LrPolicy::MultiStep { gamma, steps } => b * (*gamma as f64).powi(steps.iter().filter(|&&s| it >= s).count() as i32),
-            LrPolicy::Exp { gamma } => b * (*gamma as f64).powf(i),
-            LrPolicy::Inv { gamma, power } => b * (1.0 + *gamma as f64 * i).powf(-(*power as f64)),
-            LrPolicy::Poly { power, max_iter } => {
-                let f = (1.0 - i / (*max_iter).max(1) as f64).max(0.0);
-                b * f.powf(*power as f64)
-            }
-            LrPolicy::Sigmoid { gamma, stepsize } => b / (1.0 + (-(*gamma as f64) * (i - *stepsize as f64)).exp()),
-        };
-        r as f32
-    }
-}
+use crate::lower::Plan;
+use crate::spec::Solver;
 
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
-    pub base_lr: f32,
     pub weight_decay: f32,
     pub solver: Solver,
-    pub lr_policy: LrPolicy,
+    /// Largest batch (training or evaluation) a step accepts.
     pub max_batch: usize,
     pub threads: usize,
     /// Micro-batch size for nets without batch norm (0 = automatic, the default).
@@ -71,10 +31,8 @@ pub struct TrainerConfig {
 impl Default for TrainerConfig {
     fn default() -> Self {
         TrainerConfig {
-            base_lr: 0.01,
             weight_decay: 0.0,
             solver: Solver::Sgd { momentum: 0.9 },
-            lr_policy: LrPolicy::Fixed,
             max_batch: 256,
             threads: 1,
             micro_batch: 0,
@@ -99,32 +57,14 @@ pub struct Trainer {
     net: Network<f32>,
     cfg: TrainerConfig,
     iter: usize,
-    hist: Vec<f32>,
-    hist2: Vec<f32>,
+    first_moment: Vec<f32>,
+    second_moment: Vec<f32>,
 }
 
 impl Trainer {
     pub fn new(plan: &Plan, seed: u64, cfg: TrainerConfig) -> Result<Self, EngineError> {
-        if !(cfg.base_lr.is_finite() && cfg.base_lr >= 0.0 && cfg.weight_decay.is_finite()) {
-            return Err(EngineError::Solver("base_lr and weight_decay must be finite, base_lr ≥ 0".into()));
-        }
-        match &cfg.solver {
-            Solver::Sgd { momentum } | Solver::Nesterov { momentum } if !(0.0..1.0).contains(momentum) => {
-                return Err(EngineError::Solver("momentum must be in [0, 1)".into()))
-            }
-            Solver::Adam { beta1, beta2, eps } if !((0.0..1.0).contains(beta1) && (0.0..1.0).contains(beta2) && *eps > 0.0) => {
-                return Err(EngineError::Solver("adam needs β1, β2 in [0,1) and eps > 0".into()))
-            }
-            _ => {}
-        }
-        match &cfg.lr_policy {
-            LrPolicy::MultiStep { steps, .. } if steps.windows(2).any(|w| w[0] >= w[1]) => {
-                return Err(EngineError::Solver("multistep steps must be strictly ascending".into()))
-            }
-            LrPolicy::Step { stepsize: 0, .. } | LrPolicy::Poly { max_iter: 0, .. } => {
-                return Err(EngineError::Solver("stepsize / max_iter must be > 0".into()))
-            }
-            _ => {}
+        if !cfg.weight_decay.is_finite() {
+            return Err(EngineError::Solver("weight_decay must be finite".into()));
         }
         let net = Network::with_options(
             plan,
@@ -132,8 +72,8 @@ impl Trainer {
             NetOptions { backend: Backend::Cpu { threads: cfg.threads }, max_batch: cfg.max_batch, micro_batch: cfg.micro_batch },
         )?;
         let np = net.params().len();
-        let hist2 = if matches!(cfg.solver, Solver::Adam { .. }) { vec![0.0; np] } else { vec![] };
-        Ok(Trainer { net, cfg, iter: 0, hist: vec![0.0; np], hist2 })
+        let second_moment = if matches!(cfg.solver, Solver::Adam { .. }) { vec![0.0; np] } else { vec![] };
+        Ok(Trainer { net, cfg, iter: 0, first_moment: vec![0.0; np], second_moment })
     }
 
     pub fn network(&self) -> &Network<f32> {
@@ -149,9 +89,8 @@ impl Trainer {
         &self.cfg
     }
 
-    /// One solver iteration on a batch (`labels.len()` samples, `1..=max_batch`).
-    pub fn train_step(&mut self, inputs: &[f32], labels: &[u32]) -> Result<StepStats, EngineError> {
-        let lr = self.cfg.lr_policy.rate(self.cfg.base_lr, self.iter);
+    /// One solver iteration on a batch (`labels.len()` samples, `1..=max_batch`) at rate `lr`.
+    pub fn train_step(&mut self, inputs: &[f32], labels: &[u32], lr: f32) -> Result<StepStats, EngineError> {
         self.net.set_step(self.iter as u64);
         let st = self.net.forward_backward(inputs, labels)?;
         self.update(lr);
@@ -164,20 +103,23 @@ impl Trainer {
         let wd = self.cfg.weight_decay;
         let t = (self.iter + 1) as i32;
         let net = &mut self.net;
-        let (infos, params, grad) = (&net.comp.params, &mut net.params, &net.grad);
+        let (infos, params, grad) = (&net.schedule.params, &mut net.params, &net.grad);
         for p in infos {
             let a = lr * p.lr_mult;
             let dec = wd * p.decay_mult;
             let r = p.offset..p.offset + p.len;
-            let (w, g, h) = (&mut params[r.clone()], &grad[r.clone()], &mut self.hist[r.clone()]);
+            let (w, g, h) = (&mut params[r.clone()], &grad[r.clone()], &mut self.first_moment[r.clone()]);
+            // The spec's f64 values, rounded to f32 once (as the kernels compute in f32).
             match self.cfg.solver {
                 Solver::Sgd { momentum } => {
+                    let momentum = momentum as f32;
                     for ((w, g), v) in w.iter_mut().zip(g).zip(h.iter_mut()) {
                         *v = momentum * *v + a * (*g + dec * *w);
                         *w -= *v;
                     }
                 }
                 Solver::Nesterov { momentum } => {
+                    let momentum = momentum as f32;
                     for ((w, g), v) in w.iter_mut().zip(g).zip(h.iter_mut()) {
                         let old = *v;
                         *v = momentum * *v + a * (*g + dec * *w);
@@ -185,8 +127,9 @@ impl Trainer {
                     }
                 }
                 Solver::Adam { beta1, beta2, eps } => {
+                    let (beta1, beta2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
                     let corr = ((1.0 - (beta2 as f64).powi(t)).sqrt() / (1.0 - (beta1 as f64).powi(t))) as f32;
-                    let h2 = &mut self.hist2[r.clone()];
+                    let h2 = &mut self.second_moment[r.clone()];
                     for (((w, g), m), v) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
                         let gg = *g + dec * *w;
                         *m = beta1 * *m + (1.0 - beta1) * gg;
@@ -222,27 +165,8 @@ impl Trainer {
     /// Network memory plus solver history.
     pub fn memory_bytes(&self) -> MemoryReport {
         let mut m = self.net.memory_bytes();
-        m.optimizer_state = (self.hist.len() + self.hist2.len()) * 4;
+        m.optimizer_state = (self.first_moment.len() + self.second_moment.len()) * 4;
         m
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn lr_policies() {
-        let b = 0.1;
-        assert_eq!(LrPolicy::Fixed.rate(b, 100), 0.1);
-        assert!((LrPolicy::Step { gamma: 0.5, stepsize: 10 }.rate(b, 25) - 0.025).abs() < 1e-7);
-        let ms = LrPolicy::MultiStep { gamma: 0.1, steps: vec![5, 10] };
-        assert!((ms.rate(b, 4) - 0.1).abs() < 1e-7);
-        assert!((ms.rate(b, 5) - 0.01).abs() < 1e-7);
-        assert!((ms.rate(b, 12) - 0.001).abs() < 1e-8);
-        assert!((LrPolicy::Exp { gamma: 0.9 }.rate(b, 2) - 0.081).abs() < 1e-7);
-        assert!((LrPolicy::Inv { gamma: 1e-4, power: 0.75 }.rate(b, 1000) - 0.1 * 1.1f32.powf(-0.75)).abs() < 1e-7);
-        assert!((LrPolicy::Poly { power: 2.0, max_iter: 100 }.rate(b, 50) - 0.025).abs() < 1e-7);
-        assert!((LrPolicy::Sigmoid { gamma: 0.1, stepsize: 10 }.rate(b, 10) - 0.05).abs() < 1e-7);
     }
 }
 
@@ -265,22 +189,22 @@ impl Trainer {
 
     /// The solver's history: momentum (SGD, Nesterov) or first moments (Adam), and Adam's second moments.
     pub fn solver_state(&self) -> (&[f32], &[f32]) {
-        (&self.hist, &self.hist2)
+        (&self.first_moment, &self.second_moment)
     }
 
     /// Restores the solver history saved by [`Trainer::solver_state`].
     pub fn set_solver_state(&mut self, first: &[f32], second: &[f32]) -> Result<(), EngineError> {
-        if first.len() != self.hist.len() || second.len() != self.hist2.len() {
+        if first.len() != self.first_moment.len() || second.len() != self.second_moment.len() {
             return Err(EngineError::Input(format!(
                 "solver state has {}+{} values, expected {}+{}",
                 first.len(),
                 second.len(),
-                self.hist.len(),
-                self.hist2.len()
+                self.first_moment.len(),
+                self.second_moment.len()
             )));
         }
-        self.hist.copy_from_slice(first);
-        self.hist2.copy_from_slice(second);
+        self.first_moment.copy_from_slice(first);
+        self.second_moment.copy_from_slice(second);
         Ok(())
     }
 }

@@ -7,9 +7,9 @@
 //! Batch norm in training mode is driven phase by phase by the network (whole-batch
 //! statistics); `fwd`/`bwd` handle it only in evaluation mode.
 
-use super::compile::{CLayer, Compiled, Op};
+use super::schedule::{Kernel, Schedule, ScheduledLayer};
 use super::error::EngineError;
-use super::plan::Input;
+use crate::lower::Producer;
 use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
 use crate::kernels::matmul::{matmul, MatRef};
 use std::mem::take;
@@ -22,7 +22,7 @@ pub(crate) struct BnStats {
 }
 
 pub(crate) struct Ctx<'a, T> {
-    pub layers: &'a [CLayer],
+    pub layers: &'a [ScheduledLayer],
     pub params: &'a [T],
     pub train: bool,
     pub drop_key: u64,
@@ -80,7 +80,7 @@ fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>, EngineError> {
 impl<T: Float> Worker<T> {
     /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
     /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
-    pub fn new(c: &Compiled, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
+    pub fn new(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
         let nl = c.layers.len();
         let mut w = Worker {
             cap,
@@ -111,7 +111,7 @@ impl<T: Float> Worker<T> {
         };
         for l in &c.layers {
             let (mut a, mut b) = (0, 0);
-            if let Op::Linear { rows, fin, fout, .. } = l.op {
+            if let Kernel::Linear { rows, fin, fout, .. } = l.kernel {
                 if slice_cap > chunk.min(cap) && !l.params.is_empty() {
                     a = slice_cap * rows * fin;
                     b = slice_cap * rows * fout;
@@ -122,17 +122,17 @@ impl<T: Float> Worker<T> {
         }
         let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
         for l in &c.layers {
-            let last = matches!(l.op, Op::SoftmaxCe { .. } | Op::Fused);
+            let last = matches!(l.kernel, Kernel::SoftmaxCe { .. } | Kernel::Fused);
             w.out.push(zeros(if last { 0 } else { cap * l.out_len })?);
             w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 })?);
             for (k, i) in l.inputs.iter().enumerate() {
-                if matches!(i, Input::Layer(_)) && l.dx_needed[k] && !l.first_writer[k] {
+                if matches!(i, Producer::Layer(_)) && l.dx_needed[k] && !l.first_writer[k] {
                     scratch = scratch.max(cap * l.in_lens[k]);
                 }
             }
             let (mut am, mut a1, mut a2) = (0, 0, 0);
-            match &l.op {
-                Op::Conv { g, .. } => {
+            match &l.kernel {
+                Kernel::Conv { g, .. } => {
                     col = col.max(g.col_len());
                     if cap * g.col_len() <= KEEP_COLS_MAX {
                         a1 = cap * g.col_len();
@@ -141,18 +141,18 @@ impl<T: Float> Worker<T> {
                         dcol = dcol.max(g.col_len());
                     }
                 }
-                Op::MaxPool(..) => am = cap * l.out_len,
-                Op::BatchNorm { c, .. } => {
+                Kernel::MaxPool(..) => am = cap * l.out_len,
+                Kernel::BatchNorm { c, .. } => {
                     a1 = cap * l.out_len;
                     bn = bn.max(*c);
                 }
-                Op::Dropout { .. } => a1 = cap * l.out_len,
-                Op::Rnn { t, h, .. } => {
+                Kernel::Dropout { .. } => a1 = cap * l.out_len,
+                Kernel::Rnn { t, h, .. } => {
                     ws1 = ws1.max(cap * h);
                     ws2 = ws2.max(cap * t * h);
                     ws3 = ws3.max(cap * h);
                 }
-                Op::Lstm { t, h, .. } => {
+                Kernel::Lstm { t, h, .. } => {
                     a1 = cap * t * 4 * h;
                     a2 = cap * t * h;
                     ws1 = ws1.max(cap * h);
@@ -202,17 +202,17 @@ impl<T: Float> Worker<T> {
         }
     }
 
-    fn input<'b>(data: &'b [T], out: &'b [Vec<T>], i: Input) -> &'b [T] {
+    fn input<'b>(data: &'b [T], out: &'b [Vec<T>], i: Producer) -> &'b [T] {
         match i {
-            Input::Data => data,
-            Input::Layer(j) => &out[j],
+            Producer::Data => data,
+            Producer::Layer(j) => &out[j],
         }
     }
 
     /// Forward of layer `l` over the current samples (not batch norm in training mode).
     pub fn fwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if matches!(layer.op, Op::Fused) {
+        if matches!(layer.kernel, Kernel::Fused) {
             return;
         }
         let (n, o) = (self.n, self.off);
@@ -221,33 +221,33 @@ impl<T: Float> Worker<T> {
         let y = &mut yfull[ybase..];
         let ol = n * layer.out_len;
         let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
-        match &layer.op {
-            Op::Conv { g, bias } => {
+        match &layer.kernel {
+            Kernel::Conv { g, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 let cl = g.col_len();
                 let col = if self.aux[l].len() >= (o + n) * cl && cl > 0 { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
                 conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
-            Op::MaxPool(g, relu) => {
+            Kernel::MaxPool(g, relu) => {
                 pool::max_forward(g, n, x, &mut y[..ol], &mut self.argmax[l][o * layer.out_len..][..ol]);
                 if *relu {
                     y[..ol].iter_mut().for_each(|v| *v = v.maxf(T::ZERO));
                 }
             }
-            Op::Fused => {}
-            Op::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
-            Op::Linear { rows, fin, fout, bias } => {
+            Kernel::Fused => {}
+            Kernel::AvgPool(g) => pool::avg_forward(g, n, x, &mut y[..ol]),
+            Kernel::Linear { rows, fin, fout, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 linear::forward(n * rows, *fin, *fout, x, w, b, &mut y[..ol]);
             }
-            Op::Act(a) => activation::forward(*a, &x[..ol], &mut y[..ol]),
-            Op::BatchNorm { c, sp, affine, .. } => {
+            Kernel::Act(a) => activation::forward(a, &x[..ol], &mut y[..ol]),
+            Kernel::BatchNorm { c, sp, affine, .. } => {
                 let st = &ctx.bn[l];
                 let (g, b) = if *affine { params2(ctx, layer, true) } else { (&[][..], None) };
                 let g = if *affine { Some(g) } else { None };
                 batchnorm::normalize(n, *c, *sp, x, &st.mean, &st.invstd, g, b, None, &mut y[..ol]);
             }
-            Op::Dropout { p } => {
+            Kernel::Dropout { p } => {
                 if ctx.train && *p > 0.0 {
                     let key = ctx.drop_key ^ dropout::splitmix64(l as u64 + 0x5eed);
                     dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.aux[l][o * layer.out_len..]);
@@ -255,14 +255,14 @@ impl<T: Float> Worker<T> {
                     y[..ol].copy_from_slice(&x[..ol]);
                 }
             }
-            Op::Flatten => y[..ol].copy_from_slice(&x[..ol]),
-            Op::Add => {
+            Kernel::Flatten => y[..ol].copy_from_slice(&x[..ol]),
+            Kernel::Add => {
                 y[..ol].copy_from_slice(&x[..ol]);
                 for i in &layer.inputs[1..] {
                     add::accumulate(&Self::input(&self.data, &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
                 }
             }
-            Op::Concat { lens } => {
+            Kernel::Concat { lens } => {
                 let mut start = 0;
                 for (i, len) in layer.inputs.iter().zip(lens) {
                     let xi = &Self::input(&self.data, &self.out, *i)[o * len..];
@@ -270,23 +270,23 @@ impl<T: Float> Worker<T> {
                     start += len;
                 }
             }
-            Op::Rnn { t, f, h } => {
+            Kernel::Rnn { t, f, h } => {
                 let (wih, whh, b) = params3(ctx, layer);
                 rnn::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.ws1);
             }
-            Op::Lstm { t, f, h } => {
+            Kernel::Lstm { t, f, h } => {
                 let (wih, whh, b) = params3(ctx, layer);
                 let (ga, ce) = (&mut self.aux[l][o * t * 4 * h..], &mut self.aux2[l][o * t * h..]);
                 lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], ga, ce, &mut self.ws1);
             }
-            Op::LastStep { t, h } => {
+            Kernel::LastStep { t, h } => {
                 for s in 0..n {
                     y[s * h..(s + 1) * h].copy_from_slice(&x[(s * t + t - 1) * h..(s * t + t) * h]);
                 }
             }
-            Op::SoftmaxCe { t, c } => {
+            Kernel::SoftmaxCe { t, c, top } => {
                 let labels = &ctx.labels[self.first..self.first + n];
-                let (loss, correct) = softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, None, &mut self.probs);
+                let (loss, correct) = softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, None, &mut self.probs);
                 self.loss += loss;
                 self.correct += correct;
             }
@@ -295,20 +295,20 @@ impl<T: Float> Worker<T> {
     }
 
     /// Takes the buffer that receives the gradient of input `k` of layer `l`.
-    fn dx_take(&mut self, layer: &CLayer, k: usize) -> Option<Vec<T>> {
+    fn dx_take(&mut self, layer: &ScheduledLayer, k: usize) -> Option<Vec<T>> {
         if !layer.dx_needed[k] {
             return None;
         }
         match layer.inputs[k] {
-            Input::Layer(j) if layer.first_writer[k] => Some(take(&mut self.dout[j])),
-            Input::Layer(_) => Some(take(&mut self.scratch)),
-            Input::Data => None,
+            Producer::Layer(j) if layer.first_writer[k] => Some(take(&mut self.dout[j])),
+            Producer::Layer(_) => Some(take(&mut self.scratch)),
+            Producer::Data => None,
         }
     }
 
     /// Returns a buffer taken by [`dx_take`], accumulating it if it was scratch.
-    fn dx_put(&mut self, layer: &CLayer, k: usize, buf: Option<Vec<T>>) {
-        if let (Some(buf), Input::Layer(j)) = (buf, layer.inputs[k]) {
+    fn dx_put(&mut self, layer: &ScheduledLayer, k: usize, buf: Option<Vec<T>>) {
+        if let (Some(buf), Producer::Layer(j)) = (buf, layer.inputs[k]) {
             if layer.first_writer[k] {
                 self.dout[j] = buf;
             } else {
@@ -323,7 +323,7 @@ impl<T: Float> Worker<T> {
     /// accumulates parameter gradients into `self.grad`.
     pub fn bwd(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if matches!(layer.op, Op::Fused) {
+        if matches!(layer.kernel, Kernel::Fused) {
             return;
         }
         let (n, o) = (self.n, self.off);
@@ -336,8 +336,8 @@ impl<T: Float> Worker<T> {
         {
             let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
             let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
-            match &layer.op {
-                Op::Conv { g, bias } => {
+            match &layer.kernel {
+                Kernel::Conv { g, bias } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
                     let cl = g.col_len();
@@ -345,19 +345,19 @@ impl<T: Float> Worker<T> {
                     let col = if kept { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
                     conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
-                Op::MaxPool(g, relu) => {
+                Kernel::MaxPool(g, relu) => {
                     if let Some(d) = dxs {
                         let y = if *relu { Some(&self.out[l][ob..ob + ol]) } else { None };
                         pool::max_backward(g, n, &dy[..ol], y, &self.argmax[l][ob..ob + ol], d);
                     }
                 }
-                Op::Fused => {}
-                Op::AvgPool(g) => {
+                Kernel::Fused => {}
+                Kernel::AvgPool(g) => {
                     if let Some(d) = dxs {
                         pool::avg_backward(g, n, &dy[..ol], d);
                     }
                 }
-                Op::Linear { rows, fin, fout, bias } => {
+                Kernel::Linear { rows, fin, fout, bias } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     if !self.lin_x[l].is_empty() {
                         // deferred weight gradient: stash x and dy, compute dx now
@@ -373,13 +373,13 @@ impl<T: Float> Worker<T> {
                         linear::backward(n * rows, *fin, *fout, x, w, &dy[..ol], dxs, dw, db);
                     }
                 }
-                Op::Act(a) => {
+                Kernel::Act(a) => {
                     if let Some(d) = dxs {
-                        activation::backward(*a, &x[..ol], &self.out[l][ob..ob + ol], &dy[..ol], d);
+                        activation::backward(a, &x[..ol], &self.out[l][ob..ob + ol], &dy[..ol], d);
                     }
                 }
-                Op::BatchNorm { .. } => unreachable!("batch norm backward is driven by the network"),
-                Op::Dropout { p } => {
+                Kernel::BatchNorm { .. } => unreachable!("batch norm backward is driven by the network"),
+                Kernel::Dropout { p } => {
                     if let Some(d) = dxs {
                         if ctx.train && *p > 0.0 {
                             dropout::backward(&dy[..ol], &self.aux[l][ob..ob + ol], d);
@@ -388,28 +388,28 @@ impl<T: Float> Worker<T> {
                         }
                     }
                 }
-                Op::Flatten => {
+                Kernel::Flatten => {
                     if let Some(d) = dxs {
                         d.copy_from_slice(&dy[..ol]);
                     }
                 }
-                Op::Add => {
+                Kernel::Add => {
                     if let Some(d) = dxs {
                         d.copy_from_slice(&dy[..ol]);
                     }
                 }
-                Op::Concat { lens } => {
+                Kernel::Concat { lens } => {
                     if let Some(d) = dxs {
                         concat::backward_part(n, dy, lens[0], 0, layer.out_len, d);
                     }
                 }
-                Op::Rnn { t, f, h } => {
+                Kernel::Rnn { t, f, h } => {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
                     let y = &self.out[l][ob..];
                     rnn::backward(n, *t, *f, *h, x, wih, whh, &y[..ol], &dy[..ol], dxs, dwih, dwhh, db, &mut self.ws2, &mut self.ws3);
                 }
-                Op::Lstm { t, f, h } => {
+                Kernel::Lstm { t, f, h } => {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
                     let y = &self.out[l][ob..];
@@ -419,7 +419,7 @@ impl<T: Float> Worker<T> {
                         &mut self.ws2, &mut self.ws3, &mut self.ws1,
                     );
                 }
-                Op::LastStep { t, h } => {
+                Kernel::LastStep { t, h } => {
                     if let Some(d) = dxs {
                         d.iter_mut().for_each(|v| *v = T::ZERO);
                         for s in 0..n {
@@ -427,10 +427,10 @@ impl<T: Float> Worker<T> {
                         }
                     }
                 }
-                Op::SoftmaxCe { t, c } => {
+                Kernel::SoftmaxCe { t, c, top } => {
                     if let Some(d) = dxs {
                         let labels = &ctx.labels[self.first..self.first + n];
-                        softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, Some(d), &mut self.probs);
+                        softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, Some(d), &mut self.probs);
                     }
                 }
             }
@@ -442,9 +442,9 @@ impl<T: Float> Worker<T> {
             if let Some(d) = dx.as_deref_mut() {
                 let len = n * layer.in_lens[k];
                 let d = &mut d[o * layer.in_lens[k]..][..len];
-                match &layer.op {
-                    Op::Add => d.copy_from_slice(&dy[..ol]),
-                    Op::Concat { lens } => {
+                match &layer.kernel {
+                    Kernel::Add => d.copy_from_slice(&dy[..ol]),
+                    Kernel::Concat { lens } => {
                         let start: usize = lens[..k].iter().sum();
                         concat::backward_part(n, dy, lens[k], start, layer.out_len, d);
                     }
@@ -462,7 +462,7 @@ impl<T: Float> Worker<T> {
             if self.lin_x[l].is_empty() || n == 0 {
                 continue;
             }
-            if let Op::Linear { rows, fin, fout, bias } = layer.op {
+            if let Kernel::Linear { rows, fin, fout, bias } = layer.kernel {
                 let r = n * rows;
                 let (dw, db) = grads2(&mut self.grad, ctx, layer, bias);
                 // dW[out, in] += dyᵀ[out, r] · x[r, in]
@@ -480,7 +480,7 @@ impl<T: Float> Worker<T> {
 
     pub fn bn_sum(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Op::BatchNorm { c, sp, .. } = layer.op {
+        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             batchnorm::partial_sum(self.n, c, sp, x, &mut self.bn_a);
@@ -489,7 +489,7 @@ impl<T: Float> Worker<T> {
 
     pub fn bn_sqdev(&mut self, l: usize, ctx: &Ctx<'_, T>, mean: &[f64]) {
         let layer = &ctx.layers[l];
-        if let Op::BatchNorm { c, sp, .. } = layer.op {
+        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             batchnorm::partial_sqdev(self.n, c, sp, x, mean, &mut self.bn_b);
@@ -498,7 +498,7 @@ impl<T: Float> Worker<T> {
 
     pub fn bn_normalize(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+        if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
             let mut xh = take(&mut self.aux[l]);
@@ -513,7 +513,7 @@ impl<T: Float> Worker<T> {
 
     pub fn bn_grad_sums(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Op::BatchNorm { c, sp, .. } = layer.op {
+        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
@@ -524,7 +524,7 @@ impl<T: Float> Worker<T> {
     /// `mdy`, `mdyx` are the whole-batch means of dy and dy·x̂.
     pub fn bn_dx(&mut self, l: usize, ctx: &Ctx<'_, T>, mdy: &[f64], mdyx: &[f64]) {
         let layer = &ctx.layers[l];
-        if let Op::BatchNorm { c, sp, affine, .. } = layer.op {
+        if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
             let mut dx = self.dx_take(layer, 0);
             if let Some(d) = dx.as_deref_mut() {
                 let ol = self.n * layer.out_len;
@@ -536,25 +536,25 @@ impl<T: Float> Worker<T> {
     }
 }
 
-fn params2<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer, bias: bool) -> (&'a [T], Option<&'a [T]>) {
+fn params2<'a, T>(ctx: &Ctx<'a, T>, layer: &ScheduledLayer, bias: bool) -> (&'a [T], Option<&'a [T]>) {
     let w = param_slice(ctx, layer, 0);
     let b = if bias && layer.params.len() > 1 { Some(param_slice(ctx, layer, 1)) } else { None };
     (w, b)
 }
 
-fn params3<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer) -> (&'a [T], &'a [T], &'a [T]) {
+fn params3<'a, T>(ctx: &Ctx<'a, T>, layer: &ScheduledLayer) -> (&'a [T], &'a [T], &'a [T]) {
     (param_slice(ctx, layer, 0), param_slice(ctx, layer, 1), param_slice(ctx, layer, 2))
 }
 
-fn param_slice<'a, T>(ctx: &Ctx<'a, T>, layer: &CLayer, k: usize) -> &'a [T] {
-    let (o, l) = layer.pranges[k];
+fn param_slice<'a, T>(ctx: &Ctx<'a, T>, layer: &ScheduledLayer, k: usize) -> &'a [T] {
+    let (o, l) = layer.param_ranges[k];
     &ctx.params[o..o + l]
 }
 
-fn grads2<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &CLayer, bias: bool) -> (&'g mut [T], Option<&'g mut [T]>) {
-    let (o0, l0) = layer.pranges[0];
-    if bias && layer.pranges.len() > 1 {
-        let (o1, l1) = layer.pranges[1];
+fn grads2<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &ScheduledLayer, bias: bool) -> (&'g mut [T], Option<&'g mut [T]>) {
+    let (o0, l0) = layer.param_ranges[0];
+    if bias && layer.param_ranges.len() > 1 {
+        let (o1, l1) = layer.param_ranges[1];
         // parameters of a layer are contiguous and in canonical order: bias follows weight
         let (a, b) = g[o0..o1 + l1].split_at_mut(o1 - o0);
         (&mut a[..l0], Some(b))
@@ -563,10 +563,10 @@ fn grads2<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &CLayer, bias: bool) 
     }
 }
 
-fn grads3<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &CLayer) -> (&'g mut [T], &'g mut [T], &'g mut [T]) {
-    let (o0, l0) = layer.pranges[0];
-    let (o1, l1) = layer.pranges[1];
-    let (o2, l2) = layer.pranges[2];
+fn grads3<'g, T>(g: &'g mut [T], _ctx: &Ctx<'_, T>, layer: &ScheduledLayer) -> (&'g mut [T], &'g mut [T], &'g mut [T]) {
+    let (o0, l0) = layer.param_ranges[0];
+    let (o1, l1) = layer.param_ranges[1];
+    let (o2, l2) = layer.param_ranges[2];
     let s = &mut g[o0..o2 + l2];
     let (a, rest) = s.split_at_mut(o1 - o0);
     let (b, c) = rest.split_at_mut(o2 - o1);

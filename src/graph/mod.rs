@@ -1,12 +1,12 @@
 //! Stage 3, the graph: the resolved model as a petgraph `StableDiGraph`, and its checks.
 //!
-//! [`lower`] makes one node per layer (repeat blocks are already expanded and variants applied
+//! [`build`] makes one node per layer (repeat blocks are already expanded and variants applied
 //! by the resolver) and one edge per named or implicit input, keeping the spans of both.
 //! [`check`] infers every shape with the op files' rules and computes parameters and costs.
 //! Invariants:
 //! - The graph is never mutated by analysis: results live in the [`Analysis`] side table,
 //!   indexed like [`Graph::nodes`].
-//! - `order` is a topological order of all nodes (the graph is acyclic once `lower` succeeds).
+//! - `order` is a topological order of all nodes (the graph is acyclic once `build` succeeds).
 //! - Every error carries a primary label at the consumer and, for shape errors, a secondary
 //!   label at the producer; all errors of a model are reported, not only the first, and a node
 //!   downstream of an error is skipped rather than reported again.
@@ -15,7 +15,7 @@ use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::ops::shape::{show, show_count, Cost, Dims, ParamShapes};
 use crate::ops::Op;
 use crate::source::Span;
-use crate::spec::{Dataset, Experiment, SequenceMode};
+use crate::spec::{DataSpec, Dataset, Experiment, SequenceMode};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -41,7 +41,7 @@ pub struct Graph {
     pub g: StableDiGraph<Node, Edge>,
     /// Node of each layer, by layer index.
     pub nodes: Vec<NodeIndex>,
-    /// A topological order of the nodes.
+    /// A topological order of the nodes: the spec's order wherever the inputs allow it.
     pub order: Vec<NodeIndex>,
     /// Producers of each layer's inputs in slot order (by layer index), computed once.
     producers: Vec<Vec<NodeIndex>>,
@@ -55,7 +55,7 @@ impl Graph {
 }
 
 /// Builds the graph; reports dangling inputs, cycles and unused layers.
-pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
+pub fn build(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
     let layers = &exp.model.layers;
     let mut g = StableDiGraph::new();
     let nodes: Vec<NodeIndex> = layers.iter().enumerate().map(|(i, l)| g.add_node(Node { layer: i, name: l.name.clone() })).collect();
@@ -112,10 +112,25 @@ pub fn lower(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
     if diags.iter().any(|d| d.is_error()) {
         return (None, diags);
     }
-    let order = match petgraph::algo::toposort(&g, None) {
-        Ok(o) => o,
-        Err(_) => return (None, diags),
-    };
+    // A topological order that keeps the spec's order wherever the spec allows it (Kahn's
+    // algorithm, smallest layer index first): sequential models run, report and number their
+    // parameters in the order they are written.
+    let mut indegree: Vec<usize> = nodes.iter().map(|&n| g.edges_directed(n, Direction::Incoming).count()).collect();
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..layers.len()).filter(|&i| indegree[i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(layers.len());
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(nodes[i]);
+        for e in g.edges_directed(nodes[i], Direction::Outgoing) {
+            let j = g[e.target()].layer;
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.push(std::cmp::Reverse(j));
+            }
+        }
+    }
+    if order.len() != layers.len() {
+        return (None, diags);
+    }
     // Unused layers: nothing they compute reaches a loss or a metric.
     let sinks: Vec<NodeIndex> = nodes.iter().copied().filter(|&n| layers[g[n].layer].op.is_terminal()).collect();
     if sinks.is_empty() {
@@ -170,23 +185,46 @@ pub struct Analysis {
     pub carries_grad: Vec<bool>,
 }
 
-/// The shape the data yields per sample, as the model's `input` must declare it.
-pub fn data_shape(exp: &Experiment) -> Option<Dims> {
-    let mut s = exp.data.dataset.sample_shape();
-    if s.len() == 3 {
-        if let Some([h, w]) = exp.data.augment.crop {
-            s[1] = h;
-            s[2] = w;
+/// What is known about the data before any of it is read: from the spec (built-in datasets), or
+/// from a probe of the dataset's folder (class sub-folders, file sizes, headers).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DataFacts {
+    /// Per sample, after cropping and sequencing: what the model's `input` must declare.
+    pub sample_shape: Option<Dims>,
+    pub classes: Option<u64>,
+    pub train_images: Option<u64>,
+    pub test_images: Option<u64>,
+    /// Where the facts come from, for messages ("`dataset cifar10`", "folder data/pets with 3 class folders").
+    pub origin: String,
+}
+
+impl DataFacts {
+    /// What the spec alone says about its data.
+    pub fn from_spec(d: &DataSpec) -> DataFacts {
+        let mut s = d.dataset.sample_shape();
+        if s.len() == 3 {
+            if let Some([h, w]) = d.augment.crop {
+                s[1] = h;
+                s[2] = w;
+            }
+            if d.sequence == Some(SequenceMode::Rows) {
+                s = vec![s[1], s[0] * s[2]];
+            }
         }
-        if exp.data.sequence == Some(SequenceMode::Rows) {
-            return Some(vec![s[1], s[0] * s[2]]);
-        }
+        let (train, test) = match &d.dataset {
+            Dataset::Synthetic { train, test, .. } => (Some(*train), Some(*test)),
+            _ => (None, None),
+        };
+        let origin = match (&d.dataset, d.sequence) {
+            (_, Some(SequenceMode::Rows)) => "read row by row (`sequence rows`)".to_string(),
+            (ds, _) => format!("`dataset {}`{}", dataset_name(ds), if d.augment.crop.is_some() { " cropped by `augment crop=`" } else { "" }),
+        };
+        DataFacts { sample_shape: Some(s), classes: d.dataset.classes(), train_images: train, test_images: test, origin }
     }
-    Some(s)
 }
 
 /// Infers every shape; reports shape errors with the producer labelled.
-pub fn check(exp: &Experiment, graph: &Graph) -> (Analysis, Vec<Diagnostic>) {
+pub fn check(exp: &Experiment, graph: &Graph, facts: &DataFacts) -> (Analysis, Vec<Diagnostic>) {
     let layers = &exp.model.layers;
     let n = layers.len();
     let mut a = Analysis {
@@ -224,31 +262,27 @@ pub fn check(exp: &Experiment, graph: &Graph) -> (Analysis, Vec<Diagnostic>) {
             }
         }
     }
-    diags.extend(check_data(exp, &a));
+    diags.extend(check_data(exp, &a, facts));
     (a, diags)
 }
 
-/// The model's input and output against the dataset: sample shape and number of classes.
-fn check_data(exp: &Experiment, a: &Analysis) -> Vec<Diagnostic> {
+/// The model's input and output against the data: sample shape, number of classes, images.
+fn check_data(exp: &Experiment, a: &Analysis, facts: &DataFacts) -> Vec<Diagnostic> {
     let layers = &exp.model.layers;
     let mut diags = vec![];
-    if let (Some(input), Some(expected)) = (layers.iter().position(|l| matches!(l.op, Op::Input(_))), data_shape(exp)) {
+    if let (Some(input), Some(expected)) = (layers.iter().position(|l| matches!(l.op, Op::Input(_))), &facts.sample_shape) {
         if let Some(declared) = &a.shapes[input] {
-            if *declared != expected {
-                let why = match (&exp.data.dataset, exp.data.sequence) {
-                    (_, Some(SequenceMode::Rows)) => "read row by row (`sequence rows`)".to_string(),
-                    (d, _) => format!("`dataset {}`{}", dataset_name(d), if exp.data.augment.crop.is_some() { " cropped by `augment crop=`" } else { "" }),
-                };
+            if declared != expected {
                 diags.push(
-                    Diagnostic::error("E0220", format!("the model's input is {} but the data yields {} per sample", show(declared), show(&expected)))
+                    Diagnostic::error("E0220", format!("the model's input is {} but the data yields {} per sample", show(declared), show(expected)))
                         .primary(layers[input].span, format!("declared {}", show(declared)))
-                        .secondary(exp.data.span, format!("{why} gives {}", show(&expected)))
+                        .secondary(exp.data.span, format!("{} gives {}", facts.origin, show(expected)))
                         .help(format!("write `input {}`", expected.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x"))),
                 );
             }
         }
     }
-    if let Some(classes) = exp.data.dataset.classes() {
+    if let Some(classes) = facts.classes {
         for (i, l) in layers.iter().enumerate() {
             if !matches!(l.op, Op::SoftmaxLoss) {
                 continue;
@@ -258,10 +292,28 @@ fn check_data(exp: &Experiment, a: &Analysis) -> Vec<Diagnostic> {
             let c = crate::ops::softmax_loss::classes(logits);
             if c != classes && a.shapes[i].is_some() {
                 diags.push(
-                    Diagnostic::error("E0221", format!("`{}` gets {c} logits but the dataset has {classes} classes", l.name))
+                    Diagnostic::error("E0221", format!("`{}` gets {c} logits but the data has {classes} classes", l.name))
                         .primary(l.span, format!("expects {classes} logits"))
                         .secondary(layers[p].name_span, format!("`{}` produces {}", layers[p].name, show_count(logits)))
+                        .secondary(exp.data.span, format!("{} has {classes} classes", facts.origin))
                         .help(format!("make the last layer `fc {classes}`")),
+                );
+            }
+        }
+    }
+    for (what, n, batch) in [("training", facts.train_images, exp.data.batch), ("test", facts.test_images, exp.data.test_batch)] {
+        if let Some(n) = n {
+            if n == 0 {
+                diags.push(
+                    Diagnostic::error("E0222", format!("the {what} set is empty"))
+                        .primary(exp.data.span, format!("{} has no {what} images", facts.origin))
+                        .help("check the dataset folder"),
+                );
+            } else if batch > n {
+                diags.push(
+                    Diagnostic::error("E0222", format!("a {what} batch of {batch} is larger than the {what} set ({n} images)"))
+                        .primary(exp.data.span, format!("{} has {n} {what} images", facts.origin))
+                        .help(format!("lower `{}` to at most {n}", if what == "test" { "test_batch" } else { "batch" })),
                 );
             }
         }

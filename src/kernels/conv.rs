@@ -35,18 +35,6 @@ pub struct ConvGeom {
     pub wo: usize,
 }
 
-/// Output extent of a convolution along one axis, `None` if the kernel does not fit.
-pub fn conv_out(len: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
-    if k == 0 || s == 0 || d == 0 {
-        return None;
-    }
-    let span = d * (k - 1) + 1;
-    let padded = len + 2 * p;
-    if padded < span {
-        return None;
-    }
-    Some((padded - span) / s + 1)
-}
 
 impl ConvGeom {
     /// Reduction length per group: `C/groups · kh · kw`.
@@ -399,6 +387,7 @@ pub fn backward<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::conv_out;
 
     fn naive(g: &ConvGeom, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
         let mut y = vec![0.0; g.out_len()];

@@ -29,19 +29,6 @@ pub struct PoolGeom {
     pub wo: usize,
 }
 
-/// Output extent along one axis, `None` for an impossible configuration
-/// (zero kernel/stride, padding ≥ kernel, or kernel larger than the padded input).
-pub fn pool_out(len: usize, k: usize, s: usize, p: usize, ceil: bool) -> Option<usize> {
-    if k == 0 || s == 0 || p >= k || len + 2 * p < k {
-        return None;
-    }
-    let span = len + 2 * p - k;
-    let mut out = if ceil { span.div_ceil(s) + 1 } else { span / s + 1 };
-    if ceil && out > 1 && (out - 1) * s >= len + p {
-        out -= 1;
-    }
-    Some(out)
-}
 
 impl PoolGeom {
     pub fn in_len(&self) -> usize {
@@ -196,6 +183,7 @@ pub fn avg_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], dx: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::pool_out;
     #[test]
     fn out_sizes() {
         assert_eq!(pool_out(28, 2, 2, 0, false), Some(14));

@@ -1,14 +1,16 @@
-//! Softmax cross-entropy loss and top-1 accuracy.
+//! Softmax cross-entropy loss and top-K accuracy.
 //!
 //! Per sample with logits `z [T, C]` (T = 1 for plain classification) and label `l`:
 //! `loss_s = (1/T) Σ_t (logsumexp(z_t) − z_t[l])`, computed stably by subtracting
 //! `max(z_t)`. The batch loss is the mean over the `N` samples of the *whole* batch, so
 //! the gradient is `dz_t = (softmax(z_t) − onehot(l)) · scale / T` with `scale = 1/N`.
-//! Prediction (for accuracy): `argmax_c Σ_t z_t[c]` (first maximum wins).
+//! Prediction (for accuracy): the scores `Σ_t z_t[c]`; a sample is correct at top-K when fewer than K
+//! classes rank above its label (a class ranks above when its score is larger, or equal with a
+//! smaller index: for K = 1 the first maximum wins).
 
 use super::Float;
 
-/// Returns `(Σ_s loss_s as f64, number correct)` over `n` samples; writes `dz` if given.
+/// Returns `(Σ_s loss_s as f64, number correct at top-`top`)` over `n` samples; writes `dz` if given.
 /// Labels must be `< c` (checked by the engine).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_backward<T: Float>(
@@ -18,6 +20,7 @@ pub fn forward_backward<T: Float>(
     z: &[T],
     labels: &[u32],
     scale: f64,
+    top: usize,
     mut dz: Option<&mut [T]>,
     probs_tmp: &mut [f64],
 ) -> (f64, usize) {
@@ -52,13 +55,9 @@ pub fn forward_backward<T: Float>(
             }
         }
         loss += sample_loss / t as f64;
-        let mut best = 0;
-        for k in 1..c {
-            if probs_tmp[k] > probs_tmp[best] {
-                best = k;
-            }
-        }
-        if best == l {
+        let label_score = probs_tmp[l];
+        let above = (0..c).filter(|&k| probs_tmp[k] > label_score || (probs_tmp[k] == label_score && k < l)).count();
+        if above < top {
             correct += 1;
         }
     }

@@ -1,105 +1,95 @@
-//! Stage: lowering a checked experiment to the engine's [`Plan`].
+//! Stage: lowering the checked IR to a [`Plan`], the one form every backend consumes.
 //!
-//! Invariants of the produced plan:
-//! - Layers appear in a topological order and only the layers that feed the loss are kept
-//!   (`accuracy` is computed by the engine from the loss layer's logits; unused branches, already
-//!   warned about by the check stage, are dropped). The loss layer is last.
-//! - An `fc` on a C×H×W input reads it flattened (Caffe's InnerProduct): an explicit `Flatten`
-//!   named `<fc>.flatten_input` is inserted before it.
-//! - Parameter names follow the engine (`weight`, `bias`, `gamma`, `beta`, `weight_ih`, `weight_hh`)
-//!   with the spec's initialisers and multipliers; out shapes come from the engine's own shape
-//!   rules, so a plan that lowers is a plan the engine accepts.
+//! `lower` reads what `check` produced ([`crate::compile::Checked`]: the experiment, its graph and
+//! the analysis side table) and never resolves a name, sorts the graph or infers a shape again:
+//! producers come from the graph, shapes and parameter shapes from the analysis, attributes from
+//! the op itself ([`crate::ops::Op`]), initialisers from the resolved layer (whose defaults the op
+//! file states).
+//!
+//! Invariants of a plan:
+//! - Layers appear in the graph's topological order, restricted to the layers that feed the loss
+//!   (unused branches, already warned about by `check`, are dropped); the loss is last and is the
+//!   only `softmax_loss`.
+//! - `inputs` of layer `i` are [`Producer::Data`] or `Producer::Layer(j)` with `j < i`;
+//!   `input_shapes`/`out_shape` are per sample (no batch axis) and equal the op's shape rule.
+//! - An `fc` on a C×H×W input reads it flattened (Caffe's InnerProduct); the plan keeps the
+//!   rank-3 input shape and the `[out, C·H·W]` weight, and backends read the buffer as a vector.
+//! - Parameter names are the op file's (PyTorch's): `weight`, `bias`, `weight_ih`, `weight_hh`.
+//! - `accuracy` layers are not layers of the plan: they become [`Plan::accuracy_top`], measured by
+//!   the backend on the loss's logits (lowering refuses an `accuracy` reading other logits).
 
+use crate::compile::Checked;
 use crate::diagnostic::Diagnostic;
-use crate::engine::plan::{expected_params, infer_out_shape, Init as EInit, Input, Layer, LayerKind, ParamSpec as EParam, Plan, VarianceNorm as ENorm};
-use crate::ops::activation::Activation;
-use crate::ops::pool::{PoolKind, Rounding};
 use crate::ops::Op;
-use crate::spec::{Experiment, Init, LayerSpec, ParamSpec, VarianceNorm};
-use std::collections::HashMap;
+use crate::param::Init;
+use crate::source::Span;
+use petgraph::stable_graph::NodeIndex;
 
-fn err(layer: &LayerSpec, msg: String) -> Diagnostic {
-    Diagnostic::error("E0300", format!("layer `{}` cannot be lowered: {msg}", layer.name)).primary(layer.span, "this layer")
+/// What a layer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Producer {
+    /// The network input (one sample of [`Plan::input_shape`]).
+    Data,
+    /// The output of an earlier layer (index into [`Plan::layers`]).
+    Layer(usize),
 }
 
-fn init(i: &Init) -> EInit {
-    let norm = |n: &VarianceNorm| match n {
-        VarianceNorm::FanIn => ENorm::FanIn,
-        VarianceNorm::FanOut => ENorm::FanOut,
-        VarianceNorm::Average => ENorm::Average,
-    };
-    match i {
-        Init::Constant { value } => EInit::Constant(*value as f32),
-        Init::Uniform { min, max } => EInit::Uniform { min: *min as f32, max: *max as f32 },
-        Init::Gaussian { mean, std } => EInit::Gaussian { mean: *mean as f32, std: *std as f32 },
-        Init::Xavier { norm: n } => EInit::Xavier(norm(n)),
-        Init::Msra { norm: n } => EInit::Msra(norm(n)),
+/// One parameter tensor of a layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanParam {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    pub lr_mult: f64,
+    pub decay_mult: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanLayer {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<Producer>,
+    pub input_shapes: Vec<Vec<usize>>,
+    pub out_shape: Vec<usize>,
+    pub params: Vec<PlanParam>,
+    /// The `device=` placement (model parallelism).
+    pub device: u32,
+    /// The layer's line in the spec.
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Per-sample input shape: `[C, H, W]`, `[F]` or `[T, F]`.
+    pub input_shape: Vec<usize>,
+    pub layers: Vec<PlanLayer>,
+    /// `K` of the accuracy reported as `test_accuracy` (the model's first `accuracy` layer; 1
+    /// when it has none).
+    pub accuracy_top: usize,
+}
+
+impl Plan {
+    /// The number of classes of the loss's logits.
+    pub fn classes(&self) -> usize {
+        self.layers.last().and_then(|l| l.input_shapes.first()).and_then(|s| s.last().copied()).unwrap_or(0)
+    }
+
+    /// Total number of parameter elements.
+    pub fn param_count(&self) -> usize {
+        self.layers.iter().flat_map(|l| &l.params).map(|p| p.shape.iter().product::<usize>()).sum()
     }
 }
 
-fn param(name: &str, shape: Vec<usize>, spec: Option<&ParamSpec>) -> EParam {
-    let (i, lr, decay) = match spec {
-        Some(p) => (init(&p.init), p.lr_mult as f32, p.decay_mult as f32),
-        None => (EInit::Constant(0.0), 1.0, 0.0),
-    };
-    EParam { name: name.to_string(), shape, init: i, lr_mult: lr, decay_mult: decay }
+fn dims(d: &[u64]) -> Vec<usize> {
+    d.iter().map(|&x| x as usize).collect()
 }
 
-fn kind(l: &LayerSpec, input: &[usize]) -> Result<Option<LayerKind>, String> {
-    let u = |x: u64| x as usize;
-    let pair = |p: [u64; 2]| [u(p[0]), u(p[1])];
-    Ok(Some(match &l.op {
-        Op::Input(_) | Op::Accuracy(_) => return Ok(None),
-        Op::Conv(c) => LayerKind::Conv2d {
-            out_channels: u(c.out_channels),
-            kernel: pair(c.kernel),
-            stride: pair(c.stride),
-            padding: pair(c.padding),
-            dilation: pair(c.dilation),
-            groups: u(c.groups),
-            bias: c.bias,
-        },
-        Op::Pool(p) => {
-            let (kernel, stride) = match p.kernel {
-                Some(k) => (pair(k), pair(p.stride)),
-                None if input.len() == 3 => ([input[1], input[2]], [1, 1]),
-                None => return Err(format!("global pooling needs a C×H×W input, found {input:?}")),
-            };
-            let (padding, ceil) = (pair(p.padding), p.rounding == Rounding::Ceil);
-            match p.kind {
-                PoolKind::Max => LayerKind::MaxPool2d { kernel, stride, padding, ceil },
-                PoolKind::Avg => LayerKind::AvgPool2d { kernel, stride, padding, ceil },
-            }
-        }
-        Op::Linear(f) => LayerKind::Linear { out_features: u(f.out_features), bias: f.bias },
-        Op::Activation(Activation::Relu) => LayerKind::Relu,
-        Op::Activation(Activation::LeakyRelu { slope }) => LayerKind::LeakyRelu { slope: *slope as f32 },
-        Op::Activation(Activation::Tanh) => LayerKind::Tanh,
-        Op::Activation(Activation::Sigmoid) => LayerKind::Sigmoid,
-        Op::BatchNorm(b) => LayerKind::BatchNorm { eps: b.eps as f32, momentum: b.momentum as f32, affine: b.affine },
-        Op::Dropout(d) => LayerKind::Dropout { p: d.p as f32 },
-        Op::Flatten => LayerKind::Flatten,
-        Op::Add => LayerKind::Add,
-        Op::Concat => LayerKind::Concat,
-        Op::Rnn(r) => LayerKind::Rnn { hidden: u(r.hidden) },
-        Op::Lstm(r) => LayerKind::Lstm { hidden: u(r.hidden) },
-        Op::Last => LayerKind::LastStep,
-        Op::SoftmaxLoss => LayerKind::SoftmaxCrossEntropy,
-    }))
-}
-
-/// Lowers the experiment's model. Errors are reported against the layer's line.
-pub fn lower(exp: &Experiment) -> Result<Plan, Vec<Diagnostic>> {
+/// Lowers a checked experiment. Errors (a model that can be analysed but not trained) are
+/// located at the layer they concern.
+pub fn lower(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
+    let (exp, graph, analysis) = (&checked.experiment, &checked.graph, &checked.analysis);
     let layers = &exp.model.layers;
-    let by_name: HashMap<&str, usize> = layers.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
-    let Some(input) = layers.iter().find(|l| matches!(l.op, Op::Input(_))) else {
-        return Err(vec![Diagnostic::error("E0114", "the model has no `input` layer").primary(exp.model.span, "model here")]);
-    };
-    let input_shape: Vec<usize> = match &input.op {
-        Op::Input(i) => i.shape.iter().map(|&d| d as usize).collect(),
-        _ => unreachable!("found by its op"),
-    };
-    let losses: Vec<usize> = layers.iter().enumerate().filter(|(_, l)| matches!(l.op, Op::SoftmaxLoss)).map(|(i, _)| i).collect();
+    let losses: Vec<usize> = (0..layers.len()).filter(|&i| matches!(layers[i].op, Op::SoftmaxLoss)).collect();
     let loss = match losses.as_slice() {
         [one] => *one,
         [] => {
@@ -107,94 +97,107 @@ pub fn lower(exp: &Experiment) -> Result<Plan, Vec<Diagnostic>> {
                 .primary(exp.model.span, "no `softmax_loss` layer in this model")
                 .help("end the model with `loss: softmax_loss`")])
         }
-        [_, second, ..] => {
+        [first, second, ..] => {
             return Err(vec![Diagnostic::error("E0302", "the engine trains one loss per model")
                 .primary(layers[*second].span, "second loss")
-                .secondary(layers[losses[0]].span, "first loss")])
+                .secondary(layers[*first].span, "first loss")
+                .help("keep one `softmax_loss`; read other heads with `accuracy` or remove them")])
         }
     };
-    // Layers the loss depends on (depth-first from the loss), in a topological order.
-    let mut order = vec![];
-    let mut state = vec![0u8; layers.len()]; // 0 new, 1 on stack, 2 done
-    let mut stack = vec![(loss, false)];
-    while let Some((i, expanded)) = stack.pop() {
-        if expanded {
-            state[i] = 2;
-            order.push(i);
-            continue;
-        }
-        if state[i] != 0 {
-            if state[i] == 1 {
-                return Err(vec![err(&layers[i], "its inputs form a cycle".into())]);
-            }
-            continue;
-        }
-        state[i] = 1;
-        stack.push((i, true));
-        for r in layers[i].inputs.iter().rev() {
-            match by_name.get(r.name.as_str()) {
-                Some(&j) if state[j] == 1 => return Err(vec![err(&layers[i], format!("input `{}` forms a cycle", r.name))]),
-                Some(&j) => stack.push((j, false)),
-                None => return Err(vec![err(&layers[i], format!("unknown input `{}`", r.name))]),
-            }
-        }
-    }
-    let mut plan = Plan { input_shape: input_shape.clone(), layers: vec![] };
-    // Spec index → (plan input, per-sample shape).
-    let mut produced: HashMap<usize, (Input, Vec<usize>)> = HashMap::new();
+    let producer_of = |i: usize| graph.input_slice(graph.nodes[i]).iter().map(|&n: &NodeIndex| graph.g[n].layer).collect::<Vec<_>>();
+    let logits = producer_of(loss).first().copied();
+    // Accuracy heads: measured on the loss's logits.
+    let mut accuracy_top = None;
     let mut diags = vec![];
-    for &i in &order {
-        let l = &layers[i];
-        if matches!(l.op, Op::Input(_)) {
-            produced.insert(i, (Input::Data, input_shape.clone()));
+    for (i, l) in layers.iter().enumerate() {
+        if let Op::Accuracy(a) = &l.op {
+            if producer_of(i).first().copied() != logits {
+                diags.push(
+                    Diagnostic::error("E0303", format!("`{}` reads other logits than the loss", l.name))
+                        .primary(l.span, "accuracy of a different layer")
+                        .secondary(layers[loss].span, "the loss")
+                        .help("backends measure accuracy on the loss's logits: read the same layer as the loss (`from=`)"),
+                );
+            }
+            accuracy_top.get_or_insert(a.top as usize);
+        }
+    }
+    // Layers the loss depends on, in the graph's topological order.
+    let mut needed = vec![false; layers.len()];
+    let mut stack = vec![loss];
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut needed[i], true) {
+            stack.extend(producer_of(i));
+        }
+    }
+    let inputs: Vec<usize> = (0..layers.len()).filter(|&i| needed[i] && matches!(layers[i].op, Op::Input(_))).collect();
+    let input = match inputs.as_slice() {
+        [one] => *one,
+        [] => {
+            diags.push(Diagnostic::error("E0114", "the model has no `input` layer").primary(exp.model.span, "model here"));
+            return Err(diags);
+        }
+        [_, second, ..] => {
+            diags.push(
+                Diagnostic::error("E0304", "the loss depends on two `input` layers; the data has one input")
+                    .primary(layers[*second].span, "second input")
+                    .secondary(layers[inputs[0]].span, "first input"),
+            );
+            return Err(diags);
+        }
+    };
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let shape_of = |i: usize| analysis.shapes[i].as_deref().map(dims).unwrap_or_default();
+    let mut plan = Plan { input_shape: shape_of(input), layers: vec![], accuracy_top: accuracy_top.unwrap_or(1) };
+    let mut index: Vec<Option<Producer>> = vec![None; layers.len()];
+    index[input] = Some(Producer::Data);
+    for &node in &graph.order {
+        let i = graph.g[node].layer;
+        if !needed[i] || i == input {
             continue;
         }
-        let ins: Vec<(Input, Vec<usize>)> = l.inputs.iter().map(|r| produced[&by_name[r.name.as_str()]].clone()).collect();
-        let mut inputs: Vec<Input> = ins.iter().map(|x| x.0).collect();
-        let mut shapes: Vec<Vec<usize>> = ins.iter().map(|x| x.1.clone()).collect();
-        let k = match kind(l, &shapes[0]) {
-            Ok(Some(k)) => k,
-            Ok(None) => continue,
-            Err(m) => {
-                diags.push(err(l, m));
-                break;
+        let l = &layers[i];
+        let producers = producer_of(i);
+        let inputs = producers.iter().map(|&p| index[p].expect("topological order: producers come first")).collect();
+        let input_shapes = producers.iter().map(|&p| shape_of(p)).collect();
+        let shapes = &analysis.params[i];
+        let mut params = vec![];
+        for (tensors, spec) in [(&shapes.weights, &l.weight), (&shapes.biases, &l.bias)] {
+            for (name, shape) in tensors {
+                let spec = spec.as_ref().expect("the resolver fills parameter settings of every op with parameters");
+                params.push(PlanParam { name, shape: dims(shape), init: spec.init, lr_mult: spec.lr_mult, decay_mult: spec.decay_mult });
             }
-        };
-        if matches!(k, LayerKind::Linear { .. }) && shapes[0].len() == 3 {
-            let flat = vec![shapes[0].iter().product()];
-            plan.layers.push(Layer {
-                name: format!("{}.flatten_input", l.name),
-                kind: LayerKind::Flatten,
-                inputs: inputs.clone(),
-                out_shape: flat.clone(),
-                params: vec![],
-            });
-            inputs = vec![Input::Layer(plan.layers.len() - 1)];
-            shapes = vec![flat];
         }
-        let out = match infer_out_shape(&l.name, &k, &shapes) {
-            Ok(o) => o,
-            Err(e) => {
-                diags.push(err(l, e.to_string()));
-                break;
-            }
-        };
-        let params = expected_params(&k, &shapes)
-            .into_iter()
-            .map(|(n, s)| {
-                let spec = match n {
-                    "weight" | "gamma" | "weight_ih" | "weight_hh" => l.weight.as_ref(),
-                    _ => l.bias.as_ref(),
-                };
-                param(n, s, spec)
-            })
-            .collect();
-        plan.layers.push(Layer { name: l.name.clone(), kind: k, inputs, out_shape: out.clone(), params });
-        produced.insert(i, (Input::Layer(plan.layers.len() - 1), out));
+        plan.layers.push(PlanLayer {
+            name: l.name.clone(),
+            op: l.op.clone(),
+            inputs,
+            input_shapes,
+            out_shape: shape_of(i),
+            params,
+            device: l.device,
+            span: l.span,
+        });
+        index[i] = Some(Producer::Layer(plan.layers.len() - 1));
     }
-    if diags.is_empty() {
-        Ok(plan)
-    } else {
-        Err(diags)
-    }
+    Ok(plan)
+}
+
+/// Compiles spec text (no `extends`) and lowers it: the plan of a net written inline, for tests,
+/// benchmarks and examples. Errors are the rendered diagnostics.
+pub fn lower_text(name: &str, text: &str) -> Result<Plan, String> {
+    let no_files = |p: &std::path::Path| Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} (inline spec)", p.display())));
+    let c = crate::compile::compile_text(name, text, std::path::Path::new("."), &no_files);
+    let checked = c.into_checked().map_err(|r| crate::diagnostic::render(&r.diagnostics, &r.sources, false))?;
+    lower(&checked).map_err(|d| crate::diagnostic::render(&d, &checked.sources, false))
+}
+
+/// Compiles the spec in `path` (with its `extends` chain) and lowers it; errors are the rendered
+/// diagnostics. For benchmarks and tests that need the plan of a shipped experiment.
+pub fn lower_file(path: &std::path::Path) -> Result<Plan, String> {
+    let c = crate::compile::compile_path(path, &|p: &std::path::Path| std::fs::read_to_string(p));
+    let checked = c.into_checked().map_err(|r| crate::diagnostic::render(&r.diagnostics, &r.sources, false))?;
+    lower(&checked).map_err(|d| crate::diagnostic::render(&d, &checked.sources, false))
 }

@@ -1,9 +1,10 @@
-//! Element-wise activations: `relu`, `leaky_relu [slope]`, `tanh`, `sigmoid`.
+//! Element-wise activations: `relu`, `leaky_relu [slope]`, `tanh`, `sigmoid`, `gelu`.
 //!
 //! relu(x) = max(x, 0); leaky_relu(x) = x if x > 0 else slope·x (default slope 0.01);
-//! tanh; sigmoid(x) = 1/(1 + e^{−x}). Shape-preserving, no parameters.
+//! tanh; sigmoid(x) = 1/(1 + e^{−x}); gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (the exact form,
+//! PyTorch's default). Shape-preserving, no parameters; one element operation per element.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -13,6 +14,7 @@ pub enum Activation {
     LeakyRelu { slope: f64 },
     Tanh,
     Sigmoid,
+    Gelu,
 }
 
 impl Activation {
@@ -22,10 +24,25 @@ impl Activation {
             Activation::LeakyRelu { .. } => "leaky_relu",
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
+            Activation::Gelu => "gelu",
         }
     }
 
-    pub fn parse_leaky(a: &mut Args) -> Option<Activation> {
+    /// The heads of this op file.
+    pub const HEADS: &'static [&'static str] = &["relu", "leaky_relu", "tanh", "sigmoid", "gelu"];
+
+    /// Reads the activation named by `head` (one of [`Activation::HEADS`]).
+    pub fn parse(head: &str, a: &mut Args) -> Option<Activation> {
+        match head {
+            "relu" => Some(Activation::Relu),
+            "leaky_relu" => Self::parse_leaky(a),
+            "tanh" => Some(Activation::Tanh),
+            "sigmoid" => Some(Activation::Sigmoid),
+            _ => Some(Activation::Gelu),
+        }
+    }
+
+    fn parse_leaky(a: &mut Args) -> Option<Activation> {
         let slope = match a.next_positional() {
             Some(v) => a.as_f64(v)?,
             None => a.kw_f64("slope").unwrap_or(0.01),

@@ -5,8 +5,14 @@
 //! (running ← (1 − momentum)·running + momentum·batch, PyTorch's convention; the variance kept
 //! is the unbiased one). γ (`weight`) and β (`bias`) exist only when affine.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
+use crate::param::{Init, ParamSpec};
+
+/// Settings of the γ when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
+pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Constant { value: 1.0 }, lr_mult: 1.0, decay_mult: 0e+00 };
+/// Settings of the bias when the line sets none (`bias_init=`, `bias_lr_mult=`, `bias_decay_mult=`).
+pub const DEFAULT_BIAS: ParamSpec = ParamSpec { init: Init::Constant { value: 0.0 }, lr_mult: 1.0, decay_mult: 0e+00 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BatchNorm {
@@ -18,7 +24,17 @@ pub struct BatchNorm {
 impl BatchNorm {
     pub fn parse(a: &mut Args) -> Option<BatchNorm> {
         let affine = a.kw_bool("affine").unwrap_or(true);
-        let eps = a.kw_f64_in("eps", 0.0, 1.0, false).unwrap_or(1e-5);
+        let eps = match a.keyword("eps") {
+            Some(v) => {
+                let x = a.as_f64(v)?;
+                if !(x > 0.0 && x <= 1.0) {
+                    a.range_error(v, "`eps` must lie in (0, 1]: it keeps 1/√(σ² + ε) finite for a constant channel");
+                    return None;
+                }
+                x
+            }
+            None => 1e-5,
+        };
         let momentum = a.kw_f64_in("momentum", 0.0, 1.0, false).unwrap_or(0.1);
         Some(BatchNorm { affine, eps, momentum })
     }

@@ -4,8 +4,14 @@
 //! (zero outside the input). Output size per axis: ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1.
 //! Weight shape [O, C/G, kh, kw], bias [O]. Forward MACs per sample: O·Ho·Wo·(C/G)·kh·kw.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
+use crate::param::{Init, ParamSpec, VarianceNorm};
+
+/// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
+pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };
+/// Settings of the bias when the line sets none (`bias_init=`, `bias_lr_mult=`, `bias_decay_mult=`).
+pub const DEFAULT_BIAS: ParamSpec = ParamSpec { init: Init::Constant { value: 0.0 }, lr_mult: 1.0, decay_mult: 0e+00 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Conv {
@@ -48,7 +54,7 @@ impl Conv {
         let mut out = vec![self.out_channels];
         for (axis, name) in [(0usize, "height"), (1, "width")] {
             let len = x[axis + 1];
-            match crate::kernels::conv::conv_out(len as usize, self.kernel[axis] as usize, self.stride[axis] as usize, self.padding[axis] as usize, self.dilation[axis] as usize) {
+            match crate::geometry::conv_out(len as usize, self.kernel[axis] as usize, self.stride[axis] as usize, self.padding[axis] as usize, self.dilation[axis] as usize) {
                 Some(o) => out.push(o as u64),
                 None => {
                     let span = self.dilation[axis] * (self.kernel[axis] - 1) + 1;

@@ -3,7 +3,7 @@
 //! Training: y = x · m / (1 − p), m ~ Bernoulli(1 − p) per element; evaluation: y = x.
 //! Shape-preserving, no parameters.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -2,7 +2,7 @@
 //!
 //! Output shape: `[N, …shape]`, N the symbolic batch. No parameters, no cost.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

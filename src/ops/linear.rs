@@ -4,8 +4,14 @@
 //! A multi-axis input (C×H×W) is flattened first, as Caffe's InnerProduct does.
 //! Weight shape [O, I], bias [O]. Forward MACs per sample: I·O (times T for sequences).
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
+use crate::param::{Init, ParamSpec, VarianceNorm};
+
+/// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
+pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };
+/// Settings of the bias when the line sets none (`bias_init=`, `bias_lr_mult=`, `bias_decay_mult=`).
+pub const DEFAULT_BIAS: ParamSpec = ParamSpec { init: Init::Constant { value: 0.0 }, lr_mult: 1.0, decay_mult: 0e+00 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Linear {

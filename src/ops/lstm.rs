@@ -4,8 +4,14 @@
 //! h_t = o⊙tanh(c_t). Input [N, T, F] → output [N, T, H]. Parameters W_x [4H, F],
 //! W_h [4H, H], b [4H]. Forward MACs per sample: T·4H·F + (T−1)·4H·H (h_0 = 0).
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
+use crate::param::{Init, ParamSpec, VarianceNorm};
+
+/// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
+pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };
+/// Settings of the bias when the line sets none (`bias_init=`, `bias_lr_mult=`, `bias_decay_mult=`).
+pub const DEFAULT_BIAS: ParamSpec = ParamSpec { init: Init::Constant { value: 0.0 }, lr_mult: 1.0, decay_mult: 0e+00 };
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Lstm {

@@ -22,7 +22,8 @@ pub mod rnn;
 pub mod shape;
 pub mod softmax_loss;
 
-use crate::spec::args::Args;
+use crate::args::Args;
+use crate::param::ParamSpec;
 use serde::Serialize;
 use shape::{count, Cost, Dims, ParamShapes, ShapeError};
 
@@ -46,11 +47,13 @@ pub enum Op {
     Accuracy(accuracy::Accuracy),
 }
 
-/// The layer heads a model line may start with, for "did you mean".
-pub const HEADS: &[&str] = &[
-    "input", "conv", "maxpool", "avgpool", "fc", "linear", "relu", "leaky_relu", "tanh", "sigmoid", "batchnorm", "bn",
-    "dropout", "flatten", "add", "concat", "rnn", "lstm", "last", "softmax_loss", "loss", "accuracy",
-];
+/// The layer heads a model line may start with, for "did you mean" and completion.
+pub fn heads() -> Vec<&'static str> {
+    let mut h = vec!["input", "conv", "maxpool", "avgpool", "fc", "linear"];
+    h.extend_from_slice(activation::Activation::HEADS);
+    h.extend_from_slice(&["batchnorm", "bn", "dropout", "flatten", "add", "concat", "rnn", "lstm", "last", "softmax_loss", "loss", "accuracy"]);
+    h
+}
 
 impl Op {
     /// Reads the op named by `head` from its arguments; `None` when the head is unknown
@@ -62,10 +65,7 @@ impl Op {
             "maxpool" => pool::Pool::parse(pool::PoolKind::Max, a).map(Op::Pool),
             "avgpool" => pool::Pool::parse(pool::PoolKind::Avg, a).map(Op::Pool),
             "fc" | "linear" => linear::Linear::parse(a).map(Op::Linear),
-            "relu" => Some(Op::Activation(activation::Activation::Relu)),
-            "leaky_relu" => activation::Activation::parse_leaky(a).map(Op::Activation),
-            "tanh" => Some(Op::Activation(activation::Activation::Tanh)),
-            "sigmoid" => Some(Op::Activation(activation::Activation::Sigmoid)),
+            h if activation::Activation::HEADS.contains(&h) => activation::Activation::parse(h, a).map(Op::Activation),
             "batchnorm" | "bn" => batchnorm::BatchNorm::parse(a).map(Op::BatchNorm),
             "dropout" => dropout::Dropout::parse(a).map(Op::Dropout),
             "flatten" => Some(Op::Flatten),
@@ -121,6 +121,18 @@ impl Op {
         }
     }
 
+    /// The settings of the weight tensors and of the bias tensors when the layer line sets none:
+    /// each op file states its own (`DEFAULT_WEIGHT`, `DEFAULT_BIAS`).
+    pub fn default_params(&self) -> (ParamSpec, ParamSpec) {
+        match self {
+            Op::BatchNorm(_) => (batchnorm::DEFAULT_WEIGHT, batchnorm::DEFAULT_BIAS),
+            Op::Conv(_) => (conv::DEFAULT_WEIGHT, conv::DEFAULT_BIAS),
+            Op::Rnn(_) => (rnn::DEFAULT_WEIGHT, rnn::DEFAULT_BIAS),
+            Op::Lstm(_) => (lstm::DEFAULT_WEIGHT, lstm::DEFAULT_BIAS),
+            _ => (linear::DEFAULT_WEIGHT, linear::DEFAULT_BIAS),
+        }
+    }
+
     /// Ops whose positional names are their inputs (`add a b`).
     pub fn takes_named_inputs(&self) -> bool {
         matches!(self, Op::Add | Op::Concat)
@@ -152,7 +164,8 @@ impl Op {
             Op::Rnn(r) => r.shape(x),
             Op::Lstm(l) => l.shape(x),
             Op::Last => last::shape(x),
-            Op::SoftmaxLoss | Op::Accuracy(_) => softmax_loss::shape(x),
+            Op::SoftmaxLoss => softmax_loss::shape(x),
+            Op::Accuracy(a) => a.shape(x),
         }
     }
 

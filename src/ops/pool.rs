@@ -5,7 +5,7 @@
 //! ⌈(H + 2p − k)/s⌉ + 1, minus one if the last window would start beyond H + p.
 //! The stride defaults to the kernel size. No parameters.
 
-use crate::spec::args::Args;
+use crate::args::Args;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -73,7 +73,7 @@ impl Pool {
                     .code("E0214")
                     .input(None));
             }
-            match crate::kernels::pool::pool_out(len as usize, k[axis] as usize, s[axis] as usize, p as usize, self.rounding == Rounding::Ceil) {
+            match crate::geometry::pool_out(len as usize, k[axis] as usize, s[axis] as usize, p as usize, self.rounding == Rounding::Ceil) {
                 Some(o) => out.push(o as u64),
                 None => {
                     return Err(ShapeError::new(

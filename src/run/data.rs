@@ -2,8 +2,13 @@
 
 use super::error::RunError;
 use crate::config::Settings;
+use crate::diagnostic::Diagnostic;
+use crate::graph::DataFacts;
 use crate::data::{DataConfig, Source, SyntheticSpec};
 use crate::spec::{DataSpec, Dataset, Mean, SequenceMode};
+
+/// Batches the loader thread prepares ahead of training.
+const PREFETCH: usize = 3;
 
 fn root_missing(name: &str) -> RunError {
     let extra = if name == "cifar10" {
@@ -44,20 +49,66 @@ pub fn data_config(spec: &DataSpec, settings: &Settings, seed: u64) -> Result<Da
             Source::Folder { root: path, shape: shape3, test_fraction: 0.1, resize: false }
         }
     };
-    let mut c = DataConfig::new(source);
-    c.train_batch = spec.batch as usize;
-    c.test_batch = spec.test_batch as usize;
-    c.scale = spec.scale as f32;
-    match &spec.mean {
-        Mean::None => {}
-        Mean::PerChannel(m) => c.mean = Some(m.iter().map(|&x| x as f32).collect()),
-        Mean::Image => c.mean_image = true,
+    Ok(DataConfig {
+        source,
+        train_batch: spec.batch as usize,
+        test_batch: spec.test_batch as usize,
+        scale: spec.scale as f32,
+        mean: match &spec.mean {
+            Mean::PerChannel(m) => Some(m.iter().map(|&x| x as f32).collect()),
+            Mean::None | Mean::Image => None,
+        },
+        std: spec.std.as_ref().map(|s| s.iter().map(|&x| x as f32).collect()),
+        mean_image: spec.mean == Mean::Image,
+        pad: spec.augment.pad as usize,
+        crop: spec.augment.crop.map(|[h, w]| [h as usize, w as usize]),
+        mirror: spec.augment.mirror,
+        sequence_rows: spec.sequence == Some(SequenceMode::Rows),
+        shuffle: spec.shuffle,
+        seed,
+        // Machine settings, not experiment settings: how many batches are prepared ahead, by how
+        // many threads (results do not depend on either).
+        prefetch: PREFETCH,
+        workers: 1,
+        drop_last: false,
+        limit_train: None,
+        limit_test: None,
+    })
+}
+
+/// What the data is, known before any of it is read: the spec's facts, the dataset root checked
+/// to exist, and for an image folder its classes (the sub-folder names). `compile` checks these
+/// against the model (E0220, E0221, E0222) in the same pass as every other check.
+pub fn data_facts(spec: &DataSpec, settings: &Settings) -> Result<DataFacts, Diagnostic> {
+    let mut facts = DataFacts::from_spec(spec);
+    let located = |e: RunError| {
+        let mut d = Diagnostic::error(e.code, e.message).primary(spec.span, "the dataset of this experiment");
+        if let Some(h) = e.help {
+            d = d.help(h);
+        }
+        d
+    };
+    match &spec.dataset {
+        Dataset::Cifar10 | Dataset::Mnist => {
+            let name = if spec.dataset == Dataset::Cifar10 { "cifar10" } else { "mnist" };
+            let root = settings.data_root(name).ok_or_else(|| located(root_missing(name)))?;
+            if !root.is_dir() {
+                return Err(located(RunError::new("E0520", format!("the folder `{}` configured for dataset `{name}` does not exist", root.display()))
+                    .help(format!("fix `{name} = \"…\"` under [data] in expc.toml, or pass `--data {name}=PATH`"))));
+            }
+        }
+        Dataset::Folder { root, .. } => {
+            let path = settings.data_root(root).map(|p| p.to_path_buf()).unwrap_or_else(|| root.into());
+            let classes = crate::data::folder_class_names(&path).map_err(|e| {
+                located(RunError::new("E0520", e.to_string()).help(format!(
+                    "an image folder holds one sub-folder per class (or train/ and test/ with one per class); check `{}`",
+                    path.display()
+                )))
+            })?;
+            facts.classes = Some(classes.len() as u64);
+            facts.origin = format!("the image folder `{}` ({} class folders)", path.display(), classes.len());
+        }
+        Dataset::Synthetic { .. } => {}
     }
-    c.std = spec.std.as_ref().map(|s| s.iter().map(|&x| x as f32).collect());
-    c.pad = spec.augment.pad as usize;
-    c.crop = spec.augment.crop.map(|[h, w]| [h as usize, w as usize]);
-    c.mirror = spec.augment.mirror;
-    c.sequence_rows = spec.sequence == Some(SequenceMode::Rows);
-    c.seed = seed;
-    Ok(c)
+    Ok(facts)
 }

@@ -8,9 +8,12 @@
 use super::checkpoint::Tensors;
 use super::driver::Model;
 use super::error::RunError;
-use crate::data::{Batch, Pipeline};
-use crate::engine::{LrPolicy as ELr, Solver as ESolver, Trainer, TrainerConfig};
-use crate::spec::{Experiment, Solver};
+use crate::compile::Checked;
+use crate::data::Batch;
+use crate::engine::{Trainer, TrainerConfig};
+use crate::lower::Plan;
+use crate::ops::Op;
+use crate::spec::Experiment;
 
 pub trait EngineModel: Model {
     /// Bytes the engine holds for training (parameters, gradients, solver state, activations, workspace).
@@ -21,8 +24,8 @@ pub struct CpuModel {
     trainer: Trainer,
     /// (parameter id, checkpoint name).
     names: Vec<(usize, String)>,
-    /// (layer index, layer name, channels) of batch-norm layers.
-    bn: Vec<(usize, String)>,
+    /// (plan layer index, layer name) of batch-norm layers.
+    batch_norms: Vec<(usize, String)>,
     /// Zero second biases of recurrent layers (name, length), exported for PyTorch.
     extra_zero: Vec<(String, usize)>,
 }
@@ -31,59 +34,38 @@ fn engine_err(e: impl std::fmt::Display) -> RunError {
     RunError::new("E0534", format!("engine: {e}"))
 }
 
-/// Lowers the experiment and builds a trainer for it.
-pub fn build(exp: &Experiment, data: &Pipeline, threads: usize) -> Result<Box<dyn EngineModel>, RunError> {
-    let plan = crate::lower::lower(exp).map_err(|d| {
-        RunError::new("E0300", d.iter().map(|x| x.message.clone()).collect::<Vec<_>>().join("; "))
-            .help("run `expc check` on the spec for the full message")
-    })?;
-    let shape = data.sample_shape();
-    if shape != plan.input_shape {
-        return Err(RunError::new(
-            "E0535",
-            format!("the data yields samples of shape {shape:?} but the model's input is {:?}", plan.input_shape),
-        )
-        .help("make `input` match the dataset (cifar10: 3x32x32, mnist: 1x28x28, mnist with `sequence rows`: 28x28; `augment crop=` changes H and W)"));
+/// The checkpoint name of a plan parameter: PyTorch's for the same module (`nn.RNN`/`nn.LSTM`
+/// suffix their tensors with the layer index `_l0` and keep two biases where the engine keeps one).
+pub fn checkpoint_name(op: &Op, layer: &str, param: &str) -> String {
+    match (op, param) {
+        (Op::Rnn(_) | Op::Lstm(_), "bias") => format!("{layer}.bias_ih_l0"),
+        (Op::Rnn(_) | Op::Lstm(_), p) => format!("{layer}.{p}_l0"),
+        (_, p) => format!("{layer}.{p}"),
     }
-    let solver = match exp.train.solver {
-        Solver::Sgd { momentum } => ESolver::Sgd { momentum: momentum as f32 },
-        Solver::Nesterov { momentum } => ESolver::Nesterov { momentum: momentum as f32 },
-        Solver::Adam { beta1, beta2, eps } => ESolver::Adam { beta1: beta1 as f32, beta2: beta2 as f32, eps: eps as f32 },
-    };
+}
+
+/// Builds a trainer for a lowered plan with the spec's solver; `micro_batch` 0 is automatic (the
+/// engine's choice, the same the benchmarks use).
+pub fn build(plan: &Plan, exp: &Experiment, threads: usize, micro_batch: usize) -> Result<Box<dyn EngineModel>, RunError> {
     let cfg = TrainerConfig {
-        base_lr: exp.train.lr as f32,
         weight_decay: exp.train.weight_decay as f32,
-        solver,
-        // The run loop passes the rate of the spec's policy at every step.
-        lr_policy: ELr::Fixed,
+        solver: exp.train.solver,
         max_batch: (exp.data.batch.max(exp.data.test_batch)) as usize,
         threads: threads.max(1),
-        micro_batch: 2,
+        micro_batch,
     };
-    let trainer = Trainer::new(&plan, exp.train.seed, cfg).map_err(engine_err)?;
+    let trainer = Trainer::new(plan, exp.train.seed, cfg).map_err(engine_err)?;
     let mut names = vec![];
     let mut extra_zero = vec![];
-    let mut bn = vec![];
     for (id, p) in trainer.network().param_info().iter().enumerate() {
-        let kind = &plan.layers[p.layer_index].kind;
-        let leaf = match (kind, p.name.as_str()) {
-            (_, "gamma") => "weight".to_string(),
-            (_, "beta") => "bias".to_string(),
-            (crate::engine::LayerKind::Rnn { .. } | crate::engine::LayerKind::Lstm { .. }, "bias") => {
-                extra_zero.push((format!("{}.bias_hh_l0", p.layer), p.len));
-                "bias_ih_l0".to_string()
-            }
-            (crate::engine::LayerKind::Rnn { .. } | crate::engine::LayerKind::Lstm { .. }, n) => format!("{n}_l0"),
-            (_, n) => n.to_string(),
-        };
-        names.push((id, format!("{}.{leaf}", p.layer)));
-    }
-    for (i, l) in plan.layers.iter().enumerate() {
-        if matches!(l.kind, crate::engine::LayerKind::BatchNorm { .. }) {
-            bn.push((i, l.name.clone()));
+        let op = &plan.layers[p.layer_index].op;
+        if matches!(op, Op::Rnn(_) | Op::Lstm(_)) && p.name == "bias" {
+            extra_zero.push((format!("{}.bias_hh_l0", p.layer), p.len));
         }
+        names.push((id, checkpoint_name(op, &p.layer, &p.name)));
     }
-    Ok(Box::new(CpuModel { trainer, names, bn, extra_zero }))
+    let batch_norms = plan.layers.iter().enumerate().filter(|(_, l)| matches!(l.op, Op::BatchNorm(_))).map(|(i, l)| (i, l.name.clone())).collect();
+    Ok(Box::new(CpuModel { trainer, names, batch_norms, extra_zero }))
 }
 
 impl Model for CpuModel {
@@ -92,7 +74,7 @@ impl Model for CpuModel {
         // A finite loss with non-finite gradients, or an update that overflowed the weights,
         // is divergence too: report it before anything is checkpointed.
         let net = self.trainer.network();
-        let running_finite = self.bn.iter().all(|(l, _)| {
+        let running_finite = self.batch_norms.iter().all(|(l, _)| {
             net.running_stats(*l).is_none_or(|(m, v)| m.iter().chain(v).all(|x| x.is_finite()))
         });
         if st.loss.is_finite() && (!net.grads_finite() || !net.params().iter().all(|x| x.is_finite()) || !running_finite) {
@@ -116,7 +98,7 @@ impl Model for CpuModel {
         for (name, len) in &self.extra_zero {
             t.insert(name.clone(), vec![*len], vec![0.0; *len]);
         }
-        for (layer, name) in &self.bn {
+        for (layer, name) in &self.batch_norms {
             if let Some((m, v)) = net.running_stats(*layer) {
                 t.insert(format!("{name}.running_mean"), vec![m.len()], m.iter().map(|&x| x as f32).collect());
                 t.insert(format!("{name}.running_var"), vec![v.len()], v.iter().map(|&x| x as f32).collect());
@@ -132,7 +114,7 @@ impl Model for CpuModel {
         t.insert("solver.history2", vec![b.len()], b.to_vec());
         // Running statistics bit-exactly (the model file keeps f32 for PyTorch).
         let net = self.trainer.network();
-        for (layer, name) in &self.bn {
+        for (layer, name) in &self.batch_norms {
             if let Some((m, v)) = net.running_stats(*layer) {
                 t.insert(format!("{name}.running_mean.f64bits"), vec![2 * m.len()], f64_bits(m));
                 t.insert(format!("{name}.running_var.f64bits"), vec![2 * v.len()], f64_bits(v));
@@ -153,7 +135,7 @@ impl Model for CpuModel {
             }
             net.set_param_f32(*id, &values).map_err(engine_err)?;
         }
-        for (layer, name) in &self.bn {
+        for (layer, name) in &self.batch_norms {
             let stat = |what: &str| -> Result<Vec<f64>, RunError> {
                 if let Some((_, bits)) = state.get(&format!("{name}.{what}.f64bits")) {
                     return Ok(from_f64_bits(bits));
@@ -181,14 +163,9 @@ impl EngineModel for CpuModel {
 }
 
 /// The static report's training-memory estimate at the spec's batch size.
-pub fn estimated_bytes(exp: &Experiment) -> Option<u64> {
-    let (graph, _) = crate::graph::lower(exp);
-    let graph = graph?;
-    let (analysis, diags) = crate::graph::check(exp, &graph);
-    if crate::diagnostic::has_errors(&diags) {
-        return None;
-    }
-    Some(crate::report::report(exp, &graph, &analysis, exp.data.batch).memory.total)
+pub fn estimated_bytes(checked: &Checked) -> u64 {
+    let exp = &checked.experiment;
+    crate::report::report(exp, &checked.graph, &checked.analysis, exp.data.batch).memory.total
 }
 
 /// f64 values stored losslessly in an f32 tensor: each value's bits as two f32 bit patterns.

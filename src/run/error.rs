@@ -36,3 +36,11 @@ impl fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+/// Run, engine and data errors reach the user as diagnostics, rendered once at the boundary like
+/// every other (they have no location in a spec).
+impl From<RunError> for crate::diagnostic::Diagnostic {
+    fn from(e: RunError) -> crate::diagnostic::Diagnostic {
+        crate::diagnostic::Diagnostic::error(e.code, e.message).with_help(e.help)
+    }
+}

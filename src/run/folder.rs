@@ -26,7 +26,7 @@ pub struct RunRecord {
     pub sources: BTreeMap<String, String>,
     /// `--set` options applied, in order.
     pub assignments: Vec<String>,
-    /// Total iterations of this run (the spec's, or `--iterations`).
+    /// Total iterations of this run (the compiled spec's; `--iterations` is part of the recorded variant).
     pub iterations: u64,
     pub threads: usize,
     pub created: String,
@@ -45,6 +45,11 @@ impl RunRecord {
             RunError::io(&p, "read", e).help("pass a folder made by `expc run` (it holds run.json, metrics.csv and checkpoints/)")
         })?;
         serde_json::from_str(&text).map_err(|e| RunError::new("E0503", format!("`{}` is corrupt: {e}", p.display())))
+    }
+
+    /// Compiles the experiment again from the stored sources, with `probe` saying what the data is.
+    pub fn compile(&self, probe: crate::compile::DataProbe) -> crate::compile::Compilation {
+        crate::compile::finish(self.resolve(), probe)
     }
 
     /// Resolves the experiment again from the stored sources.

@@ -7,6 +7,8 @@ use super::error::RunError;
 use super::{data, engine_model, folder, metrics, plot};
 use crate::config::Settings;
 use crate::data::Pipeline;
+use crate::compile::Checked;
+use crate::lower::Plan;
 use crate::spec::Experiment;
 use serde::Serialize;
 use std::path::Path;
@@ -27,9 +29,12 @@ pub struct Summary {
     pub expc_version: String,
 }
 
+/// Trains a checked, lowered experiment into `dir` (the spec's `iterations`; `--iterations` is a
+/// setting like any other, applied before compilation).
+#[allow(clippy::too_many_arguments)]
 pub fn train(
-    exp: &Experiment,
-    iterations: u64,
+    checked: &Checked,
+    plan: &Plan,
     dir: &Path,
     settings: &Settings,
     threads: usize,
@@ -37,6 +42,8 @@ pub fn train(
     abort_after: Option<u64>,
     obs: &mut dyn Observer,
 ) -> Result<Summary, RunError> {
+    let exp = &checked.experiment;
+    let iterations = exp.train.iterations;
     let config = data::data_config(&exp.data, settings, exp.train.seed)?;
     let pipeline = Pipeline::load(&config).map_err(|e| {
         let mut r = RunError::new("E0520", e.to_string());
@@ -45,10 +52,10 @@ pub fn train(
         }
         r.help("check the dataset root in expc.toml ([data]), --data NAME=PATH or EXPC_DATA_<NAME>")
     })?;
-    let mut model = engine_model::build(exp, &pipeline, threads)?;
+    let mut model = engine_model::build(plan, exp, threads, 0)?;
     let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
     folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
-    let estimated = engine_model::estimated_bytes(exp);
+    let estimated = Some(engine_model::estimated_bytes(checked));
     let start = if resuming {
         match driver::latest_checkpoint(dir) {
             Some((_, m, s)) => {
@@ -63,7 +70,7 @@ pub fn train(
     };
     if start.as_ref().is_some_and(|p| p.iteration >= iterations) {
         return Err(RunError::new("E0533", format!("this run already finished its {iterations} iterations"))
-            .help("start a new run with `expc run`, or `--iterations N` for a longer one"));
+            .help("start a new run with `expc run` (add `--iterations N` there for a longer one)"));
     }
     let lp = Loop { train: &exp.train, data: &pipeline, dir, eval_batches: exp.train.eval_batches, iterations, abort_after };
     let result = lp.run(model.as_mut(), start, obs);

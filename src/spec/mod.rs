@@ -5,7 +5,6 @@
 //! their [`Op`] and parameter settings. All errors of all files are collected; a diagnostic
 //! about a value that a variant wrote over a base file carries a label in both files.
 
-pub mod args;
 pub mod load;
 mod model;
 mod settings;

@@ -1,10 +1,11 @@
 //! The `model` section: expanded raw layers → [`LayerSpec`]s.
 
-use super::args::Args;
+use crate::args::Args;
 use super::load::RawLayer;
 use super::types::*;
+use crate::param::{Init, ParamSpec, VarianceNorm};
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::ops::{Op, HEADS};
+use crate::ops::{heads, Op};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, Value, ValueKind};
 
@@ -33,8 +34,8 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Di
                 diags.push(
                     Diagnostic::error("E0100", format!("unknown layer `{head}`"))
                         .primary(r.cmd.head.span, "unknown layer")
-                        .note(format!("layers: {}", HEADS.join(", ")))
-                        .with_help(did_you_mean(head, HEADS.iter().copied())),
+                        .note(format!("layers: {}", heads().join(", ")))
+                        .with_help(did_you_mean(head, heads().into_iter())),
                 );
                 continue;
             }
@@ -44,20 +45,17 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Di
         let mut params_ok = true;
         if op.as_ref().is_some_and(|o| o.has_weights() || o.has_bias()) {
             let o = op.as_ref().expect("checked");
-            let default_init = match o {
-                Op::BatchNorm(_) => Init::Constant { value: 1.0 },
-                _ => Init::Xavier { norm: VarianceNorm::FanIn },
-            };
+            let (w, b) = o.default_params();
             weight = Some(ParamSpec {
-                init: a.keyword("init").and_then(|v| init(&mut a, v)).unwrap_or(default_init),
-                lr_mult: a.kw_f64("lr_mult").unwrap_or(1.0),
-                decay_mult: a.kw_f64("decay_mult").unwrap_or(if matches!(o, Op::BatchNorm(_)) { 0.0 } else { 1.0 }),
+                init: a.keyword("init").and_then(|v| init(&mut a, v)).unwrap_or(w.init),
+                lr_mult: a.kw_f64("lr_mult").unwrap_or(w.lr_mult),
+                decay_mult: a.kw_f64("decay_mult").unwrap_or(w.decay_mult),
             });
             if o.has_bias() {
                 bias = Some(ParamSpec {
-                    init: a.keyword("bias_init").and_then(|v| init(&mut a, v)).unwrap_or(Init::Constant { value: 0.0 }),
-                    lr_mult: a.kw_f64("bias_lr_mult").unwrap_or(1.0),
-                    decay_mult: a.kw_f64("bias_decay_mult").unwrap_or(0.0),
+                    init: a.keyword("bias_init").and_then(|v| init(&mut a, v)).unwrap_or(b.init),
+                    lr_mult: a.kw_f64("bias_lr_mult").unwrap_or(b.lr_mult),
+                    decay_mult: a.kw_f64("bias_decay_mult").unwrap_or(b.decay_mult),
                 });
             }
         } else if let Some(o) = &op {

@@ -1,6 +1,6 @@
 //! The `data` and `train` sections: each head is a setting with a fixed argument form.
 
-use super::args::Args;
+use crate::args::Args;
 use super::load::{SettingCmd, SettingSection};
 use super::types::*;
 use crate::diagnostic::{did_you_mean, Diagnostic};

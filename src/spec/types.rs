@@ -6,6 +6,7 @@
 //! `data` and `train`.
 
 use crate::ops::Op;
+use crate::param::ParamSpec;
 use crate::source::Span;
 use serde::Serialize;
 
@@ -134,33 +135,6 @@ pub struct InputRef {
     pub span: Option<Span>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ParamSpec {
-    pub init: Init,
-    pub lr_mult: f64,
-    pub decay_mult: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "fn", rename_all = "snake_case")]
-pub enum Init {
-    Constant { value: f64 },
-    Uniform { min: f64, max: f64 },
-    Gaussian { mean: f64, std: f64 },
-    /// Uniform ±√(3/n), n chosen by `norm` (Caffe's XavierFiller).
-    Xavier { norm: VarianceNorm },
-    /// Normal with std √(2/n), n chosen by `norm` (Caffe's MSRAFiller).
-    Msra { norm: VarianceNorm },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VarianceNorm {
-    FanIn,
-    FanOut,
-    Average,
-}
-
 // ---- training --------------------------------------------------------------------------------
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -185,7 +159,7 @@ pub struct TrainSpec {
     pub span: Span,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Solver {
     Sgd { momentum: f64 },

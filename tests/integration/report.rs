@@ -137,13 +137,19 @@ fn report_macs_agree_with_the_engine() {
     for f in ["experiments/cifar10/baseline.exp", "experiments/mnist/lenet.exp", "experiments/rnn/elman_mnist.exp", "experiments/resnet/resnet_small.exp"] {
         let c = compile_path(&repo().join(f), &read);
         let r = report_of(&c, 4);
-        let plan = expc::lower::lower(c.experiment.as_ref().unwrap()).expect("lowers");
+        let plan = expc::lower::lower(&c.into_checked().expect("checks")).expect("lowers");
         let net = expc::engine::Network::<f32>::with_options(&plan, 1, expc::engine::NetOptions { max_batch: 4, ..Default::default() }).expect("engine");
-        for m in net.macs(4) {
-            let Some(row) = r.layers.iter().find(|l| l.name == m.layer) else { continue };
+        let engine_layers = net.macs(4);
+        // Every layer the engine runs is a layer of the report (the plan keeps the spec's names).
+        assert_eq!(engine_layers.len(), plan.layers.len(), "{f}");
+        let mut compared = 0;
+        for m in &engine_layers {
+            let row = r.layers.iter().find(|l| l.name == m.layer).unwrap_or_else(|| panic!("{f}: engine layer `{}` is not in the report", m.layer));
             assert_eq!(m.forward, 4 * row.forward_macs, "{f} {} forward", m.layer);
             assert_eq!(m.backward_data + m.backward_weight, 4 * (row.backward_input_macs + row.backward_weight_macs), "{f} {} backward", m.layer);
+            compared += 1;
         }
+        assert_eq!(compared, plan.layers.len(), "{f}");
     }
 }
 
@@ -405,9 +411,12 @@ fn e0220_sequence_input_does_not_match_rows() {
 #[test]
 fn e0221_logits_do_not_match_the_classes() {
     insta::assert_snapshot!(shape_error("  input 3x32x32\n  fc1: fc 100\n  loss: softmax_loss\n"), @"
-    error[E0221]: `loss` gets 100 logits but the dataset has 10 classes
+    error[E0221]: `loss` gets 100 logits but the data has 10 classes
       ┌─ main.exp:8:3
       │
+    2 │ data {
+      │ ---- `dataset cifar10` has 10 classes
+      ·
     7 │   fc1: fc 100
       │   --- `fc1` produces 100
     8 │   loss: softmax_loss

@@ -4,7 +4,8 @@
 use crate::common::*;
 use crate::with_snapshots;
 use expc::ops::Op;
-use expc::spec::{Init, LrPolicy, VarianceNorm};
+use expc::param::{Init, VarianceNorm};
+use expc::spec::LrPolicy;
 use std::path::Path;
 
 fn read(p: &Path) -> std::io::Result<String> {

@@ -61,18 +61,22 @@ fn tmp(name: &str) -> TempDir {
     TempDir(d)
 }
 
-fn experiment(text: &str) -> expc::spec::Experiment {
-    let r = expc::spec::resolve_text("tiny.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
-    assert!(r.diagnostics.is_empty(), "{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false));
-    r.experiment.expect("resolves")
-}
-
 fn settings(dir: &Path) -> Settings {
     Settings::load(None, dir, &|_| None, &Overrides::default(), &mut SourceMap::new()).expect("settings")
 }
 
+/// The checked IR of a spec, trained for `iterations` (as `--iterations` would set them).
+fn checked(text: &str, iterations: u64) -> expc::compile::Checked {
+    let c = expc::compile::compile_text("tiny.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+    let mut c = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
+    c.experiment.train.iterations = iterations;
+    c
+}
+
 fn train(text: &str, dir: &Path, iterations: u64, resuming: bool) -> Result<session::Summary, expc::run::RunError> {
-    session::train(&experiment(text), iterations, dir, &settings(dir), 2, resuming, None, &mut Quiet)
+    let c = checked(text, iterations);
+    let plan = expc::lower::lower(&c).expect("lowers");
+    session::train(&c, &plan, dir, &settings(dir), 2, resuming, None, &mut Quiet)
 }
 
 /// Metrics without the timing columns.
@@ -152,13 +156,15 @@ fn divergence_stops_with_the_iteration_and_layer_and_keeps_the_last_checkpoint()
 fn a_checkpoint_restores_identical_predictions() {
     let d = tmp("roundtrip");
     train(SPEC, &d, 20, false).expect("trains");
-    let exp = experiment(SPEC);
+    let c = checked(SPEC, 20);
+    let exp = &c.experiment;
+    let plan = expc::lower::lower(&c).expect("lowers");
     let cfg = expc::run::data::data_config(&exp.data, &settings(&d), exp.train.seed).expect("config");
     let data = expc::data::Pipeline::load(&cfg).expect("data");
     let (_, model_path, state_path) = driver::latest_checkpoint(&d).expect("checkpoint");
     let (params, state, _) = driver::read_checkpoint(&model_path, &state_path).expect("reads");
-    let mut a = engine_model::build(&exp, &data, 1).expect("model");
-    let mut b = engine_model::build(&exp, &data, 2).expect("model");
+    let mut a = engine_model::build(&plan, exp, 1, 0).expect("model");
+    let mut b = engine_model::build(&plan, exp, 2, 0).expect("model");
     a.restore(&params, &state).expect("restores");
     b.restore(&params, &state).expect("restores");
     let batch = data.test_stream().next().expect("a test batch");

@@ -1,0 +1,76 @@
+//! The registry of diagnostic codes: every code expc emits, with its one-line meaning.
+//!
+//! The one place codes are defined. `docs/errors.md` documents each with an example, and a test
+//! (`tests/integration/errors.rs`) checks the two against each other in both directions and that
+//! every code the sources use is registered.
+
+/// `(code, meaning)`, in code order.
+pub const ERROR_CODES: &[(&str, &str)] = &[
+    ("E0001", "syntax error: the line does not fit the grammar; the message says what was expected in words"),
+    ("E0002", "unterminated string"),
+    ("E0010", "a file (or the base named by `extends`) cannot be read"),
+    ("E0011", "a file names two bases"),
+    ("E0012", "`extends` cycle; a label in every file of the cycle"),
+    ("E0013", "the experiment is named twice in one file"),
+    ("E0014", "a section appears twice in one file"),
+    ("E0015", "`set`/`insert`/`remove` with no model to edit"),
+    ("E0016", "an edit's pattern matches no layer (with the layer names and a \"did you mean\")"),
+    ("E0017", "`repeat` outside `model`"),
+    ("E0018", "a setting with a `name:` label"),
+    ("E0019", "the model expands to more than 1,000,000 layers"),
+    ("E0020", "a repeat count of 0 or above the limit"),
+    ("E0030", "a bad key or value in `expc.toml`, with its line and column"),
+    ("E0031", "a bad environment variable"),
+    ("E0100", "unknown layer (with the list and a \"did you mean\")"),
+    ("E0101", "unknown setting in `data` or `train` (with a hint where it belongs)"),
+    ("E0102", "unknown named argument of a layer or initialiser"),
+    ("E0103", "a required value is missing"),
+    ("E0104", "a value of the wrong type"),
+    ("E0105", "a named argument given twice"),
+    ("E0106", "a value out of range"),
+    ("E0107", "a word outside its set"),
+    ("E0108", "extra positional values"),
+    ("E0109", "a parameter setting on a layer without parameters"),
+    ("E0110", "a required section or setting is missing"),
+    ("E0112", "a setting given twice in one section"),
+    ("E0113", "two layers with the same name"),
+    ("E0114", "the model does not start with `input SHAPE`, or is empty"),
+    ("E0115", "`add`/`concat` with fewer than two inputs"),
+    ("E0116", "`input` that is not the first layer"),
+    ("E0200", "a layer reads a name that is not a layer (dangling input, with \"did you mean\")"),
+    ("E0201", "layers form a cycle; every edge of the cycle is labelled"),
+    ("W0202", "a layer's output reaches no loss or metric (warning)"),
+    ("W0203", "the model has no loss: it can be analysed but not trained (warning)"),
+    ("E0210", "an op gets an input of the wrong rank"),
+    ("E0211", "a conv or pool window larger than its (padded) input"),
+    ("E0212", "`groups` does not divide the channels"),
+    ("E0213", "`add`/`concat` inputs whose shapes differ (names the axis)"),
+    ("E0214", "pool padding not smaller than its window"),
+    ("E0220", "the model's input differs from what the data yields"),
+    ("E0221", "the logits differ from the data's number of classes (for an image folder: its class sub-folders, counted before training)"),
+    ("E0222", "a batch larger than its data set, or an empty data set"),
+    ("E0301", "the model has no loss: nothing to train"),
+    ("E0302", "more than one loss"),
+    ("E0303", "an `accuracy` layer reads other logits than the loss (backends measure accuracy on the loss's logits)"),
+    ("E0304", "the loss depends on two `input` layers (the data has one)"),
+    ("E0500", "a run file cannot be created, written or read"),
+    ("E0501", "`metrics.csv` is not an expc metrics file, or a row is malformed"),
+    ("E0502", "a checkpoint cannot be serialized"),
+    ("E0503", "a checkpoint or `run.json` is corrupt or lacks a tensor"),
+    ("E0504", "a figure cannot be drawn"),
+    ("E0505", "`expc compare` got a folder without `metrics.csv`"),
+    ("E0510", "a `--set`/`--sweep` option is not `KEY=VALUE` with a known section"),
+    ("E0520", "the dataset cannot be loaded: no root configured or the folder missing (reported by `compile`, located at the `data` section, before a run folder exists), missing/truncated/corrupt file (the message names the file and the byte offset or record)"),
+    ("E0521", "an image folder dataset needs a C×H×W shape"),
+    ("E0530", "the training data stream ended"),
+    ("E0531", "training diverged: NaN or infinite loss or gradient; names the iteration and the first non-finite layer; the last good checkpoint is kept"),
+    ("E0532", "the test set is empty"),
+    ("E0533", "`expc resume` on a finished run"),
+    ("E0534", "the engine rejected a batch or a plan"),
+    ("E0540", "the expc executable cannot be found to start sweep processes"),
+];
+
+/// Whether `code` is registered.
+pub fn is_registered(code: &str) -> bool {
+    ERROR_CODES.iter().any(|(c, _)| *c == code)
+}

@@ -7,11 +7,11 @@ use clap::{Args, ValueEnum};
 use expc::compile;
 use expc::config::{Overrides, Settings};
 use expc::lower::Plan;
-use expc::run::data::data_facts;
+use expc::run::data_source::data_facts;
 use expc::spec::DataSpec;
 use expc::run::compare as cmp;
 use expc::run::driver::Observer;
-use expc::run::folder::{self, RunRecord};
+use expc::run::run_folder::{self, RunRecord};
 use expc::run::{sweep, RunError};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -203,12 +203,12 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     let exp = &checked.experiment;
-    let dir = match folder::create_run_dir(&settings.out.0, &exp.name) {
+    let dir = match run_folder::create_run_dir(&settings.out.0, &exp.name) {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
     let record = RunRecord {
-        version: folder::RECORD_VERSION,
+        version: run_folder::RECORD_VERSION,
         expc_version: env!("CARGO_PKG_VERSION").to_string(),
         experiment: exp.name.clone(),
         root,
@@ -217,7 +217,7 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         assignments: args.sets.clone(),
         iterations: exp.train.iterations,
         threads: settings.threads.0,
-        created: folder::timestamp_now(),
+        created: run_folder::timestamp_now(),
     };
     if let Err(e) = record.save(&dir) {
         let _ = std::fs::remove_dir_all(&dir);
@@ -350,7 +350,7 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
         if let Err(e) = std::fs::create_dir_all(&settings.out.0).map_err(|e| RunError::io(&settings.out.0, "create", e)) {
             return fail(e);
         }
-        if let Err(e) = folder::write_atomic(&path, script.as_bytes()) {
+        if let Err(e) = run_folder::write_atomic(&path, script.as_bytes()) {
             return fail(e);
         }
         println!("wrote {} ({} runs); submit it with `sbatch {}`", path.display(), combos.len(), path.display());
@@ -407,7 +407,7 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
         }
     }
     if !dirs.is_empty() {
-        let stem = settings.out.0.join(&exp.name).join(format!("sweep-{}", folder::timestamp_now()));
+        let stem = settings.out.0.join(&exp.name).join(format!("sweep-{}", run_folder::timestamp_now()));
         match cmp::load(&dirs) {
             Ok(runs) => {
                 print!("{}", cmp::render_table(&cmp::table(&runs)));

@@ -14,7 +14,7 @@ mod augment;
 mod batches;
 mod cifar;
 mod error;
-mod folder;
+mod image_folder;
 mod mnist;
 mod synthetic;
 
@@ -28,7 +28,7 @@ pub use augment::{sample_rng, Augment, Preprocess};
 pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, parse_cifar_records, CIFAR10_CLASSES, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
-pub use folder::{folder_class_names, load_folder};
+pub use image_folder::{folder_class_names, load_folder};
 pub use mnist::{
     load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
     MNIST_FILES,

@@ -37,15 +37,20 @@ pub(crate) struct Worker<T> {
     pub data: Vec<T>,
     pub out: Vec<Vec<T>>,
     pub dout: Vec<Vec<T>>,
+    /// Per max-pool layer: the index of each window's maximum.
     pub argmax: Vec<Vec<u32>>,
-    pub aux: Vec<Vec<T>>,
-    pub aux2: Vec<Vec<T>>,
+    /// Per layer: what its backward needs from forward (conv columns, dropout masks, batch-norm
+    /// x̂, LSTM gates).
+    pub saved: Vec<Vec<T>>,
+    /// Per LSTM layer: the cell states of every step.
+    pub saved_cells: Vec<Vec<T>>,
     pub col: Vec<T>,
     pub dcol: Vec<T>,
     pub scratch: Vec<T>,
-    pub ws1: Vec<T>,
-    pub ws2: Vec<T>,
-    pub ws3: Vec<T>,
+    /// Recurrent layers: one step's hidden state (forward), gradient workspaces (backward).
+    pub recurrent_step: Vec<T>,
+    pub recurrent_grad: Vec<T>,
+    pub recurrent_scratch: Vec<T>,
     pub probs: Vec<f64>,
     pub grad: Vec<T>,
     pub bn_a: Vec<f64>,
@@ -88,14 +93,14 @@ impl<T: Float> Worker<T> {
             out: Vec::with_capacity(nl),
             dout: Vec::with_capacity(nl),
             argmax: Vec::with_capacity(nl),
-            aux: Vec::with_capacity(nl),
-            aux2: Vec::with_capacity(nl),
+            saved: Vec::with_capacity(nl),
+            saved_cells: Vec::with_capacity(nl),
             col: vec![],
             dcol: vec![],
             scratch: vec![],
-            ws1: vec![],
-            ws2: vec![],
-            ws3: vec![],
+            recurrent_step: vec![],
+            recurrent_grad: vec![],
+            recurrent_scratch: vec![],
             probs: vec![0.0; c.classes.max(1)],
             grad: zeros(c.n_params)?,
             bn_a: vec![],
@@ -120,7 +125,7 @@ impl<T: Float> Worker<T> {
             w.lin_x.push(zeros(a)?);
             w.lin_dy.push(zeros(b)?);
         }
-        let (mut col, mut dcol, mut scratch, mut ws1, mut ws2, mut ws3, mut bn) = (0, 0, 0, 0, 0, 0, 0);
+        let (mut col, mut dcol, mut scratch, mut recurrent_step, mut recurrent_grad, mut recurrent_scratch, mut bn) = (0, 0, 0, 0, 0, 0, 0);
         for l in &c.layers {
             let last = matches!(l.kernel, Kernel::SoftmaxCe { .. } | Kernel::Fused);
             w.out.push(zeros(if last { 0 } else { cap * l.out_len })?);
@@ -130,47 +135,47 @@ impl<T: Float> Worker<T> {
                     scratch = scratch.max(cap * l.in_lens[k]);
                 }
             }
-            let (mut am, mut a1, mut a2) = (0, 0, 0);
+            let (mut argmax_len, mut saved_len, mut cells_len) = (0, 0, 0);
             match &l.kernel {
                 Kernel::Conv { g, .. } => {
                     col = col.max(g.col_len());
                     if cap * g.col_len() <= KEEP_COLS_MAX {
-                        a1 = cap * g.col_len();
+                        saved_len = cap * g.col_len();
                     }
                     if l.dx_needed[0] {
                         dcol = dcol.max(g.col_len());
                     }
                 }
-                Kernel::MaxPool(..) => am = cap * l.out_len,
+                Kernel::MaxPool(..) => argmax_len = cap * l.out_len,
                 Kernel::BatchNorm { c, .. } => {
-                    a1 = cap * l.out_len;
+                    saved_len = cap * l.out_len;
                     bn = bn.max(*c);
                 }
-                Kernel::Dropout { .. } => a1 = cap * l.out_len,
+                Kernel::Dropout { .. } => saved_len = cap * l.out_len,
                 Kernel::Rnn { t, h, .. } => {
-                    ws1 = ws1.max(cap * h);
-                    ws2 = ws2.max(cap * t * h);
-                    ws3 = ws3.max(cap * h);
+                    recurrent_step = recurrent_step.max(cap * h);
+                    recurrent_grad = recurrent_grad.max(cap * t * h);
+                    recurrent_scratch = recurrent_scratch.max(cap * h);
                 }
                 Kernel::Lstm { t, h, .. } => {
-                    a1 = cap * t * 4 * h;
-                    a2 = cap * t * h;
-                    ws1 = ws1.max(cap * h);
-                    ws2 = ws2.max(cap * t * 4 * h);
-                    ws3 = ws3.max(cap * h);
+                    saved_len = cap * t * 4 * h;
+                    cells_len = cap * t * h;
+                    recurrent_step = recurrent_step.max(cap * h);
+                    recurrent_grad = recurrent_grad.max(cap * t * 4 * h);
+                    recurrent_scratch = recurrent_scratch.max(cap * h);
                 }
                 _ => {}
             }
-            w.argmax.push(zeros(am)?);
-            w.aux.push(zeros(a1)?);
-            w.aux2.push(zeros(a2)?);
+            w.argmax.push(zeros(argmax_len)?);
+            w.saved.push(zeros(saved_len)?);
+            w.saved_cells.push(zeros(cells_len)?);
         }
         w.col = zeros(col)?;
         w.dcol = zeros(dcol)?;
         w.scratch = zeros(scratch)?;
-        w.ws1 = zeros(ws1)?;
-        w.ws2 = zeros(ws2)?;
-        w.ws3 = zeros(ws3)?;
+        w.recurrent_step = zeros(recurrent_step)?;
+        w.recurrent_grad = zeros(recurrent_grad)?;
+        w.recurrent_scratch = zeros(recurrent_scratch)?;
         w.bn_a = vec![0.0; bn];
         w.bn_b = vec![0.0; bn];
         Ok(w)
@@ -183,10 +188,10 @@ impl<T: Float> Worker<T> {
         let act = self.data.len() * s
             + vv(&self.out)
             + vv(&self.dout)
-            + vv(&self.aux)
-            + vv(&self.aux2)
+            + vv(&self.saved)
+            + vv(&self.saved_cells)
             + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
-        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.ws1.len() + self.ws2.len() + self.ws3.len()) * s
+        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.recurrent_step.len() + self.recurrent_grad.len() + self.recurrent_scratch.len()) * s
             + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
             + (vv(&self.lin_x) + vv(&self.lin_dy));
         (act, ws)
@@ -225,7 +230,7 @@ impl<T: Float> Worker<T> {
             Kernel::Conv { g, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 let cl = g.col_len();
-                let col = if self.aux[l].len() >= (o + n) * cl && cl > 0 { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
+                let col = if self.saved[l].len() >= (o + n) * cl && cl > 0 { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
                 conv::forward(g, n, x, w, b, &mut y[..ol], col);
             }
             Kernel::MaxPool(g, relu) => {
@@ -250,7 +255,7 @@ impl<T: Float> Worker<T> {
             Kernel::Dropout { p } => {
                 if ctx.train && *p > 0.0 {
                     let key = ctx.drop_key ^ dropout::splitmix64(l as u64 + 0x5eed);
-                    dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.aux[l][o * layer.out_len..]);
+                    dropout::forward_train(*p, key, self.first, n, layer.out_len, x, &mut y[..ol], &mut self.saved[l][o * layer.out_len..]);
                 } else {
                     y[..ol].copy_from_slice(&x[..ol]);
                 }
@@ -272,12 +277,12 @@ impl<T: Float> Worker<T> {
             }
             Kernel::Rnn { t, f, h } => {
                 let (wih, whh, b) = params3(ctx, layer);
-                rnn::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.ws1);
+                rnn::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], &mut self.recurrent_step);
             }
             Kernel::Lstm { t, f, h } => {
                 let (wih, whh, b) = params3(ctx, layer);
-                let (ga, ce) = (&mut self.aux[l][o * t * 4 * h..], &mut self.aux2[l][o * t * h..]);
-                lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], ga, ce, &mut self.ws1);
+                let (ga, ce) = (&mut self.saved[l][o * t * 4 * h..], &mut self.saved_cells[l][o * t * h..]);
+                lstm::forward(n, *t, *f, *h, x, wih, whh, b, &mut y[..ol], ga, ce, &mut self.recurrent_step);
             }
             Kernel::LastStep { t, h } => {
                 for s in 0..n {
@@ -341,8 +346,8 @@ impl<T: Float> Worker<T> {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
                     let cl = g.col_len();
-                    let kept = self.aux[l].len() >= (o + n) * cl && cl > 0;
-                    let col = if kept { &mut self.aux[l][o * cl..] } else { &mut self.col[..] };
+                    let kept = self.saved[l].len() >= (o + n) * cl && cl > 0;
+                    let col = if kept { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
                     conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
                 }
                 Kernel::MaxPool(g, relu) => {
@@ -382,7 +387,7 @@ impl<T: Float> Worker<T> {
                 Kernel::Dropout { p } => {
                     if let Some(d) = dxs {
                         if ctx.train && *p > 0.0 {
-                            dropout::backward(&dy[..ol], &self.aux[l][ob..ob + ol], d);
+                            dropout::backward(&dy[..ol], &self.saved[l][ob..ob + ol], d);
                         } else {
                             d.copy_from_slice(&dy[..ol]);
                         }
@@ -407,16 +412,16 @@ impl<T: Float> Worker<T> {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
                     let y = &self.out[l][ob..];
-                    rnn::backward(n, *t, *f, *h, x, wih, whh, &y[..ol], &dy[..ol], dxs, dwih, dwhh, db, &mut self.ws2, &mut self.ws3);
+                    rnn::backward(n, *t, *f, *h, x, wih, whh, &y[..ol], &dy[..ol], dxs, dwih, dwhh, db, &mut self.recurrent_grad, &mut self.recurrent_scratch);
                 }
                 Kernel::Lstm { t, f, h } => {
                     let (wih, whh, _) = params3(ctx, layer);
                     let (dwih, dwhh, db) = grads3(&mut self.grad, ctx, layer);
                     let y = &self.out[l][ob..];
-                    let (ga, ce) = (&self.aux[l][o * t * 4 * h..], &self.aux2[l][o * t * h..]);
+                    let (ga, ce) = (&self.saved[l][o * t * 4 * h..], &self.saved_cells[l][o * t * h..]);
                     lstm::backward(
                         n, *t, *f, *h, x, wih, whh, &y[..ol], ga, ce, &dy[..ol], dxs, dwih, dwhh, db,
-                        &mut self.ws2, &mut self.ws3, &mut self.ws1,
+                        &mut self.recurrent_grad, &mut self.recurrent_scratch, &mut self.recurrent_step,
                     );
                 }
                 Kernel::LastStep { t, h } => {
@@ -501,13 +506,13 @@ impl<T: Float> Worker<T> {
         if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
-            let mut xh = take(&mut self.aux[l]);
+            let mut xh = take(&mut self.saved[l]);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             let (g, b) = if affine { let (g, b) = params2(ctx, layer, true); (Some(g), b) } else { (None, None) };
             let st = &ctx.bn[l];
             batchnorm::normalize(self.n, c, sp, x, &st.mean, &st.invstd, g, b, Some(&mut xh[..ol]), &mut y[..ol]);
             self.out[l] = y;
-            self.aux[l] = xh;
+            self.saved[l] = xh;
         }
     }
 
@@ -517,7 +522,7 @@ impl<T: Float> Worker<T> {
             let ol = self.n * layer.out_len;
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
-            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &self.aux[l][..ol], &mut self.bn_a, &mut self.bn_b);
+            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &self.saved[l][..ol], &mut self.bn_a, &mut self.bn_b);
         }
     }
 
@@ -529,7 +534,7 @@ impl<T: Float> Worker<T> {
             if let Some(d) = dx.as_deref_mut() {
                 let ol = self.n * layer.out_len;
                 let g = if affine { Some(params2(ctx, layer, false).0) } else { None };
-                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &self.aux[l][..ol], g, &ctx.bn[l].invstd, mdy, mdyx, &mut d[..ol]);
+                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &self.saved[l][..ol], g, &ctx.bn[l].invstd, mdy, mdyx, &mut d[..ol]);
             }
             self.dx_put(layer, 0, dx);
         }

@@ -292,10 +292,10 @@ fn check_data(exp: &Experiment, a: &Analysis, facts: &DataFacts) -> Vec<Diagnost
             let c = crate::ops::softmax_loss::classes(logits);
             if c != classes && a.shapes[i].is_some() {
                 diags.push(
-                    Diagnostic::error("E0221", format!("`{}` gets {c} logits but the data has {classes} classes", l.name))
+                    Diagnostic::error("E0221", format!("`{}` gets {c} logits but the data has {}", l.name, plural(classes, "class", "classes")))
                         .primary(l.span, format!("expects {classes} logits"))
                         .secondary(layers[p].name_span, format!("`{}` produces {}", layers[p].name, show_count(logits)))
-                        .secondary(exp.data.span, format!("{} has {classes} classes", facts.origin))
+                        .secondary(exp.data.span, format!("{} has {}", facts.origin, plural(classes, "class", "classes")))
                         .help(format!("make the last layer `fc {classes}`")),
                 );
             }
@@ -311,14 +311,18 @@ fn check_data(exp: &Experiment, a: &Analysis, facts: &DataFacts) -> Vec<Diagnost
                 );
             } else if batch > n {
                 diags.push(
-                    Diagnostic::error("E0222", format!("a {what} batch of {batch} is larger than the {what} set ({n} images)"))
-                        .primary(exp.data.span, format!("{} has {n} {what} images", facts.origin))
+                    Diagnostic::error("E0222", format!("a {what} batch of {batch} is larger than the {what} set ({})", plural(n, "image", "images")))
+                        .primary(exp.data.span, format!("{} has {} {what} {}", facts.origin, n, if n == 1 { "image" } else { "images" }))
                         .help(format!("lower `{}` to at most {n}", if what == "test" { "test_batch" } else { "batch" })),
                 );
             }
         }
     }
     diags
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn dataset_name(d: &Dataset) -> &'static str {

@@ -2,9 +2,9 @@
 
 pub mod checkpoint;
 pub mod compare;
-pub mod data;
+pub mod data_source;
 pub mod driver;
-pub mod folder;
+pub mod run_folder;
 pub mod error;
 pub mod engine_model;
 pub mod metrics;

@@ -4,7 +4,7 @@
 
 use super::driver::{self, Loop, Observer, Outcome};
 use super::error::RunError;
-use super::{data, engine_model, folder, metrics, plot};
+use super::{data_source, engine_model, metrics, plot, run_folder};
 use crate::config::Settings;
 use crate::data::Pipeline;
 use crate::compile::Checked;
@@ -44,7 +44,7 @@ pub fn train(
 ) -> Result<Summary, RunError> {
     let exp = &checked.experiment;
     let iterations = exp.train.iterations;
-    let config = data::data_config(&exp.data, settings, exp.train.seed)?;
+    let config = data_source::data_config(&exp.data, settings, exp.train.seed)?;
     let pipeline = Pipeline::load(&config).map_err(|e| {
         let mut r = RunError::new("E0520", e.to_string());
         if let Some(p) = e.path() {
@@ -54,7 +54,7 @@ pub fn train(
     })?;
     let mut model = engine_model::build(plan, exp, threads, 0)?;
     let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
-    folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
+    run_folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
     let estimated = Some(engine_model::estimated_bytes(checked));
     let start = if resuming {
         match driver::latest_checkpoint(dir) {
@@ -82,13 +82,13 @@ pub fn train(
         experiment: exp.name.clone(),
         outcome,
         threads,
-        peak_rss_bytes: folder::peak_rss_bytes(),
+        peak_rss_bytes: run_folder::peak_rss_bytes(),
         engine_bytes: model.engine_bytes(),
         estimated_bytes: estimated,
         expc_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;
-    folder::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
+    run_folder::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
     Ok(summary)
 }
 

@@ -7,6 +7,7 @@ mod errors;
 mod fmt;
 mod fuzz;
 mod parse;
+mod pipeline;
 mod report;
 mod resolve;
 mod run;

@@ -159,7 +159,7 @@ fn a_checkpoint_restores_identical_predictions() {
     let c = checked(SPEC, 20);
     let exp = &c.experiment;
     let plan = expc::lower::lower(&c).expect("lowers");
-    let cfg = expc::run::data::data_config(&exp.data, &settings(&d), exp.train.seed).expect("config");
+    let cfg = expc::run::data_source::data_config(&exp.data, &settings(&d), exp.train.seed).expect("config");
     let data = expc::data::Pipeline::load(&cfg).expect("data");
     let (_, model_path, state_path) = driver::latest_checkpoint(&d).expect("checkpoint");
     let (params, state, _) = driver::read_checkpoint(&model_path, &state_path).expect("reads");

@@ -99,14 +99,17 @@ pub fn data_facts(spec: &DataSpec, settings: &Settings) -> Result<DataFacts, Dia
         }
         Dataset::Folder { root, .. } => {
             let path = settings.data_root(root).map(|p| p.to_path_buf()).unwrap_or_else(|| root.into());
-            let classes = crate::data::folder_class_names(&path).map_err(|e| {
-                located(RunError::new("E0520", e.to_string()).help(format!(
-                    "an image folder holds one sub-folder per class (or train/ and test/ with one per class); check `{}`",
-                    path.display()
-                )))
+            let layout = "an image folder holds one sub-folder per class (ROOT/<class>/*.png), or train/ and test/ with one per class";
+            if !path.is_dir() {
+                return Err(located(RunError::new("E0520", format!("the image folder `{}` does not exist", path.display())).help(format!(
+                    "{layout}; give its path, or a key of [data] in expc.toml (`--data {root}=PATH` on the command line)"
+                ))));
+            }
+            let classes = crate::data::folder_class_names(&path).map_err(|_| {
+                located(RunError::new("E0520", format!("the image folder `{}` has no class sub-folders", path.display())).help(layout))
             })?;
             facts.classes = Some(classes.len() as u64);
-            facts.origin = format!("the image folder `{}` ({} class folders)", path.display(), classes.len());
+            facts.origin = format!("the image folder `{}`", path.display());
         }
         Dataset::Synthetic { .. } => {}
     }

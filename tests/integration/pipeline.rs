@@ -1,0 +1,332 @@
+//! Stage: the whole pipeline as `expc run` drives it — every command that trains prints exactly
+//! `check`'s diagnostics, located, before a run folder exists or a byte of data is read; and every
+//! documented setting reaches the run.
+
+use crate::common::TempDir;
+use std::path::Path;
+use std::process::Command;
+
+const BASE: &str = "experiment u
+data {
+  dataset synthetic shape=3x8x8 classes=4 train=64 test=32
+  batch 16
+  scale 1/255
+}
+model {
+  input 3x8x8
+  conv1: conv 8 3x3 pad=1
+  relu
+  fc1: fc 4
+  loss: softmax_loss
+}
+train {
+  lr 0.01
+  iterations 5
+}
+";
+
+/// Runs `expc ARGS` in `dir`; returns (exit code, stdout, stderr).
+fn expc_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_expc")).current_dir(dir).args(args).output().expect("expc runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `expc run spec.exp` on `text` in a fresh folder: what it printed on stderr, after checking that
+/// it failed, that `expc check` prints the same and that no run folder was created.
+fn run_rejected(text: &str) -> String {
+    run_rejected_with(text, true)
+}
+
+/// `same_as_check`: false for errors about the data itself, which `check` (independent of the
+/// machine's datasets) does not see.
+fn run_rejected_with(text: &str, same_as_check: bool) -> String {
+    let d = TempDir::new("pipeline-rejected");
+    std::fs::write(d.join("spec.exp"), text).expect("write spec");
+    make_image_folders(&d);
+    let (code, _, run_err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet"]);
+    assert_eq!(code, 1, "{run_err}");
+    assert!(!d.join("runs").exists(), "no run folder is created for a rejected spec");
+    let (_, _, check_err) = expc_in(&d, &["check", "spec.exp"]);
+    assert!(!same_as_check || check_err.starts_with(&run_err), "run prints exactly check's diagnostics:\nrun:\n{run_err}\ncheck:\n{check_err}");
+    run_err
+}
+
+/// `three/` has 3 class folders, `one/` has 1; each class holds two 8×8 RGB images.
+fn make_image_folders(d: &Path) {
+    for (root, classes) in [("three", 3), ("one", 1)] {
+        for c in 0..classes {
+            let dir = d.join(root).join(format!("class{c}"));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for i in 0..2u8 {
+                let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 40 * c as u8 + i]));
+                img.save(dir.join(format!("{i}.png"))).expect("png");
+            }
+        }
+    }
+}
+
+#[test]
+fn run_reports_a_cycle_located() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("conv1: conv 8 3x3 pad=1", "conv1: conv 8 3x3 pad=1 from=fc1")), @"
+    error[E0201]: the layers `conv1`, `conv1.relu`, `fc1` form a cycle
+       ┌─ spec.exp:9:32
+       │
+     9 │   conv1: conv 8 3x3 pad=1 from=fc1
+       │                                ^^^ `conv1` reads `fc1`
+    10 │   relu
+       │   ---- `conv1.relu` reads `conv1`
+    11 │   fc1: fc 4
+       │   --- `fc1` reads `conv1.relu`
+       │
+       = help: a layer can only read layers computed before it; break the cycle by changing one `from=`
+    ");
+}
+
+#[test]
+fn run_reports_a_self_reference_located() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("fc1: fc 4", "fc1: fc 4 from=fc1")), @"
+    error[E0201]: the layers `fc1` form a cycle
+       ┌─ spec.exp:11:18
+       │
+    11 │   fc1: fc 4 from=fc1
+       │                  ^^^ `fc1` reads `fc1`
+       │
+       = help: a layer can only read layers computed before it; break the cycle by changing one `from=`
+    ");
+}
+
+#[test]
+fn run_reports_groups_that_do_not_divide_the_channels() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("conv1: conv 8 3x3 pad=1", "conv1: conv 8 3x3 pad=1 groups=2")), @"
+    error[E0212]: layer `conv1`: groups=2 must divide the input channels (3) and the output channels (8)
+      ┌─ spec.exp:9:3
+      │
+    8 │   input 3x8x8
+      │   ----- `input` produces 3×8×8 = 192
+    9 │   conv1: conv 8 3x3 pad=1 groups=2
+      │   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ 2 groups
+      │
+      = help: choose groups dividing both channel counts
+    ");
+}
+
+#[test]
+fn run_reports_a_kernel_larger_than_its_input() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("conv1: conv 8 3x3 pad=1", "conv1: conv 8 9x9")), @"
+    error[E0211]: layer `conv1`: the conv window (9 along the height) is larger than its input 3×8×8 padded to 8
+      ┌─ spec.exp:9:3
+      │
+    8 │   input 3x8x8
+      │   ----- `input` produces 3×8×8 = 192
+    9 │   conv1: conv 8 9x9
+      │   ^^^^^^^^^^^^^^^^^ window larger than the input
+      │
+      = help: use a smaller kernel, add padding (`pad=`), or remove a pooling layer before it
+    ");
+}
+
+#[test]
+fn run_reports_global_pooling_of_a_vector() {
+    let text = BASE.replace("conv1: conv 8 3x3 pad=1", "conv1: fc 8").replace("  fc1: fc 4", "  gap: avgpool global\n  fc1: fc 4");
+    insta::assert_snapshot!(run_rejected(&text), @"
+    error[E0210]: layer `gap`: avgpool expects a C×H×W input, found 8
+       ┌─ spec.exp:11:3
+       │
+    10 │   relu
+       │   ---- `conv1.relu` produces 8
+    11 │   gap: avgpool global
+       │   ^^^^^^^^^^^^^^^^^^^ expects a C×H×W input
+    ");
+}
+
+#[test]
+fn run_reports_a_loss_on_feature_maps() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("  fc1: fc 4\n", "")), @"
+    error[E0210]: layer `loss`: softmax_loss expects logits C (or T×C for sequences), found 8×8×8
+       ┌─ spec.exp:11:3
+       │
+    10 │   relu
+       │   ---- `conv1.relu` produces 8×8×8 = 512
+    11 │   loss: softmax_loss
+       │   ^^^^^^^^^^^^^^^^^^ expects logits
+       │
+       = help: put an `fc CLASSES` layer before the loss
+    ");
+}
+
+#[test]
+fn run_reports_batchnorm_eps_zero() {
+    insta::assert_snapshot!(run_rejected(&BASE.replace("  relu\n", "  batchnorm eps=0\n  relu\n")), @"
+    error[E0106]: layer `conv1.batchnorm` (batchnorm): `eps` must lie in (0, 1]: it keeps 1/√(σ² + ε) finite for a constant channel
+       ┌─ spec.exp:10:17
+       │
+    10 │   batchnorm eps=0
+       │                 ^ `eps` must lie in (0, 1]: it keeps 1/√(σ² + ε) finite for a constant channel
+    ");
+}
+
+#[test]
+fn run_checks_the_classes_of_an_image_folder_before_training() {
+    let three = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"three\" shape=3x8x8").replace("batch 16", "batch 2");
+    insta::assert_snapshot!(run_rejected_with(&three.replace("fc1: fc 4", "fc1: fc 2"), false), @"
+    error[E0221]: `loss` gets 2 logits but the data has 3 classes
+       ┌─ spec.exp:12:3
+       │
+     2 │ data {
+       │ ---- the image folder `three` has 3 classes
+       ·
+    11 │   fc1: fc 2
+       │   --- `fc1` produces 2
+    12 │   loss: softmax_loss
+       │   ^^^^^^^^^^^^^^^^^^ expects 3 logits
+       │
+       = help: make the last layer `fc 3`
+    ");
+    let one = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"one\" shape=3x8x8").replace("batch 16", "batch 2");
+    insta::assert_snapshot!(run_rejected_with(&one.replace("fc1: fc 4", "fc1: fc 2"), false), @"
+    error[E0221]: `loss` gets 2 logits but the data has 1 class
+       ┌─ spec.exp:12:3
+       │
+     2 │ data {
+       │ ---- the image folder `one` has 1 class
+       ·
+    11 │   fc1: fc 2
+       │   --- `fc1` produces 2
+    12 │   loss: softmax_loss
+       │   ^^^^^^^^^^^^^^^^^^ expects 1 logits
+       │
+       = help: make the last layer `fc 1`
+    ");
+}
+
+#[test]
+fn run_reports_a_missing_image_folder_before_creating_a_run_folder() {
+    let text = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"nowhere\" shape=3x8x8");
+    insta::assert_snapshot!(run_rejected_with(&text, false), @"
+    error[E0520]: the image folder `nowhere` does not exist
+      ┌─ spec.exp:2:1
+      │
+    2 │ data {
+      │ ^^^^ the dataset of this experiment
+      │
+      = help: an image folder holds one sub-folder per class (ROOT/<class>/*.png), or train/ and test/ with one per class; give its path, or a key of [data] in expc.toml (`--data nowhere=PATH` on the command line)
+    ");
+}
+
+#[test]
+fn run_reports_an_accuracy_on_other_logits() {
+    let text = BASE.replace("  fc1: fc 4\n", "  f0: fc 4\n  fc1: fc 4\n").replace("  loss: softmax_loss\n", "  loss: softmax_loss\n  acc: accuracy from=f0\n");
+    let d = TempDir::new("pipeline-acc");
+    std::fs::write(d.join("spec.exp"), text).expect("write");
+    // `check` accepts it (the model can be analysed); training refuses it, located.
+    assert_eq!(expc_in(&d, &["check", "spec.exp"]).0, 0);
+    let (code, _, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs"]);
+    assert_eq!(code, 1);
+    assert!(!d.join("runs").exists());
+    insta::assert_snapshot!(err, @"
+    error[E0303]: `acc` reads other logits than the loss
+       ┌─ spec.exp:14:3
+       │
+    13 │   loss: softmax_loss
+       │   ------------------ the loss
+    14 │   acc: accuracy from=f0
+       │   ^^^^^^^^^^^^^^^^^^^^^ accuracy of a different layer
+       │
+       = help: backends measure accuracy on the loss's logits: read the same layer as the loss (`from=`)
+    ");
+}
+
+// ---- every documented setting reaches the run ------------------------------------------------
+
+/// Trains `text` (with extra `expc run` arguments) and returns the metrics rows as
+/// (iteration, lr, train_loss, test_loss, test_accuracy) strings.
+fn trained_rows(text: &str, args: &[&str]) -> Vec<Vec<String>> {
+    let d = TempDir::new("pipeline-settings");
+    std::fs::write(d.join("spec.exp"), text).expect("write");
+    let mut all = vec!["run", "spec.exp", "--out", "runs", "--quiet", "--threads", "1"];
+    all.extend_from_slice(args);
+    let (code, out, err) = expc_in(&d, &all);
+    assert_eq!(code, 0, "{err}");
+    let dir = out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("prints its run folder");
+    let csv = std::fs::read_to_string(d.join(dir.trim()).join("metrics.csv")).expect("metrics.csv");
+    // Columns: iteration, epoch, lr, train_loss, test_loss, test_accuracy, … (epoch dropped).
+    csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect()
+}
+
+fn column(rows: &[Vec<String>], k: usize) -> Vec<String> {
+    rows.iter().map(|r| r[k].clone()).collect()
+}
+
+#[test]
+fn shuffle_changes_the_order_of_training_samples() {
+    let text = BASE.replace("iterations 5", "iterations 8\n  log every=1");
+    let shuffled = trained_rows(&text, &[]);
+    let in_order = trained_rows(&text.replace("batch 16", "batch 16\n  shuffle false"), &[]);
+    assert_eq!(shuffled.len(), 8);
+    assert_eq!(in_order.len(), 8);
+    assert_ne!(column(&shuffled, 2), column(&in_order, 2), "shuffle false trains on other batches");
+    // The same spec twice: identical.
+    assert_eq!(column(&in_order, 2), column(&trained_rows(&text.replace("batch 16", "batch 16\n  shuffle false"), &[]), 2));
+}
+
+#[test]
+fn accuracy_top_k_is_measured() {
+    // An untrained net (tiny lr) on 4 classes: top-4 is always right, top-1 is not.
+    let text = BASE.replace("lr 0.01", "lr 1e-9").replace("iterations 5", "iterations 2");
+    let acc = |k: u32| -> f64 {
+        let rows = trained_rows(&text.replace("  loss: softmax_loss\n", &format!("  loss: softmax_loss\n  accuracy top={k}\n")), &[]);
+        rows.last().expect("a row")[4].parse().expect("an accuracy")
+    };
+    let (a1, a2, a4) = (acc(1), acc(2), acc(4));
+    assert_eq!(a4, 1.0);
+    assert!(a1 < a2 && a2 < a4, "top-1 {a1} < top-2 {a2} < top-4 {a4}");
+}
+
+#[test]
+fn test_batch_sets_how_much_an_evaluation_reads() {
+    let text = BASE.replace("iterations 5", "iterations 4\n  eval every=4 batches=1");
+    let small = trained_rows(&text.replace("batch 16", "batch 16\n  test_batch 4"), &[]);
+    let large = trained_rows(&text.replace("batch 16", "batch 16\n  test_batch 32"), &[]);
+    assert_eq!(column(&small, 1), column(&large, 1), "training is the same");
+    assert_ne!(column(&small, 3), column(&large, 3), "one batch of 4 vs one batch of 32 test images");
+}
+
+#[test]
+fn log_every_sets_the_metrics_rows() {
+    let rows = trained_rows(&BASE.replace("iterations 5", "iterations 6\n  log every=2"), &[]);
+    assert_eq!(column(&rows, 0), ["2", "4", "6"]);
+}
+
+#[test]
+fn iterations_flag_drives_every_policy_and_the_default_log_interval() {
+    // Policies in Caffe's form; `poly` decays to 0 at the run's last iteration, so it must use
+    // `--iterations`, not the spec's 10000.
+    let policies = [
+        ("fixed", 0.01),
+        ("step gamma=0.5 stepsize=4", 0.01 * 0.25),
+        ("multistep 3 6 gamma=0.1", 0.01 * 0.01),
+        ("exp gamma=0.9", 0.01 * 0.9f64.powi(9)),
+        ("inv gamma=0.1 power=0.5", 0.01 * (1.0f64 + 0.9).powf(-0.5)),
+        ("poly power=2", 0.01 * (1.0f64 - 9.0 / 10.0).powi(2)),
+        ("sigmoid gamma=0.5 stepsize=5", 0.01 / (1.0 + (-0.5f64 * 4.0).exp())),
+    ];
+    for (policy, last_lr) in policies {
+        let text = BASE.replace("iterations 5", &format!("iterations 10000\n  policy {policy}"));
+        let rows = trained_rows(&text, &["--iterations", "10"]);
+        // The default log interval follows the run's iterations (every iteration for 10).
+        assert_eq!(rows.len(), 10, "{policy}");
+        assert_eq!(rows.last().expect("rows")[0], "10", "{policy}");
+        let lr: f64 = rows.last().expect("rows")[1].parse().expect("lr");
+        assert!((lr - last_lr).abs() <= 1e-9 * last_lr.max(1e-12) + 1e-15, "{policy}: lr {lr} at the last iteration, expected {last_lr}");
+    }
+}
+
+#[test]
+fn iterations_zero_is_refused() {
+    let d = TempDir::new("pipeline-zero");
+    std::fs::write(d.join("spec.exp"), BASE).expect("write");
+    let (code, _, err) = expc_in(&d, &["run", "spec.exp", "--iterations", "0", "--out", "runs"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--iterations 0"), "{err}");
+    assert!(!d.join("runs").exists());
+}

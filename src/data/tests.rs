@@ -1128,13 +1128,12 @@ fn committed_mnist_small_loads() {
 }
 
 #[test]
-fn real_mnist_if_present() {
+#[ignore = "needs the official MNIST files: EXPC_MNIST=DIR (default ../shared/data/mnist) cargo test -- --ignored"]
+fn real_mnist() {
     let root = std::env::var_os("EXPC_MNIST")
         .map(PathBuf::from)
-        .unwrap_or_else(|| "/work/shared/data/mnist".into());
-    if !root.is_dir() {
-        return;
-    }
+        .unwrap_or_else(|| repo_path("../shared/data/mnist"));
+    assert!(root.is_dir(), "no MNIST at {} (set EXPC_MNIST)", root.display());
     let s = load_mnist(&root).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (60_000, 10_000));
     assert_eq!(s.train.label_histogram().iter().sum::<usize>(), 60_000);
@@ -1148,10 +1147,9 @@ fn real_mnist_if_present() {
 }
 
 #[test]
-fn real_cifar_if_present() {
-    let Some(root) = std::env::var_os("EXPC_CIFAR10").map(PathBuf::from) else {
-        return;
-    };
+#[ignore = "needs CIFAR-10 in the binary layout: EXPC_CIFAR10=DIR cargo test -- --ignored"]
+fn real_cifar() {
+    let root = std::env::var_os("EXPC_CIFAR10").map(PathBuf::from).expect("set EXPC_CIFAR10 to the folder of data_batch_1.bin");
     let s = load_cifar10(&root).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (50_000, 10_000));
     assert_eq!(s.train.label_histogram(), vec![5000; 10]);
@@ -1161,11 +1159,9 @@ fn real_cifar_if_present() {
 /// Throughput of the augmented CIFAR-10 training stream (run by hand:
 /// `EXPC_CIFAR10=DIR cargo test --release --lib data::tests::bench_cifar_stream -- --ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "a benchmark on the real CIFAR-10: EXPC_CIFAR10=DIR, run in release"]
 fn bench_cifar_stream() {
-    let Some(root) = std::env::var_os("EXPC_CIFAR10").map(PathBuf::from) else {
-        return;
-    };
+    let root = std::env::var_os("EXPC_CIFAR10").map(PathBuf::from).expect("set EXPC_CIFAR10 to the folder of data_batch_1.bin");
     let t0 = std::time::Instant::now();
     let split = load_cifar10(&root).unwrap();
     eprintln!("load: {:?}", t0.elapsed());

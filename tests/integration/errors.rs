@@ -569,3 +569,44 @@ fn all_errors_of_a_file_are_reported_at_once() {
     let out = model("  input 3x32x32\n  conv1: conv 6 5x5 strde=2\n  relu init=msra\n  fc1: fc ten\n  pool: maxpul 2\n");
     assert_eq!(out.matches("error[").count(), 4, "{out}");
 }
+
+/// Every code in a string literal `"E1234"` / `"W1234"` of the sources under `dir`.
+fn codes_used_in(dir: &std::path::Path, out: &mut std::collections::BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).expect("src/") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            codes_used_in(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("error_codes.rs") {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let b = text.as_bytes();
+            for i in 0..b.len().saturating_sub(6) {
+                if b[i] == b'"' && (b[i + 1] == b'E' || b[i + 1] == b'W') && b[i + 2..i + 6].iter().all(u8::is_ascii_digit) && b[i + 6] == b'"' {
+                    out.insert(text[i + 1..i + 6].to_string());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_code_registry_and_docs_errors_md_agree() {
+    let registry: std::collections::BTreeSet<String> = expc::error_codes::ERROR_CODES.iter().map(|(c, _)| c.to_string()).collect();
+    let docs = std::fs::read_to_string(crate::common::repo().join("docs/errors.md")).expect("docs/errors.md");
+    let documented: std::collections::BTreeSet<String> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|c| c.len() == 5 && (c.starts_with('E') || c.starts_with('W')) && c[1..].bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+        .collect();
+    assert!(registry.len() > 50, "the registry lists every code ({} found)", registry.len());
+    let undocumented: Vec<_> = registry.difference(&documented).collect();
+    let unregistered: Vec<_> = documented.difference(&registry).collect();
+    assert!(undocumented.is_empty(), "registered but not in docs/errors.md: {undocumented:?}");
+    assert!(unregistered.is_empty(), "in docs/errors.md but not registered: {unregistered:?}");
+    let mut used = std::collections::BTreeSet::new();
+    codes_used_in(&crate::common::repo().join("src"), &mut used);
+    assert!(used.len() > 50, "the scan finds the codes of the sources ({} found)", used.len());
+    let unknown: Vec<_> = used.difference(&registry).collect();
+    assert!(unknown.is_empty(), "used in src/ but not registered: {unknown:?}");
+}

@@ -3,7 +3,7 @@
 //! `f' = 1 or slope` (decided from the saved input `x`); tanh `f' = 1 − y²` and
 //! sigmoid `f' = y(1 − y)` (from the saved output `y`); GELU `x·Φ(x)`,
 //! `f' = Φ(x) + x·φ(x)` with `Φ(x) = ½(1 + erf(x/√2))`, `φ(x) = e^{−x²/2}/√(2π)` (from the saved
-//! input, computed in f64).
+//! input, computed in f64); SiLU `x·σ(x)`, `f' = σ(x)(1 + x(1 − σ(x)))` (from the saved input).
 
 use super::Float;
 use crate::ops::activation::Activation;
@@ -18,6 +18,7 @@ pub fn forward<T: Float>(a: &Activation, x: &[T], y: &mut [T]) {
         Activation::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.tanh()),
         Activation::Sigmoid => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.sigmoid()),
         Activation::Gelu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = T::from_f64(gelu(x.to_f64()))),
+        Activation::Silu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * x.sigmoid()),
     }
 }
 
@@ -48,6 +49,12 @@ pub fn backward<T: Float>(a: &Activation, x: &[T], y: &[T], dy: &[T], dx: &mut [
         Activation::Gelu => {
             for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
                 *d = g * T::from_f64(gelu_derivative(x.to_f64()));
+            }
+        }
+        Activation::Silu => {
+            for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+                let s = x.sigmoid();
+                *d = g * s * (T::ONE + x * (T::ONE - s));
             }
         }
     }

@@ -1,8 +1,9 @@
-//! Element-wise activations: `relu`, `leaky_relu [slope]`, `tanh`, `sigmoid`, `gelu`.
+//! Element-wise activations: `relu`, `leaky_relu [slope]`, `tanh`, `sigmoid`, `gelu`, `silu`.
 //!
 //! relu(x) = max(x, 0); leaky_relu(x) = x if x > 0 else slope·x (default slope 0.01);
 //! tanh; sigmoid(x) = 1/(1 + e^{−x}); gelu(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (the exact form,
-//! PyTorch's default). Shape-preserving, no parameters; one element operation per element.
+//! PyTorch's default); silu(x) = x·σ(x) (swish). Shape-preserving, no parameters; one element
+//! operation per element.
 
 use crate::args::Args;
 use serde::Serialize;
@@ -15,6 +16,7 @@ pub enum Activation {
     Tanh,
     Sigmoid,
     Gelu,
+    Silu,
 }
 
 impl Activation {
@@ -25,11 +27,12 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Sigmoid => "sigmoid",
             Activation::Gelu => "gelu",
+            Activation::Silu => "silu",
         }
     }
 
     /// The heads of this op file.
-    pub const HEADS: &'static [&'static str] = &["relu", "leaky_relu", "tanh", "sigmoid", "gelu"];
+    pub const HEADS: &'static [&'static str] = &["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu"];
 
     /// Reads the activation named by `head` (one of [`Activation::HEADS`]).
     pub fn parse(head: &str, a: &mut Args) -> Option<Activation> {
@@ -38,6 +41,7 @@ impl Activation {
             "leaky_relu" => Self::parse_leaky(a),
             "tanh" => Some(Activation::Tanh),
             "sigmoid" => Some(Activation::Sigmoid),
+            "silu" => Some(Activation::Silu),
             _ => Some(Activation::Gelu),
         }
     }

@@ -100,7 +100,7 @@ fn e0100_unknown_layer() {
     7 │   conv1: convolution 6 5x5
       │          ^^^^^^^^^^^ unknown layer
       │
-      = note: layers: input, conv, maxpool, avgpool, fc, linear, relu, leaky_relu, tanh, sigmoid, gelu, batchnorm, bn, dropout, flatten, add, concat, rnn, lstm, last, softmax_loss, loss, accuracy
+      = note: layers: input, conv, maxpool, avgpool, fc, linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, batchnorm, bn, dropout, flatten, add, concat, rnn, lstm, last, softmax_loss, loss, accuracy
       = help: did you mean `conv`?
     ");
 }

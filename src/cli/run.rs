@@ -146,6 +146,12 @@ impl Drop for Progress {
 }
 
 pub fn run(out: &Out, args: RunArgs) -> i32 {
+    if args.iterations == Some(0) {
+        return fail(
+            RunError::new("E0511", "`--iterations 0`: a run needs at least one iteration")
+                .help("pass a positive count, e.g. `--iterations 100`, or leave it out to train for the spec's `iterations`"),
+        );
+    }
     if !args.sweeps.is_empty() {
         return run_sweep(out, args);
     }
@@ -166,7 +172,7 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
     };
     // Resolve: the file itself, or a generated variant of it for --set.
     let (root, root_dir, text) = if assignments.is_empty() {
-        match std::fs::read_to_string(&args.file) {
+        match super::read(&args.file) {
             Ok(t) => (args.file.display().to_string(), args.file.parent().map(Path::to_path_buf).unwrap_or_default(), t),
             Err(e) => return fail(RunError::io(&args.file, "read", e)),
         }
@@ -302,7 +308,20 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
     let jobs = args.jobs.unwrap_or((cores / settings.threads.0.max(1)).max(1)).max(1);
     let per_run_threads = if args.machine.threads.is_some() { settings.threads.0 } else { (cores / jobs).max(1) };
     if let Some(Emit::Slurm) = args.emit {
-        let script = sweep::slurm_script(&args.file, &exp.name, &settings.out.0, &combos, per_run_threads);
+        let mut extra = vec![];
+        if let Some(n) = args.iterations {
+            extra.extend(["--iterations".to_string(), n.to_string()]);
+        }
+        for d in &args.machine.data {
+            extra.extend(["--data".to_string(), d.clone()]);
+        }
+        for s in &args.sets {
+            extra.extend(["--set".to_string(), s.clone()]);
+        }
+        let script = match sweep::slurm_script(&args.file, &exp.name, &settings.out.0, &combos, per_run_threads, &extra) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
         let path = settings.out.0.join(format!("{}-sweep.sbatch", exp.name));
         if let Err(e) = std::fs::create_dir_all(&settings.out.0).map_err(|e| RunError::io(&settings.out.0, "create", e)) {
             return fail(e);

@@ -1232,7 +1232,7 @@ fn config_serde_defaults_match_new() {
 }
 
 #[test]
-fn a_jpeg_with_damaged_scan_data_is_an_error_naming_the_file() {
+fn a_jpeg_cut_inside_its_scan_data_is_an_error_naming_the_file() {
     let d = TempDir::new("jpeg");
     let cls = d.path().join("a");
     std::fs::create_dir_all(&cls).unwrap();
@@ -1241,14 +1241,9 @@ fn a_jpeg_with_damaged_scan_data_is_an_error_naming_the_file() {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut good, 90).encode_image(&img).unwrap();
     std::fs::write(cls.join("good.jpg"), &good).unwrap();
     assert!(load_folder(d.path(), [3, 32, 32], 0.0, false, 0).is_ok(), "a sound JPEG loads");
-    // Overwrite the middle of the entropy-coded scan (after the SOS header) with garbage.
+    // A file cut inside the entropy-coded scan: the decoder would fill the rest with grey.
     let sos = good.windows(2).position(|w| w == [0xFF, 0xDA]).expect("a scan");
-    let start = sos + 2 + u16::from_be_bytes([good[sos + 2], good[sos + 3]]) as usize;
-    let mut bad = good.clone();
-    let end = bad.len() - 2;
-    for (i, b) in bad[start + (end - start) / 3..end - 4].iter_mut().enumerate() {
-        *b = [0xFF, 0xD0 + (i % 8) as u8, 0x13, 0x00][i % 4];
-    }
+    let bad = good[..sos + (good.len() - sos) / 2].to_vec();
     std::fs::write(cls.join("bad.jpg"), &bad).unwrap();
     let e = load_folder(d.path(), [3, 32, 32], 0.0, false, 0).unwrap_err();
     assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("bad.jpg"), "{e:?}");

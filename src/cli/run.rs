@@ -132,6 +132,9 @@ impl Observer for Progress {
             b.set_message(format!("loss {loss:.4} lr {lr:.2e} {img_per_s:.0} img/s"));
         }
     }
+    fn warning(&mut self, message: &str) {
+        self.println(format!("warning: {message}"));
+    }
     fn evaluated(&mut self, it: u64, loss: f64, accuracy: f64) {
         self.println(format!("{}: iteration {it}: test loss {loss:.4}, test accuracy {:.2}%", self.name, 100.0 * accuracy));
     }
@@ -260,7 +263,11 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
         Err(e) => {
             drop(progress);
             eprintln!("{e}");
-            if dir.join("metrics.csv").exists() {
+            // Resuming repeats a divergence exactly, and a locked or finished folder is not ours.
+            let resumable = !matches!(e.code, "E0531" | "E0506" | "E0533");
+            if dir.join("metrics.csv").exists() && !resumable {
+                eprintln!("run folder: {} (metrics so far are in metrics.csv)", dir.display());
+            } else if dir.join("metrics.csv").exists() {
                 eprintln!(
                     "run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)",
                     dir.display(),

@@ -50,6 +50,8 @@ pub struct Doc {
     pub model: Option<(Span, Vec<RawLayer>)>,
     /// The `extends` line of the outermost file, if any.
     pub extends: Option<Span>,
+    /// The model was not expanded: it exceeds [`MAX_LAYERS`] (E0019 reported).
+    pub too_big: bool,
 }
 
 pub type ReadFn<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
@@ -186,7 +188,8 @@ impl<'a> Loader<'a> {
                         SectionKind::Train => doc.train = Some(self.merge_settings(doc.train.take(), s)),
                         SectionKind::Model => {
                             let mut layers = vec![];
-                            if self.check_size(&s.body) {
+                            doc.too_big = !self.check_size(&s.body);
+                            if !doc.too_big {
                                 let mut cx = ExpandCx::default();
                                 self.expand(&s.body, &mut layers, &mut cx, "", &HashMap::new());
                             }

@@ -263,8 +263,9 @@ fn execute(record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, res
         Err(e) => {
             drop(progress);
             eprintln!("{e}");
-            // Resuming repeats a divergence exactly, and a locked or finished folder is not ours.
-            let resumable = !matches!(e.code, "E0531" | "E0506" | "E0533");
+            // Resuming repeats a divergence exactly, a locked or finished folder is not ours, and
+            // with no intact checkpoint left the same command fails the same way.
+            let resumable = !matches!(e.code, "E0531" | "E0506" | "E0533" | "E0503");
             if dir.join("metrics.csv").exists() && !resumable {
                 eprintln!("run folder: {} (metrics so far are in metrics.csv)", dir.display());
             } else if dir.join("metrics.csv").exists() {

@@ -118,6 +118,8 @@ pub fn suffix(assignments: &[Assignment]) -> String {
 /// applying the assignments.
 pub fn variant_text(base: &Path, name: &str, assignments: &[Assignment]) -> String {
     let mut s = format!("experiment {name}\nextends \"{}\"\n", escape(&base.display().to_string()));
+    // One block per section (a file may not repeat a section), in order of first appearance.
+    let mut sections: Vec<(&str, Vec<String>)> = vec![];
     for a in assignments {
         let mut parts = a.key.splitn(2, '.');
         let section = parts.next().unwrap_or("");
@@ -127,8 +129,17 @@ pub fn variant_text(base: &Path, name: &str, assignments: &[Assignment]) -> Stri
                 let (layer, arg) = rest.rsplit_once('.').unwrap_or((rest, ""));
                 s.push_str(&format!("set {layer} {arg}={}\n", a.value));
             }
-            _ => s.push_str(&format!("{section} {{ {rest} {} }}\n", a.value)),
+            _ => {
+                let line = format!("{rest} {}", a.value);
+                match sections.iter_mut().find(|(k, _)| *k == section) {
+                    Some((_, lines)) => lines.push(line),
+                    None => sections.push((section, vec![line])),
+                }
+            }
         }
+    }
+    for (section, lines) in sections {
+        s.push_str(&format!("{section} {{ {} }}\n", lines.join("; ")));
     }
     s
 }
@@ -215,7 +226,11 @@ mod tests {
     fn assignments_become_variant_lines() {
         let a = [parse_assignment("train.lr=0.1").unwrap(), parse_assignment("model.fc*.init=msra").unwrap()];
         let t = variant_text(Path::new("/x/base.exp"), "v", &a);
-        assert_eq!(t, "experiment v\nextends \"/x/base.exp\"\ntrain { lr 0.1 }\nset fc* init=msra\n");
+        assert_eq!(t, "experiment v\nextends \"/x/base.exp\"\nset fc* init=msra\ntrain { lr 0.1 }\n");
+        // Two settings of one section: one block (a file may not repeat a section).
+        let a = [parse_assignment("train.lr=0.1").unwrap(), parse_assignment("train.weight_decay=0").unwrap()];
+        let t = variant_text(Path::new("/x/base.exp"), "v", &a);
+        assert!(t.ends_with("train { lr 0.1; weight_decay 0 }\n"), "{t}");
     }
 
     #[test]

@@ -107,12 +107,19 @@ pub fn load(path: &Path) -> Result<Tensors, RunError> {
         let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         out.tensors.insert(name, (view.shape().to_vec(), values));
     }
-    // Files written by expc carry a checksum; other safetensors files are taken as they are.
-    if let Some(stored) = out.metadata.remove(CHECKSUM_KEY) {
-        let actual = checksum(&out);
-        if stored != actual {
-            return Err(corrupt(format!("its checksum is {actual}, but {stored} was stored: the file was damaged after it was written")));
+    // Files written by expc carry a checksum (and `iteration` or `progress` metadata); other
+    // safetensors files are taken as they are.
+    match out.metadata.remove(CHECKSUM_KEY) {
+        Some(stored) => {
+            let actual = checksum(&out);
+            if stored != actual {
+                return Err(corrupt(format!("its checksum is {actual}, but {stored} was stored: the file was damaged after it was written")));
+            }
         }
+        None if out.metadata.contains_key("iteration") || out.metadata.contains_key("progress") => {
+            return Err(corrupt(format!("its checksum (`{CHECKSUM_KEY}` in the metadata) is missing")));
+        }
+        None => {}
     }
     Ok(out)
 }

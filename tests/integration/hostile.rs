@@ -602,3 +602,53 @@ fn killed_by_a_signal_mid_run_then_resumed_equals_an_uninterrupted_run() {
         no_duplicate_rows(&dir);
     }
 }
+
+/// Every code the sources use is documented in docs/errors.md.
+#[test]
+fn every_error_code_is_documented() {
+    let doc = std::fs::read_to_string(repo().join("docs/errors.md")).expect("docs/errors.md");
+    let mut stack = vec![repo().join("src")];
+    let mut missing = std::collections::BTreeSet::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("src").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            for (i, _) in text.match_indices("\"E0") {
+                let code = &text[i + 1..(i + 6).min(text.len())];
+                if code.len() == 5 && code[1..].chars().all(|c| c.is_ascii_digit()) && !doc.contains(&format!("| {code} |")) {
+                    missing.insert(code.to_string());
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "codes missing from docs/errors.md: {missing:?}");
+}
+
+/// The messages of item 11: a code point for invisible characters, no "found a number" for a
+/// number out of range, no spurious unknown argument after a bad shape.
+#[test]
+fn messages_name_code_points_and_ranges() {
+    let dir = repo().join("tests/hostile");
+    for (file, needles) in [
+        ("byte_order_mark_inside.exp", &["U+FEFF", "byte order mark"][..]),
+        ("zero_width_space.exp", &["U+200B", "zero-width space"]),
+        ("right_to_left_mark.exp", &["U+200F", "right-to-left mark"]),
+        ("nul_byte.exp", &["U+0000", "NUL"]),
+        ("lr_overflows_f64.exp", &["`1e309` is too large"]),
+        ("lr_beyond_f32.exp", &["32-bit floats"]),
+        ("scale_divides_by_zero.exp", &["`1/0` divides by zero"]),
+        ("scale_zero_over_zero.exp", &["`0/0` is not a number"]),
+        ("batch_four_billion.exp", &["at most 16777216"]),
+        ("zero_size_shape.exp", &["dimension 2 of the shape is 0"]),
+    ] {
+        let o = expc(&dir, &["check", file]);
+        for n in needles {
+            assert!(o.stderr.contains(n), "{file}: `{n}` missing from\n{}", o.stderr);
+        }
+        assert!(!o.stderr.contains("found a number") && !o.stderr.contains("<invisible>"), "{file}: {}", o.stderr);
+    }
+}

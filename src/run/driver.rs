@@ -125,7 +125,7 @@ pub fn checkpoints(dir: &Path) -> Vec<(u64, PathBuf, PathBuf)> {
             out.push((it, model, e.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|c| std::cmp::Reverse(c.0));
     out
 }
 

@@ -63,12 +63,9 @@ pub fn read_image(
     };
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, &e, FOLDER_HINT))?;
     // The JPEG decoder skips damaged scan data with a warning and fills in grey blocks; a
-    // damaged training image must stop the run instead, so JPEGs are first checked strictly.
+    // damaged training image must stop the run instead, so JPEGs are first walked strictly.
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        let options = zune_core::options::DecoderOptions::default().set_strict_mode(true);
-        zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(&bytes), options)
-            .decode()
-            .map_err(|e| decode_err(format!("damaged JPEG data: {e:?}")))?;
+        super::jpeg_check::check(&bytes).map_err(|why| decode_err(format!("damaged JPEG: {why}")))?;
     }
     let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()

@@ -15,6 +15,7 @@ mod batches;
 mod cifar;
 mod error;
 mod folder;
+mod jpeg_check;
 mod mnist;
 mod synthetic;
 

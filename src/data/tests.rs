@@ -1248,3 +1248,59 @@ fn a_jpeg_cut_inside_its_scan_data_is_an_error_naming_the_file() {
     let e = load_folder(d.path(), [3, 32, 32], 0.0, false, 0).unwrap_err();
     assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("bad.jpg"), "{e:?}");
 }
+
+#[test]
+fn a_jpeg_with_flipped_scan_bytes_is_an_error_naming_the_file() {
+    // Sound JPEGs of several sizes and both colour types pass the scan walk.
+    for (w, h) in [(1, 1), (7, 13), (32, 32), (64, 48), (17, 9)] {
+        let rgb = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 37 + y * 11) as u8, (x * y * 7) as u8, (x * 5 + y) as u8]));
+        let grey = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 13 + y * 29) as u8]));
+        for q in [50, 90, 100] {
+            let mut a = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut a, q).encode_image(&rgb).unwrap();
+            assert_eq!(jpeg_check::check(&a), Ok(()), "rgb {w}x{h} q{q}");
+            let mut b = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut b, q).encode_image(&grey).unwrap();
+            assert_eq!(jpeg_check::check(&b), Ok(()), "grey {w}x{h} q{q}");
+        }
+    }
+    let d = TempDir::new("jpeg-flip");
+    let cls = d.path().join("a");
+    std::fs::create_dir_all(&cls).unwrap();
+    let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (255 - x * 5) as u8]));
+    let mut good = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut good, 90).encode_image(&img).unwrap();
+    let sos = good.windows(2).position(|w| w == [0xFF, 0xDA]).expect("a scan");
+    let start = sos + 2 + u16::from_be_bytes([good[sos + 2], good[sos + 3]]) as usize;
+    let end = good.len() - 2;
+    // Many different damages: each must be caught (64 bytes flipped, never producing 0xFF).
+    let mut caught = 0;
+    for seed in 0..40usize {
+        let mut bad = good.clone();
+        let at = start + (seed * 97) % (end - start - 70);
+        for (i, b) in bad[at..at + 64].iter_mut().enumerate() {
+            *b = (*b ^ (0x5A + (i + seed) as u8)).min(0xFE);
+        }
+        if jpeg_check::check(&bad).is_err() {
+            caught += 1;
+        }
+    }
+    assert_eq!(caught, 40, "every damaged scan is found");
+    let mut bad = good.clone();
+    for (i, b) in bad[start..start + 64].iter_mut().enumerate() {
+        *b = (*b ^ (0x5A + i as u8)).min(0xFE);
+    }
+    std::fs::write(cls.join("good.jpg"), &good).unwrap();
+    std::fs::write(cls.join("bad.jpg"), &bad).unwrap();
+    let e = load_folder(d.path(), [3, 32, 32], 0.0, false, 0).unwrap_err();
+    assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("bad.jpg") && msg(&e).contains("damaged JPEG"), "{e:?}");
+    // Random bytes after a JPEG start marker never panic.
+    for n in 0..200usize {
+        let mut junk = vec![0xFF, 0xD8];
+        junk.extend((0..n * 7).map(|i| ((i * 131 + n * 17) % 256) as u8));
+        let _ = jpeg_check::check(&junk);
+        let mut cut = good[..(n * 37) % good.len()].to_vec();
+        cut.extend_from_slice(&junk[2..]);
+        let _ = jpeg_check::check(&cut);
+    }
+}

@@ -299,11 +299,14 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
     let span = Span::new(file, pos..pos + token_len);
+    if let (Some(name), Some(c)) = (invisible, rest.chars().next()) {
+        // The caret under a zero-width character has no width: the label says what is there.
+        return Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
+            .primary(span, format!("an invisible U+{:04X} is here", c as u32))
+            .help(format!("delete the {name}: it cannot be seen in most editors (copied text often carries one)"));
+    }
     let mut d = Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
         .primary(span, format!("expected {expected_words}"));
-    if let Some(name) = invisible {
-        return d.help(format!("delete the {name}: it cannot be seen in most editors (copied text often carries one)"));
-    }
     if top_level && token_len > 0 {
         if let Some(h) = did_you_mean(found_text, TOP_LEVEL_WORDS.iter().copied()) {
             d = d.help(h);

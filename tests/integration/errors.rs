@@ -569,3 +569,55 @@ fn all_errors_of_a_file_are_reported_at_once() {
     let out = model("  input 3x32x32\n  conv1: conv 6 5x5 strde=2\n  relu init=msra\n  fc1: fc ten\n  pool: maxpul 2\n");
     assert_eq!(out.matches("error[").count(), 4, "{out}");
 }
+
+#[test]
+fn e0001_invisible_character_names_its_code_point() {
+    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  fc\u{200b} 10")), @r#"
+    error[E0001]: syntax error: expected a value (number, size like 5x5, name, string or list), found the invisible character U+200B (zero-width space)
+      ┌─ main.exp:7:5
+      │
+    7 │   fc​ 10
+      │      an invisible U+200B is here
+      │
+      = help: delete the zero-width space: it cannot be seen in most editors (copied text often carries one)
+    "#);
+}
+
+#[test]
+fn e0106_numbers_out_of_range_are_not_type_errors() {
+    insta::assert_snapshot!(one("experiment x\ndata {\n  dataset cifar10\n  scale 1/0\n}\nmodel {\n  input 3x32x32\n}\ntrain {\n  lr 1e309\n  iterations 10\n}\n"), @r#"
+    error[E0106]: setting `data.scale`: `1/0` divides by zero
+      ┌─ main.exp:4:9
+      │
+    4 │   scale 1/0
+      │         ^^^ `1/0` divides by zero
+
+    error[E0106]: setting `train.lr`: `1e309` is too large: numbers must lie within ±3.4e38 (expc computes in 32-bit floats)
+       ┌─ main.exp:10:6
+       │
+    10 │   lr 1e309
+       │      ^^^^^ `1e309` is too large: numbers must lie within ±3.4e38 (expc computes in 32-bit floats)
+    "#);
+}
+
+#[test]
+fn e0019_counts_repeats_before_expanding() {
+    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  repeat 1000 {\n    repeat 1001 {\n      relu\n    }\n  }")), @r#"
+    error[E0019]: the model expands to more than 1000000 layers
+      ┌─ main.exp:7:3
+      │
+    7 │   repeat 1000 {
+      │   ^^^^^^^^^^^ these nested repeats expand to 1,001,000 layers
+      │
+      = help: check the counts of `repeat` blocks
+    "#);
+}
+
+#[test]
+fn e0021_deep_extends_chain() {
+    let files: Vec<(String, String)> = (0..70).map(|i| (format!("f{i}.exp"), format!("experiment f{i}\nextends \"f{}.exp\"\n", i + 1))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let out = diagnostics_for(&refs);
+    assert!(out.starts_with("error[E0021]: `extends` chain deeper than 64 files"), "{out}");
+    assert!(out.contains("f63.exp:2:9"), "{out}");
+}

@@ -572,11 +572,12 @@ fn all_errors_of_a_file_are_reported_at_once() {
 
 #[test]
 fn e0001_invisible_character_names_its_code_point() {
-    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  fc\u{200b} 10")), @r#"
+    // The source line shows the character itself; it is made visible here for the snapshot.
+    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  fc\u{200b} 10")).replace('\u{200b}', "<ZWSP>"), @r#"
     error[E0001]: syntax error: expected a value (number, size like 5x5, name, string or list), found the invisible character U+200B (zero-width space)
       ┌─ main.exp:7:5
       │
-    7 │   fc​ 10
+    7 │   fc<ZWSP> 10
       │      an invisible U+200B is here
       │
       = help: delete the zero-width space: it cannot be seen in most editors (copied text often carries one)

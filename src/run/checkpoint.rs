@@ -83,8 +83,19 @@ pub fn save(path: &Path, t: &Tensors) -> Result<(), RunError> {
     std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, "rename into", e))
 }
 
-/// Reads a checkpoint written by [`save`] (or any f32 safetensors file), verifying its checksum.
+/// Reads a checkpoint written by [`save`] (or any f32 safetensors file), verifying its checksum
+/// when it has one.
 pub fn load(path: &Path) -> Result<Tensors, RunError> {
+    load_checked(path, false)
+}
+
+/// Reads a checkpoint of a run folder: the checksum must be there and match. (Damage can hit
+/// the metadata's key names too; a file of a run folder without its checksum is damaged.)
+pub fn load_verified(path: &Path) -> Result<Tensors, RunError> {
+    load_checked(path, true)
+}
+
+fn load_checked(path: &Path, require_checksum: bool) -> Result<Tensors, RunError> {
     let meta = std::fs::metadata(path).map_err(|e| RunError::io(path, "read", e))?;
     if !meta.is_file() {
         return Err(RunError::new("E0503", format!("checkpoint `{}` is not a regular file", path.display())));
@@ -116,7 +127,7 @@ pub fn load(path: &Path) -> Result<Tensors, RunError> {
                 return Err(corrupt(format!("its checksum is {actual}, but {stored} was stored: the file was damaged after it was written")));
             }
         }
-        None if out.metadata.contains_key("iteration") || out.metadata.contains_key("progress") => {
+        None if require_checksum || out.metadata.contains_key("iteration") || out.metadata.contains_key("progress") => {
             return Err(corrupt(format!("its checksum (`{CHECKSUM_KEY}` in the metadata) is missing")));
         }
         None => {}

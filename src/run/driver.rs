@@ -158,7 +158,7 @@ pub fn all_finite(t: &Tensors) -> bool {
 /// The newest checkpoint whose weights are all finite, for divergence messages.
 pub fn last_good_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
     checkpoints(dir).into_iter().find_map(|(it, model, _)| {
-        let t = checkpoint::load(&model).ok()?;
+        let t = checkpoint::load_verified(&model).ok()?;
         all_finite(&t).then_some((it, model))
     })
 }
@@ -354,8 +354,8 @@ impl Loop<'_> {
 
 /// Reads a checkpoint's tensors and progress.
 pub fn read_checkpoint(model_path: &Path, state_path: &Path) -> Result<(Tensors, Tensors, Progress), RunError> {
-    let params = checkpoint::load(model_path)?;
-    let state = checkpoint::load(state_path)?;
+    let params = checkpoint::load_verified(model_path)?;
+    let state = checkpoint::load_verified(state_path)?;
     let progress = state
         .metadata
         .get("progress")

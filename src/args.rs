@@ -120,6 +120,14 @@ impl<'a> Args<'a> {
                 }
                 Some(n)
             }
+            ValueKind::Number { value, integer: true, .. } => {
+                if *value < 0.0 {
+                    self.range_error(v, &format!("must be at least {min}"));
+                } else {
+                    self.range_error(v, &format!("must be at most {}", u32::MAX));
+                }
+                None
+            }
             _ => {
                 self.type_error(v, if min > 0 { "a positive whole number" } else { "a whole number" });
                 None
@@ -127,9 +135,22 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A number. Every number ends up in 32-bit floating point, so one beyond ±3.4e38 (or an
+    /// infinity or NaN written as `1e999`, `1/0`, `0/0`) is out of range, not of the wrong type.
     pub fn as_f64(&mut self, v: &Value) -> Option<f64> {
         match &v.kind {
-            ValueKind::Number { value, .. } if value.is_finite() => Some(*value),
+            ValueKind::Number { value, .. } if value.is_finite() && value.abs() <= f32::MAX as f64 => Some(*value),
+            ValueKind::Number { text, value, .. } => {
+                let why = if value.is_nan() {
+                    format!("`{text}` is not a number (0/0 is undefined)")
+                } else if text.contains('/') && value.is_infinite() {
+                    format!("`{text}` divides by zero")
+                } else {
+                    format!("`{text}` is too large: numbers must lie within ±3.4e38 (expc computes in 32-bit floats)")
+                };
+                self.range_error(v, &why);
+                None
+            }
             _ => {
                 self.type_error(v, "a number");
                 None
@@ -169,7 +190,21 @@ impl<'a> Args<'a> {
     pub fn as_shape(&mut self, v: &Value) -> Option<Vec<u64>> {
         match &v.kind {
             ValueKind::Dims(d) if d.iter().all(|&x| x >= 1 && x <= u32::MAX as u64) => Some(d.clone()),
-            ValueKind::Number { integer: true, value, .. } if *value >= 1.0 => Some(vec![*value as u64]),
+            ValueKind::Dims(d) => {
+                let bad = d.iter().position(|&x| x == 0 || x > u32::MAX as u64).unwrap_or(0);
+                let msg = if d[bad] == 0 {
+                    format!("dimension {} of the shape is 0; every dimension must be at least 1", bad + 1)
+                } else {
+                    format!("dimension {} of the shape is larger than {}", bad + 1, u32::MAX)
+                };
+                self.range_error(v, &msg);
+                None
+            }
+            ValueKind::Number { integer: true, value, .. } if *value >= 1.0 && *value <= u32::MAX as f64 => Some(vec![*value as u64]),
+            ValueKind::Number { integer: true, .. } => {
+                self.range_error(v, &format!("a shape's dimensions must lie in 1..={}", u32::MAX));
+                None
+            }
             _ => {
                 self.type_error(v, "a shape like 3x32x32");
                 None

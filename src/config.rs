@@ -109,7 +109,17 @@ impl Settings {
             }
         }
         for path in files {
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let text = match crate::source::read_text_file(&path, crate::source::MAX_SOURCE_BYTES) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error("E0030", format!("cannot read `{}`: {e}", path.display()))
+                            .help("make expc.toml a regular text file, or remove it"),
+                    );
+                    continue;
+                }
+            };
             let file = sources.add(path.display().to_string(), text.clone());
             let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
             match toml::from_str::<FileConfig>(&text) {

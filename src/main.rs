@@ -6,6 +6,7 @@
 mod cli;
 
 fn main() {
+    restore_sigpipe();
     let code = match std::panic::catch_unwind(cli::main) {
         Ok(code) => code,
         Err(_) => {
@@ -14,4 +15,14 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Rust ignores SIGPIPE, so `expc dump graph … | head -1` would turn the closed pipe into a
+/// failed `println!` and a panic. Like other Unix tools, expc dies quietly of SIGPIPE instead.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

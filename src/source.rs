@@ -72,3 +72,52 @@ impl SourceMap {
         &self.files
     }
 }
+
+/// Largest spec or `expc.toml` expc reads (16 MiB): a bigger "spec" is a mistake (or `/dev/zero`).
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+
+/// Reads a text file of at most `limit` bytes, refusing anything that is not a regular file:
+/// a FIFO would block forever, `/dev/zero` or `/dev/urandom` would never end, a folder cannot be
+/// read. The errors are `std::io::Error`s whose text says what the path is and how big it may be.
+pub fn read_text_file(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let not_regular = |meta: &std::fs::Metadata| {
+        let what = if meta.is_dir() { "it is a folder" } else { "it is not a regular file (a FIFO, socket or device)" };
+        Error::new(ErrorKind::InvalidInput, format!("{what}; expc reads specs and settings only from regular files"))
+    };
+    // Look before opening: opening a FIFO for reading blocks until a writer appears.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never block in open(), even if the path was swapped for a FIFO since we looked.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let too_big = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("it is larger than {} MiB, the most expc reads from such a file", limit >> 20),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::new(ErrorKind::InvalidData, format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+    })
+}

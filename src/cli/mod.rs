@@ -164,7 +164,7 @@ pub fn main() -> i32 {
 }
 
 pub fn read(p: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(p)
+    expc::source::read_text_file(p, expc::source::MAX_SOURCE_BYTES)
 }
 
 pub fn print_value<T: serde::Serialize>(v: &T, format: Format) -> i32 {
@@ -223,7 +223,17 @@ fn fmt(out: &Out, files: &[PathBuf], check_only: bool) -> i32 {
                 continue;
             }
         };
-        let formatted = expc::syntax::format(&text, &ast);
+        let formatted = match expc::syntax::format_checked(&text, &ast) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!(
+                    "error[E0003]: `expc fmt` would break `{}` ({why}); the file is left unchanged\n  = help: this is a bug in expc; please report it with the file",
+                    f.display()
+                );
+                status = 2;
+                continue;
+            }
+        };
         if formatted == text {
             continue;
         }

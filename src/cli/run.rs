@@ -137,6 +137,9 @@ impl Observer for Progress {
             b.set_message(format!("loss {loss:.4} lr {lr:.2e} {img_per_s:.0} img/s"));
         }
     }
+    fn warning(&mut self, message: &str) {
+        self.println(format!("warning: {message}"));
+    }
     fn evaluated(&mut self, it: u64, loss: f64, accuracy: f64) {
         self.println(format!("{}: iteration {it}: test loss {loss:.4}, test accuracy {:.2}%", self.name, 100.0 * accuracy));
     }
@@ -151,6 +154,12 @@ impl Drop for Progress {
 }
 
 pub fn run(out: &Out, args: RunArgs) -> i32 {
+    if args.iterations == Some(0) {
+        return fail(
+            RunError::new("E0511", "`--iterations 0`: a run needs at least one iteration")
+                .help("pass a positive count, e.g. `--iterations 100`, or leave it out to train for the spec's `iterations`"),
+        );
+    }
     if !args.sweeps.is_empty() {
         return run_sweep(out, args);
     }
@@ -164,10 +173,6 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
             Ok(a) => assignments.push(a),
             Err(e) => return fail(e),
         }
-    }
-    if args.iterations == Some(0) {
-        eprintln!("error: `--iterations 0` trains nothing; give at least 1");
-        return 1;
     }
     let settings = match settings(out, Some(&args.file), &args.machine, args.out.clone()) {
         Ok(s) => s,
@@ -228,7 +233,7 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
 }
 
 fn read_spec(path: &Path) -> Result<String, RunError> {
-    std::fs::read_to_string(path).map_err(|e| RunError::io(path, "read", e))
+    super::read(path).map_err(|e| RunError::io(path, "read", e))
 }
 
 /// Prints the compilation's diagnostics (warnings too, exactly as `expc check` does) and lowers
@@ -292,8 +297,13 @@ fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Pa
         }
         Err(e) => {
             drop(progress);
+            // Resuming repeats a divergence exactly, a locked or finished folder is not ours, and
+            // with no intact checkpoint left the same command fails the same way.
+            let resumable = !matches!(e.code, "E0531" | "E0506" | "E0533" | "E0503");
             fail(e);
-            if dir.join("metrics.csv").exists() {
+            if dir.join("metrics.csv").exists() && !resumable {
+                eprintln!("run folder: {} (metrics so far are in metrics.csv)", dir.display());
+            } else if dir.join("metrics.csv").exists() {
                 eprintln!(
                     "run folder: {} (metrics so far are in metrics.csv; `expc resume {}` continues from the last checkpoint)",
                     dir.display(),
@@ -345,7 +355,20 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
     let jobs = args.jobs.unwrap_or((cores / settings.threads.0.max(1)).max(1)).max(1);
     let per_run_threads = if args.machine.threads.is_some() { settings.threads.0 } else { (cores / jobs).max(1) };
     if let Some(Emit::Slurm) = args.emit {
-        let script = sweep::slurm_script(&args.file, &exp.name, &settings.out.0, &combos, per_run_threads);
+        let mut extra = vec![];
+        if let Some(n) = args.iterations {
+            extra.extend(["--iterations".to_string(), n.to_string()]);
+        }
+        for d in &args.machine.data {
+            extra.extend(["--data".to_string(), d.clone()]);
+        }
+        for s in &args.sets {
+            extra.extend(["--set".to_string(), s.clone()]);
+        }
+        let script = match sweep::slurm_script(&args.file, &exp.name, &settings.out.0, &combos, per_run_threads, &extra) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
         let path = settings.out.0.join(format!("{}-sweep.sbatch", exp.name));
         if let Err(e) = std::fs::create_dir_all(&settings.out.0).map_err(|e| RunError::io(&settings.out.0, "create", e)) {
             return fail(e);

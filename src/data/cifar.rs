@@ -2,7 +2,8 @@
 //! `test_batch.bin`, each a sequence of 3073-byte records (1 label byte, then 1024 red, 1024 green, 1024 blue
 //! bytes, row-major 32x32).
 //!
-//! Invariants: a file whose size is not a positive multiple of 3073 is refused before it is read (naming the
+//! Invariants: each file holds exactly 10,000 records (a file cut at a record boundary is refused, naming
+//! the first missing record); a file whose size is not a positive multiple of 3073 is refused before it is read (naming the
 //! incomplete record and its offset); labels must be below 10; records keep file order; the pixel planes are
 //! already CHW, so they are copied as they are. No input makes this code panic.
 
@@ -88,6 +89,9 @@ pub fn parse_cifar_records(
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    if let Some(e) = DataError::not_regular(path, CIFAR_HINT) {
+        return Err(e);
+    }
     let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, &e, CIFAR_HINT))?;
     if !meta.is_file() {
         return Err(DataError::Missing {
@@ -102,10 +106,29 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, &e, CIFAR_HINT))
 }
 
-fn load_files(paths: &[PathBuf], names: &[String]) -> Result<Dataset, DataError> {
+fn load_files(paths: &[PathBuf], names: &[String], records_per_file: usize) -> Result<Dataset, DataError> {
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for p in paths {
         let bytes = read_file(p)?;
+        let expected = (records_per_file * CIFAR_RECORD) as u64;
+        let found = bytes.len() as u64;
+        let layout = format!("{records_per_file} records of {CIFAR_RECORD} bytes");
+        // Cut exactly at a record boundary, the file still parses: only its size tells.
+        if found < expected {
+            let complete = found / CIFAR_RECORD as u64;
+            return Err(DataError::Truncated {
+                path: p.clone(),
+                layout,
+                expected_bytes: expected,
+                found_bytes: found,
+                record: complete,
+                offset: complete * CIFAR_RECORD as u64,
+                hint: CIFAR_HINT.into(),
+            });
+        }
+        if found > expected {
+            return Err(DataError::TrailingBytes { path: p.clone(), layout, expected_bytes: expected, found_bytes: found, hint: CIFAR_HINT.into() });
+        }
         parse_cifar_records(&bytes, p, &mut images, &mut labels)?;
     }
     let origin = paths.first().cloned().unwrap_or_default();
@@ -140,8 +163,17 @@ fn batches_dir(root: &Path) -> Result<PathBuf, DataError> {
     })
 }
 
-/// Loads CIFAR-10 (binary version) from `root`: 5 training batches and the test batch, all required.
+/// Records in each official CIFAR-10 batch file.
+pub const CIFAR_FILE_RECORDS: usize = 10_000;
+
+/// Loads CIFAR-10 (binary version) from `root`: 5 training batches and the test batch, all required,
+/// each holding exactly [`CIFAR_FILE_RECORDS`] records.
 pub fn load_cifar10(root: &Path) -> Result<Split, DataError> {
+    load_cifar10_with(root, CIFAR_FILE_RECORDS)
+}
+
+/// [`load_cifar10`] with another number of records per file (small copies for tests).
+pub fn load_cifar10_with(root: &Path, records_per_file: usize) -> Result<Split, DataError> {
     let dir = batches_dir(root)?;
     let names = class_names(&dir);
     let train_paths: Vec<PathBuf> = TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
@@ -150,20 +182,23 @@ pub fn load_cifar10(root: &Path) -> Result<Split, DataError> {
         .chain([dir.join(TEST_FILE)].iter())
         .find(|p| !p.is_file())
     {
+        if let Some(e) = DataError::not_regular(p, CIFAR_HINT) {
+            return Err(e);
+        }
         return Err(DataError::Missing {
             path: p.clone(),
             what: "CIFAR-10 batch file".into(),
             hint: CIFAR_HINT.into(),
         });
     }
-    let train = load_files(&train_paths, &names)?;
-    let test = load_files(&[dir.join(TEST_FILE)], &names)?;
+    let train = load_files(&train_paths, &names, records_per_file)?;
+    let test = load_files(&[dir.join(TEST_FILE)], &names, records_per_file)?;
     Ok(Split { train, test })
 }
 
 /// Class names from `batches.meta.txt` when it holds at least 10 non-empty lines, otherwise the standard ones.
 fn class_names(dir: &Path) -> Vec<String> {
-    let from_file = std::fs::read_to_string(dir.join("batches.meta.txt"))
+    let from_file = crate::source::read_text_file(&dir.join("batches.meta.txt"), 1 << 20)
         .ok()
         .map(|s| {
             s.lines()

@@ -138,6 +138,22 @@ impl DataError {
         }
     }
 
+    /// `Some` error when `path` exists but is not a regular file (a folder, FIFO, socket or
+    /// device): reading it would fail, block forever or never end.
+    pub fn not_regular(path: &Path, hint: &str) -> Option<DataError> {
+        let meta = std::fs::metadata(path).ok()?;
+        if meta.is_file() {
+            return None;
+        }
+        let what = if meta.is_dir() { "it is a folder, not a file" } else { "it is not a regular file (a FIFO, socket or device)" };
+        Some(DataError::Io {
+            path: path.to_path_buf(),
+            kind: std::io::ErrorKind::InvalidInput,
+            message: what.into(),
+            hint: hint.into(),
+        })
+    }
+
     /// A configuration error.
     pub fn config(message: impl Into<String>) -> DataError {
         DataError::Config {

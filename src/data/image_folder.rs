@@ -61,8 +61,13 @@ pub fn read_image(
         path: path.to_path_buf(),
         message: m,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, &e, FOLDER_HINT))?
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, &e, FOLDER_HINT))?;
+    // The JPEG decoder skips damaged scan data with a warning and fills in grey blocks; a
+    // damaged training image must stop the run instead, so JPEGs are first walked strictly.
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        super::jpeg_check::check(&bytes).map_err(|why| decode_err(format!("damaged JPEG: {why}")))?;
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, &e, FOLDER_HINT))?
         .decode()

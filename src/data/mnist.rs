@@ -65,6 +65,9 @@ pub fn parse_idx(
 
 /// Reads an idx file (raw or gzip) from disk.
 pub fn read_idx_file(path: &Path, expected_magic: u32, hint: &str) -> Result<Idx, DataError> {
+    if let Some(e) = DataError::not_regular(path, hint) {
+        return Err(e);
+    }
     let f = File::open(path).map_err(|e| DataError::io(path, &e, hint))?;
     read_idx(
         BufReader::with_capacity(1 << 16, f),
@@ -317,7 +320,13 @@ fn find_mnist_file(root: &Path, name: &str) -> Result<PathBuf, DataError> {
             hint: MNIST_HINT.into(),
         });
     }
-    super::find_first(root, &names).ok_or_else(|| DataError::Missing {
+    let found = super::find_first(root, &names);
+    if found.is_none() {
+        if let Some(e) = names.iter().find_map(|n| DataError::not_regular(&root.join(n), MNIST_HINT)) {
+            return Err(e);
+        }
+    }
+    found.ok_or_else(|| DataError::Missing {
         path: root.join(format!("{name}[.gz]")),
         what: "MNIST file".into(),
         hint: MNIST_HINT.into(),

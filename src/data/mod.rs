@@ -15,6 +15,7 @@ mod batches;
 mod cifar;
 mod error;
 mod image_folder;
+mod jpeg_check;
 mod mnist;
 mod synthetic;
 
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 pub use augment::{sample_rng, Augment, Preprocess};
 pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
-pub use cifar::{load_cifar10, parse_cifar_records, CIFAR10_CLASSES, CIFAR_RECORD};
+pub use cifar::{load_cifar10, load_cifar10_with, parse_cifar_records, CIFAR10_CLASSES, CIFAR_FILE_RECORDS, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
 pub use image_folder::{folder_class_names, load_folder};
 pub use mnist::{

@@ -162,7 +162,7 @@ fn msg(e: &DataError) -> String {
 fn cifar_loads_records_in_order_with_chw_planes() {
     let d = TempDir::new("cifar");
     write_cifar(d.path(), 3);
-    let s = load_cifar10(d.path()).unwrap();
+    let s = load_cifar10_with(d.path(), 3).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (15, 3));
     assert_eq!(s.train.shape, [3, 32, 32]);
     assert_eq!(s.train.classes, 10);
@@ -182,7 +182,7 @@ fn cifar_accepts_the_official_subfolder_and_meta_names() {
     write_cifar(&sub, 1);
     let names: String = (0..10).map(|i| format!("c{i}\n")).collect();
     std::fs::write(sub.join("batches.meta.txt"), names).unwrap();
-    let s = load_cifar10(d.path()).unwrap();
+    let s = load_cifar10_with(d.path(), 1).unwrap();
     assert_eq!(s.train.len(), 5);
     assert_eq!(s.train.class_names[9], "c9");
 }
@@ -195,7 +195,7 @@ fn cifar_truncated_file_names_file_record_and_offset() {
     let mut bytes = std::fs::read(&p).unwrap();
     bytes.truncate(CIFAR_RECORD + 100);
     std::fs::write(&p, &bytes).unwrap();
-    let e = load_cifar10(d.path()).unwrap_err();
+    let e = load_cifar10_with(d.path(), 2).unwrap_err();
     assert!(
         matches!(
             e,
@@ -228,7 +228,7 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
     let mut bytes = std::fs::read(&p).unwrap();
     bytes[CIFAR_RECORD] = 12;
     std::fs::write(&p, &bytes).unwrap();
-    let m = msg(&load_cifar10(d.path()).unwrap_err());
+    let m = msg(&load_cifar10_with(d.path(), 2).unwrap_err());
     assert!(
         m.contains("test_batch.bin") && m.contains("record 1") && m.contains("byte offset 3073"),
         "{m}"
@@ -236,7 +236,7 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
     assert!(m.contains("found 12") && m.contains("0..9"), "{m}");
 
     std::fs::remove_file(d.path().join("data_batch_4.bin")).unwrap();
-    let e = load_cifar10(d.path()).unwrap_err();
+    let e = load_cifar10_with(d.path(), 2).unwrap_err();
     assert!(matches!(e, DataError::Missing { .. }));
     let m = msg(&e);
     assert!(
@@ -244,7 +244,7 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
         "{m}"
     );
 
-    let e = load_cifar10(&d.path().join("nowhere")).unwrap_err();
+    let e = load_cifar10_with(&d.path().join("nowhere"), 2).unwrap_err();
     assert!(
         msg(&e).contains("nowhere") && msg(&e).contains("cifar10-to-bin"),
         "{e}"
@@ -254,6 +254,47 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
     let mut labs = Vec::new();
     let e = parse_cifar_records(&[], Path::new("x.bin"), &mut imgs, &mut labs).unwrap_err();
     assert!(msg(&e).contains("x.bin") && msg(&e).contains("empty"));
+}
+
+#[test]
+fn cifar_file_cut_at_a_record_boundary_is_refused() {
+    let d = TempDir::new("cifar-boundary");
+    write_cifar(d.path(), 3);
+    let p = d.path().join("data_batch_2.bin");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..2 * CIFAR_RECORD]).unwrap();
+    let e = load_cifar10_with(d.path(), 3).unwrap_err();
+    assert!(matches!(e, DataError::Truncated { record: 2, .. }), "{e:?}");
+    let m = msg(&e);
+    assert!(m.contains("data_batch_2.bin") && m.contains("3 records of 3073 bytes"), "{m}");
+    // The official layout: 10,000 records per file, so a small copy is refused by name.
+    let m = msg(&load_cifar10(d.path()).unwrap_err());
+    assert!(m.contains("data_batch_1.bin") && m.contains("10000 records"), "{m}");
+    // One record too many.
+    std::fs::write(&p, [bytes.clone(), bytes[..CIFAR_RECORD].to_vec()].concat()).unwrap();
+    let e = load_cifar10_with(d.path(), 3).unwrap_err();
+    assert!(matches!(e, DataError::TrailingBytes { .. }), "{e:?}");
+}
+
+#[test]
+fn a_data_file_that_is_a_folder_or_fifo_is_not_reported_as_missing() {
+    let d = TempDir::new("cifar-dir");
+    write_cifar(d.path(), 1);
+    let p = d.path().join("data_batch_3.bin");
+    std::fs::remove_file(&p).unwrap();
+    std::fs::create_dir(&p).unwrap();
+    let m = msg(&load_cifar10_with(d.path(), 1).unwrap_err());
+    assert!(m.contains("data_batch_3.bin") && m.contains("is a folder") && !m.contains("not found"), "{m}");
+    #[cfg(unix)]
+    {
+        let m_dir = TempDir::new("mnist-fifo");
+        let fifo = m_dir.path().join("train-images-idx3-ubyte");
+        let ok = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+        if ok {
+            let m = msg(&load_mnist(m_dir.path()).unwrap_err());
+            assert!(m.contains("train-images-idx3-ubyte") && m.contains("not a regular file"), "{m}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1202,4 +1243,78 @@ fn config_has_no_defaults_and_round_trips() {
     s.mean = Some(vec![0.5]);
     let back: DataConfig = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
     assert_eq!(back, s);
+}
+
+#[test]
+fn a_jpeg_cut_inside_its_scan_data_is_an_error_naming_the_file() {
+    let d = TempDir::new("jpeg");
+    let cls = d.path().join("a");
+    std::fs::create_dir_all(&cls).unwrap();
+    let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (255 - x * 5) as u8]));
+    let mut good = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut good, 90).encode_image(&img).unwrap();
+    std::fs::write(cls.join("good.jpg"), &good).unwrap();
+    assert!(load_folder(d.path(), [3, 32, 32], 0.0, false, 0).is_ok(), "a sound JPEG loads");
+    // A file cut inside the entropy-coded scan: the decoder would fill the rest with grey.
+    let sos = good.windows(2).position(|w| w == [0xFF, 0xDA]).expect("a scan");
+    let bad = good[..sos + (good.len() - sos) / 2].to_vec();
+    std::fs::write(cls.join("bad.jpg"), &bad).unwrap();
+    let e = load_folder(d.path(), [3, 32, 32], 0.0, false, 0).unwrap_err();
+    assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("bad.jpg"), "{e:?}");
+}
+
+#[test]
+fn a_jpeg_with_flipped_scan_bytes_is_an_error_naming_the_file() {
+    // Sound JPEGs of several sizes and both colour types pass the scan walk.
+    for (w, h) in [(1, 1), (7, 13), (32, 32), (64, 48), (17, 9)] {
+        let rgb = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 37 + y * 11) as u8, (x * y * 7) as u8, (x * 5 + y) as u8]));
+        let grey = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 13 + y * 29) as u8]));
+        for q in [50, 90, 100] {
+            let mut a = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut a, q).encode_image(&rgb).unwrap();
+            assert_eq!(jpeg_check::check(&a), Ok(()), "rgb {w}x{h} q{q}");
+            let mut b = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut b, q).encode_image(&grey).unwrap();
+            assert_eq!(jpeg_check::check(&b), Ok(()), "grey {w}x{h} q{q}");
+        }
+    }
+    let d = TempDir::new("jpeg-flip");
+    let cls = d.path().join("a");
+    std::fs::create_dir_all(&cls).unwrap();
+    let img = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (255 - x * 5) as u8]));
+    let mut good = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut good, 90).encode_image(&img).unwrap();
+    let sos = good.windows(2).position(|w| w == [0xFF, 0xDA]).expect("a scan");
+    let start = sos + 2 + u16::from_be_bytes([good[sos + 2], good[sos + 3]]) as usize;
+    let end = good.len() - 2;
+    // Many different damages: each must be caught (64 bytes flipped, never producing 0xFF).
+    let mut caught = 0;
+    for seed in 0..40usize {
+        let mut bad = good.clone();
+        let at = start + (seed * 97) % (end - start - 70);
+        for (i, b) in bad[at..at + 64].iter_mut().enumerate() {
+            *b = (*b ^ (0x5A + (i + seed) as u8)).min(0xFE);
+        }
+        if jpeg_check::check(&bad).is_err() {
+            caught += 1;
+        }
+    }
+    assert_eq!(caught, 40, "every damaged scan is found");
+    let mut bad = good.clone();
+    for (i, b) in bad[start..start + 64].iter_mut().enumerate() {
+        *b = (*b ^ (0x5A + i as u8)).min(0xFE);
+    }
+    std::fs::write(cls.join("good.jpg"), &good).unwrap();
+    std::fs::write(cls.join("bad.jpg"), &bad).unwrap();
+    let e = load_folder(d.path(), [3, 32, 32], 0.0, false, 0).unwrap_err();
+    assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("bad.jpg") && msg(&e).contains("damaged JPEG"), "{e:?}");
+    // Random bytes after a JPEG start marker never panic.
+    for n in 0..200usize {
+        let mut junk = vec![0xFF, 0xD8];
+        junk.extend((0..n * 7).map(|i| ((i * 131 + n * 17) % 256) as u8));
+        let _ = jpeg_check::check(&junk);
+        let mut cut = good[..(n * 37) % good.len()].to_vec();
+        cut.extend_from_slice(&junk[2..]);
+        let _ = jpeg_check::check(&cut);
+    }
 }

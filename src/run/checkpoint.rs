@@ -29,7 +29,36 @@ impl Tensors {
     }
 }
 
-/// Writes `t` to `path` atomically (temporary file, fsync, rename).
+/// Metadata key of a checkpoint's checksum: CRC-32 (hex) of every tensor's name, shape and
+/// bytes and of every other metadata entry, in name order.
+pub const CHECKSUM_KEY: &str = "expc.crc32";
+
+/// The checksum [`save`] stores and [`load`] verifies.
+pub fn checksum(t: &Tensors) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for (name, (shape, values)) in &t.tensors {
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(&(shape.len() as u64).to_le_bytes());
+        for d in shape {
+            h.update(&(*d as u64).to_le_bytes());
+        }
+        h.update(&(values.len() as u64).to_le_bytes());
+        for v in values {
+            h.update(&v.to_le_bytes());
+        }
+    }
+    for (k, v) in t.metadata.iter().filter(|(k, _)| *k != CHECKSUM_KEY) {
+        for s in [k, v] {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+    }
+    format!("{:08x}", h.finalize())
+}
+
+/// Writes `t` to `path` atomically (temporary file, fsync, rename), with its checksum in the
+/// metadata.
 pub fn save(path: &Path, t: &Tensors) -> Result<(), RunError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t
         .tensors
@@ -44,7 +73,8 @@ pub fn save(path: &Path, t: &Tensors) -> Result<(), RunError> {
                 .map_err(|e| RunError::new("E0502", format!("checkpoint tensor `{k}`: {e:?}")))
         })
         .collect::<Result<_, _>>()?;
-    let meta: std::collections::HashMap<String, String> = t.metadata.clone().into_iter().collect();
+    let mut meta: std::collections::HashMap<String, String> = t.metadata.clone().into_iter().collect();
+    meta.insert(CHECKSUM_KEY.into(), checksum(t));
     let data = safetensors::serialize(views, &Some(meta))
         .map_err(|e| RunError::new("E0502", format!("cannot serialize checkpoint: {e:?}")))?;
     let tmp: PathBuf = path.with_extension("tmp");
@@ -53,8 +83,23 @@ pub fn save(path: &Path, t: &Tensors) -> Result<(), RunError> {
     std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, "rename into", e))
 }
 
-/// Reads a checkpoint written by [`save`] (or any f32 safetensors file).
+/// Reads a checkpoint written by [`save`] (or any f32 safetensors file), verifying its checksum
+/// when it has one.
 pub fn load(path: &Path) -> Result<Tensors, RunError> {
+    load_checked(path, false)
+}
+
+/// Reads a checkpoint of a run folder: the checksum must be there and match. (Damage can hit
+/// the metadata's key names too; a file of a run folder without its checksum is damaged.)
+pub fn load_verified(path: &Path) -> Result<Tensors, RunError> {
+    load_checked(path, true)
+}
+
+fn load_checked(path: &Path, require_checksum: bool) -> Result<Tensors, RunError> {
+    let meta = std::fs::metadata(path).map_err(|e| RunError::io(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(RunError::new("E0503", format!("checkpoint `{}` is not a regular file", path.display())));
+    }
     let data = std::fs::read(path).map_err(|e| RunError::io(path, "read", e))?;
     let corrupt = |e: String| {
         RunError::new("E0503", format!("checkpoint `{}` is corrupt: {e}", path.display()))
@@ -72,6 +117,20 @@ pub fn load(path: &Path) -> Result<Tensors, RunError> {
         }
         let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         out.tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    // Files written by expc carry a checksum (and `iteration` or `progress` metadata); other
+    // safetensors files are taken as they are.
+    match out.metadata.remove(CHECKSUM_KEY) {
+        Some(stored) => {
+            let actual = checksum(&out);
+            if stored != actual {
+                return Err(corrupt(format!("its checksum is {actual}, but {stored} was stored: the file was damaged after it was written")));
+            }
+        }
+        None if require_checksum || out.metadata.contains_key("iteration") || out.metadata.contains_key("progress") => {
+            return Err(corrupt(format!("its checksum (`{CHECKSUM_KEY}` in the metadata) is missing")));
+        }
+        None => {}
     }
     Ok(out)
 }

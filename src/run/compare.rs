@@ -32,7 +32,7 @@ pub struct Loaded {
 /// folder name.
 pub fn label_of(dir: &Path) -> String {
     for f in ["summary.json", "spec.json"] {
-        if let Ok(t) = std::fs::read_to_string(dir.join(f)) {
+        if let Ok(t) = crate::source::read_text_file(&dir.join(f), crate::source::MAX_SOURCE_BYTES) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
                 if let Some(n) = v.get("experiment").or_else(|| v.get("name")).and_then(|x| x.as_str()) {
                     return n.to_string();

@@ -43,6 +43,9 @@ pub trait Observer {
     fn step(&mut self, _it: u64, _loss: f64, _lr: f64, _img_per_s: f64) {}
     fn evaluated(&mut self, _it: u64, _loss: f64, _accuracy: f64) {}
     fn checkpoint(&mut self, _it: u64, _path: &Path) {}
+    /// Something the user should know that does not stop the run (e.g. a damaged checkpoint
+    /// skipped on resume).
+    fn warning(&mut self, _message: &str) {}
 }
 
 pub struct Quiet;
@@ -56,6 +59,21 @@ pub struct Progress {
     pub best_accuracy: Option<f64>,
     pub best_iteration: Option<u64>,
     pub images: u64,
+    /// The loss of the run's first step: the reference of the exploding-loss rule.
+    #[serde(default)]
+    pub first_loss: Option<f64>,
+}
+
+/// The exploding-loss rule (docs/runs.md, "Divergence"): a finite loss above
+/// `EXPLODING_FACTOR × max(ln(classes), first loss of the run)` counts as divergence. A classifier
+/// that guesses starts near ln(classes); a thousand times that means the logits differ by
+/// thousands, which only a blown-up network produces.
+pub const EXPLODING_FACTOR: f64 = 1000.0;
+
+/// The loss above which [`EXPLODING_FACTOR`] calls training diverged.
+pub fn exploding_threshold(classes: usize, first_loss: Option<f64>) -> f64 {
+    let chance = (classes.max(2) as f64).ln();
+    EXPLODING_FACTOR * first_loss.filter(|l| l.is_finite()).unwrap_or(chance).max(chance)
 }
 
 #[derive(Clone, Debug, Serialize, Default)]
@@ -91,17 +109,72 @@ pub fn checkpoint_name(it: u64) -> String {
 
 /// The newest complete checkpoint in a run folder: (iteration, model path, state path).
 pub fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf, PathBuf)> {
-    let mut best: Option<(u64, PathBuf, PathBuf)> = None;
-    for e in std::fs::read_dir(dir.join("checkpoints")).ok()?.flatten() {
+    checkpoints(dir).into_iter().next()
+}
+
+/// Every complete checkpoint (model and state file) in a run folder, newest first.
+pub fn checkpoints(dir: &Path) -> Vec<(u64, PathBuf, PathBuf)> {
+    let mut out = vec![];
+    let Ok(entries) = std::fs::read_dir(dir.join("checkpoints")) else { return out };
+    for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(num) = name.strip_prefix("ckpt-").and_then(|s| s.strip_suffix(".state.safetensors")) else { continue };
         let Ok(it) = num.parse::<u64>() else { continue };
         let model = dir.join("checkpoints").join(format!("{}.safetensors", checkpoint_name(it)));
-        if model.exists() && best.as_ref().map_or(true, |b| it > b.0) {
-            best = Some((it, model, e.path()));
+        if model.exists() {
+            out.push((it, model, e.path()));
         }
     }
-    best
+    out.sort_by_key(|c| std::cmp::Reverse(c.0));
+    out
+}
+
+/// Removes what a crash can leave in `checkpoints/`: temporary files, and model files whose
+/// state file was never written (an incomplete checkpoint). Returns the removed paths.
+pub fn clean_incomplete(dir: &Path) -> Vec<PathBuf> {
+    let ckpt = dir.join("checkpoints");
+    let mut removed = vec![];
+    let Ok(entries) = std::fs::read_dir(&ckpt) else { return removed };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let orphan = name
+            .strip_prefix("ckpt-")
+            .and_then(|s| s.strip_suffix(".safetensors"))
+            .filter(|s| !s.ends_with(".state"))
+            .is_some_and(|num| !ckpt.join(format!("ckpt-{num}.state.safetensors")).exists());
+        let temporary = name.ends_with(".tmp");
+        if (orphan || temporary) && std::fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+/// Whether every value of every tensor is finite.
+pub fn all_finite(t: &Tensors) -> bool {
+    t.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite()))
+}
+
+/// The newest checkpoint whose weights are all finite, for divergence messages.
+pub fn last_good_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
+    checkpoints(dir).into_iter().find_map(|(it, model, _)| {
+        let t = checkpoint::load_verified(&model).ok()?;
+        all_finite(&t).then_some((it, model))
+    })
+}
+
+fn diverged(what: String, place: String, dir: &Path) -> RunError {
+    let (kept, help) = match last_good_checkpoint(dir) {
+        Some((i, p)) => (
+            format!("the last good checkpoint (iteration {i}, all weights finite) is {}", p.display()),
+            "lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`); then start a new run with `expc run`",
+        ),
+        None => (
+            "no checkpoint with finite weights was written before it".to_string(),
+            "lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`), and start again with `expc run`",
+        ),
+    };
+    RunError::new("E0531", format!("training diverged: {what}{place}; {kept}")).help(help)
 }
 
 impl Loop<'_> {
@@ -111,7 +184,15 @@ impl Loop<'_> {
         let ckpt_dir = self.dir.join("checkpoints");
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| RunError::io(&ckpt_dir, "create", e))?;
         let metrics_path = self.dir.join("metrics.csv");
-        let mut progress = start.clone().unwrap_or(Progress { iteration: 0, elapsed_s: 0.0, best_accuracy: None, best_iteration: None, images: 0 });
+        let mut progress = start.clone().unwrap_or(Progress {
+            iteration: 0,
+            elapsed_s: 0.0,
+            best_accuracy: None,
+            best_iteration: None,
+            images: 0,
+            first_loss: None,
+        });
+        let classes = self.data.classes();
         let mut writer = match &start {
             Some(p) => metrics::Writer::resume(&metrics_path, p.iteration)?,
             None => metrics::Writer::create(&metrics_path)?,
@@ -131,11 +212,21 @@ impl Loop<'_> {
             let loss = model.train_step(&batch, lr, it)?;
             if !loss.is_finite() {
                 let place = model.first_nonfinite().map(|l| format!(", first in layer `{l}`")).unwrap_or_default();
-                let kept = latest_checkpoint(self.dir)
-                    .map(|(i, p, _)| format!("the last good checkpoint (iteration {i}) is {}", p.display()))
-                    .unwrap_or_else(|| "no checkpoint was written before it".into());
-                return Err(RunError::new("E0531", format!("training diverged: the loss is {loss} at iteration {}{place}; {kept}", it + 1))
-                    .help("lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`)"));
+                return Err(diverged(format!("the loss is {loss} at iteration {}", it + 1), place, self.dir));
+            }
+            if progress.first_loss.is_none() {
+                progress.first_loss = Some(loss);
+            }
+            let limit = exploding_threshold(classes, progress.first_loss);
+            if loss > limit {
+                return Err(diverged(
+                    format!(
+                        "the loss exploded to {loss:.4e} at iteration {} (above {limit:.4e}, {EXPLODING_FACTOR} times the larger of ln({classes}) and the first loss)",
+                        it + 1
+                    ),
+                    String::new(),
+                    self.dir,
+                ));
             }
             loss_sum += loss;
             loss_n += 1;
@@ -222,6 +313,10 @@ impl Loop<'_> {
         let model_path = dir.join(format!("{name}.safetensors"));
         let state_path = dir.join(format!("{name}.state.safetensors"));
         let mut params = model.params();
+        if !all_finite(&params) {
+            let place = model.first_nonfinite().map(|l| format!(", first in layer `{l}`")).unwrap_or_default();
+            return Err(diverged(format!("the weights are not finite at iteration {}", progress.iteration), place, self.dir));
+        }
         params.metadata.insert("iteration".into(), progress.iteration.to_string());
         checkpoint::save(&model_path, &params)?;
         let mut state = model.train_state();
@@ -259,8 +354,8 @@ impl Loop<'_> {
 
 /// Reads a checkpoint's tensors and progress.
 pub fn read_checkpoint(model_path: &Path, state_path: &Path) -> Result<(Tensors, Tensors, Progress), RunError> {
-    let params = checkpoint::load(model_path)?;
-    let state = checkpoint::load(state_path)?;
+    let params = checkpoint::load_verified(model_path)?;
+    let state = checkpoint::load_verified(state_path)?;
     let progress = state
         .metadata
         .get("progress")

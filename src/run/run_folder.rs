@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 pub const RECORD_VERSION: u32 = 1;
 
+/// Largest `run.json` read back (it holds the text of every source file, each at most 16 MiB).
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunRecord {
     pub version: u32,
@@ -41,7 +44,7 @@ impl RunRecord {
 
     pub fn load(dir: &Path) -> Result<RunRecord, RunError> {
         let p = dir.join("run.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| {
+        let text = crate::source::read_text_file(&p, MAX_RECORD_BYTES).map_err(|e| {
             RunError::io(&p, "read", e).help("pass a folder made by `expc run` (it holds run.json, metrics.csv and checkpoints/)")
         })?;
         serde_json::from_str(&text).map_err(|e| RunError::new("E0503", format!("`{}` is corrupt: {e}", p.display())))
@@ -62,6 +65,80 @@ impl RunRecord {
         };
         let text = self.sources.get(&self.root).cloned().unwrap_or_default();
         resolve_text(&self.root, &text, &self.root_dir, &read)
+    }
+}
+
+/// An exclusive lock on a run folder, held while `expc run` or `expc resume` trains into it.
+///
+/// The lock is an advisory lock (`flock`) on `DIR/expc.lock`, which also holds the owner's process
+/// id for messages. The kernel releases it when the process exits in any way (`kill -9`
+/// included), so a lock file left by a dead process is simply taken over; a clean exit removes the
+/// file.
+#[derive(Debug)]
+pub struct RunLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    pub fn acquire(dir: &Path) -> Result<RunLock, RunError> {
+        let path = dir.join("expc.lock");
+        for _ in 0..16 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| RunError::io(&path, "create", e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut owner = String::new();
+                    let _ = std::io::Read::read_to_string(&mut file, &mut owner);
+                    let owner = owner.trim();
+                    let who = if owner.is_empty() { "another expc process".to_string() } else { format!("expc process {owner}") };
+                    return Err(RunError::new("E0506", format!("the run folder `{}` is in use by {who}", dir.display()))
+                        .help("wait for that run to finish (or stop it) before resuming; two processes must not train into one folder"));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(RunError::io(&path, "lock", e)),
+            }
+            // The previous owner may have removed the file between our open and our lock: then
+            // we hold a lock on a file nobody else can see, and must start over.
+            if !same_file(&file, &path) {
+                continue;
+            }
+            use std::io::Write;
+            let pid = std::process::id().to_string();
+            file.set_len(0)
+                .and_then(|_| file.write_all(pid.as_bytes()))
+                .and_then(|_| file.flush())
+                .map_err(|e| RunError::io(&path, "write", e))?;
+            return Ok(RunLock { file, path });
+        }
+        Err(RunError::new("E0506", format!("cannot lock the run folder `{}`: its lock file keeps changing", dir.display())))
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::File, path: &Path) -> bool {
+    path.exists()
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Removed while still held, so no one can lock the old file after we let go.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 

@@ -44,6 +44,8 @@ pub fn train(
 ) -> Result<Summary, RunError> {
     let exp = &checked.experiment;
     let iterations = exp.train.iterations;
+    // One process per run folder: a second `expc resume` stops here, before touching anything.
+    let _lock = run_folder::RunLock::acquire(dir)?;
     let config = data_source::data_config(&exp.data, settings, exp.train.seed)?;
     let pipeline = Pipeline::load(&config).map_err(|e| {
         let mut r = RunError::new("E0520", e.to_string());
@@ -56,18 +58,7 @@ pub fn train(
     let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
     run_folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
     let estimated = Some(engine_model::estimated_bytes(checked));
-    let start = if resuming {
-        match driver::latest_checkpoint(dir) {
-            Some((_, m, s)) => {
-                let (params, state, progress) = driver::read_checkpoint(&m, &s)?;
-                model.restore(&params, &state)?;
-                Some(progress)
-            }
-            None => None,
-        }
-    } else {
-        None
-    };
+    let start = if resuming { restore_newest_good(dir, model.as_mut(), obs)? } else { None };
     if start.as_ref().is_some_and(|p| p.iteration >= iterations) {
         return Err(RunError::new("E0533", format!("this run already finished its {iterations} iterations"))
             .help("start a new run with `expc run` (add `--iterations N` there for a longer one)"));
@@ -90,6 +81,44 @@ pub fn train(
     let text = serde_json::to_string_pretty(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;
     run_folder::write_atomic(&dir.join("summary.json"), text.as_bytes())?;
     Ok(summary)
+}
+
+/// Restores the newest checkpoint that is intact (checksums match, weights finite, tensors fit
+/// the model), setting damaged newer ones aside as `*.corrupt` with a warning; removes
+/// incomplete checkpoints first. `None` when the folder has no checkpoint at all.
+fn restore_newest_good(dir: &Path, model: &mut dyn engine_model::EngineModel, obs: &mut dyn Observer) -> Result<Option<driver::Progress>, RunError> {
+    for p in driver::clean_incomplete(dir) {
+        obs.warning(&format!("removed the incomplete checkpoint file {}", p.display()));
+    }
+    let all = driver::checkpoints(dir);
+    let mut last_error = None;
+    for (it, m, s) in &all {
+        let restored = driver::read_checkpoint(m, s).and_then(|(params, state, progress)| {
+            if !driver::all_finite(&params) {
+                return Err(RunError::new("E0503", format!("checkpoint `{}` holds weights that are not finite", m.display())));
+            }
+            model.restore(&params, &state)?;
+            Ok(progress)
+        });
+        match restored {
+            Ok(progress) => return Ok(Some(progress)),
+            Err(e) => {
+                for p in [m, s] {
+                    let _ = std::fs::rename(p, p.with_extension("safetensors.corrupt"));
+                }
+                obs.warning(&format!("skipping the damaged checkpoint of iteration {it} (set aside as *.corrupt): {}", e.message));
+                last_error = Some(e);
+            }
+        }
+    }
+    match last_error {
+        None => Ok(None),
+        Some(e) => Err(RunError::new(
+            "E0503",
+            format!("no intact checkpoint is left in `{}` ({} damaged); the last problem: {}", dir.display(), all.len(), e.message),
+        )
+        .help("start the run again with `expc run` (the damaged files are kept as *.corrupt)")),
+    }
 }
 
 fn draw(exp: &Experiment, dir: &Path, model: &dyn engine_model::EngineModel) -> Result<(), RunError> {

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 /// Upper bound on expanded layers, so a typo like `repeat 1000000000` is an error, not an OOM.
 pub const MAX_LAYERS: usize = 1_000_000;
 
+/// Deepest `extends` chain: a spec, its base, the base's base, … (64 files).
+pub const MAX_EXTENDS_DEPTH: usize = 64;
+
 #[derive(Clone, Debug)]
 pub struct SettingCmd {
     pub cmd: Command,
@@ -47,6 +50,8 @@ pub struct Doc {
     pub model: Option<(Span, Vec<RawLayer>)>,
     /// The `extends` line of the outermost file, if any.
     pub extends: Option<Span>,
+    /// The model was not expanded: it exceeds [`MAX_LAYERS`] (E0019 reported).
+    pub too_big: bool,
 }
 
 pub type ReadFn<'a> = &'a dyn Fn(&Path) -> std::io::Result<String>;
@@ -123,6 +128,14 @@ impl<'a> Loader<'a> {
                     continue;
                 }
                 seen_extends = Some(p.span);
+                if stack.len() >= MAX_EXTENDS_DEPTH {
+                    self.diags.push(
+                        Diagnostic::error("E0021", format!("`extends` chain deeper than {MAX_EXTENDS_DEPTH} files"))
+                            .primary(p.span, format!("file {} of the chain extends yet another base", stack.len()))
+                            .help("a variant extends a baseline; chains this long are a mistake (or a generated cycle through different paths)"),
+                    );
+                    return None;
+                }
                 let base_path = dir.join(&p.value);
                 let canon = canonical(&base_path);
                 if let Some(pos) = stack.iter().position(|v| v.path == canon) {
@@ -175,8 +188,11 @@ impl<'a> Loader<'a> {
                         SectionKind::Train => doc.train = Some(self.merge_settings(doc.train.take(), s)),
                         SectionKind::Model => {
                             let mut layers = vec![];
-                            let mut cx = ExpandCx::default();
-                            self.expand(&s.body, &mut layers, &mut cx, "", &HashMap::new());
+                            doc.too_big = !self.check_size(&s.body);
+                            if !doc.too_big {
+                                let mut cx = ExpandCx::default();
+                                self.expand(&s.body, &mut layers, &mut cx, "", &HashMap::new());
+                            }
                             doc.model = Some((s.kind_span, layers));
                         }
                     }
@@ -196,11 +212,12 @@ impl<'a> Loader<'a> {
                 }),
                 Item::Insert(e) => self.edit(&mut doc, &e.pattern, e.span, |this, layers, idx| {
                     let mut taken: HashSet<String> = layers.iter().map(|l| l.name.clone()).collect();
+                    let mut next = HashMap::new();
                     for (shift, i) in idx.into_iter().enumerate() {
                         let at = i + shift;
                         let anchor = layers[at].name.clone();
                         let leaf = e.command.label.as_ref().map_or(e.command.head.name.as_str(), |l| l.name.as_str());
-                        let name = unique(&mut taken, format!("{anchor}.{leaf}"));
+                        let name = unique(&mut taken, &mut next, format!("{anchor}.{leaf}"));
                         let name_span = e.command.label.as_ref().map_or(e.command.head.span, |l| l.span);
                         let layer = RawLayer { name, name_span, cmd: e.command.clone(), edited: false };
                         let pos = if e.position == Position::After { at + 1 } else { at };
@@ -295,6 +312,36 @@ impl<'a> Loader<'a> {
         out
     }
 
+    /// Reports E0019 (without expanding anything) when a model body expands to more than
+    /// [`MAX_LAYERS`] layers; labels the statement at which the count passes the limit.
+    fn check_size(&mut self, body: &[Stmt]) -> bool {
+        let mut total = 0u64;
+        for stmt in body {
+            let n = match stmt {
+                Stmt::Command(_) => 1,
+                Stmt::Repeat(r) if r.count == 0 || r.count > MAX_LAYERS as u64 => continue,
+                Stmt::Repeat(r) => r.count.saturating_mul(expanded_size(&r.body)),
+            };
+            total = total.saturating_add(n);
+            if total > MAX_LAYERS as u64 {
+                let (span, label) = match stmt {
+                    Stmt::Repeat(r) if n > MAX_LAYERS as u64 && r.body.iter().any(|s| matches!(s, Stmt::Repeat(_))) => {
+                        (Span { end: r.count_span.end, ..r.span }, format!("these nested repeats expand to {} layers", big(n)))
+                    }
+                    Stmt::Repeat(r) => (Span { end: r.count_span.end, ..r.span }, format!("this repeat expands to {} layers", big(n))),
+                    Stmt::Command(c) => (c.span, format!("layer {} of the model", big(total))),
+                };
+                self.diags.push(
+                    Diagnostic::error("E0019", format!("the model expands to more than {MAX_LAYERS} layers"))
+                        .primary(span, label)
+                        .help("check the counts of `repeat` blocks"),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
     fn expand(
         &mut self,
         body: &[Stmt],
@@ -340,7 +387,7 @@ impl<'a> Loader<'a> {
                                 Some(b) => format!("{b}.{}", c.head.name),
                                 None => c.head.name.clone(),
                             };
-                            (unique(&mut cx.taken, base), c.head.span)
+                            (unique(&mut cx.taken, &mut cx.next, base), c.head.span)
                         }
                     };
                     cx.taken.insert(name.clone());
@@ -382,19 +429,56 @@ impl<'a> Loader<'a> {
     }
 }
 
+/// `1234567` → `1,234,567`; saturated counts read "more than 18,446,744,073,709,551,614".
+fn big(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n == u64::MAX {
+        format!("more than {out}")
+    } else {
+        out
+    }
+}
+
 #[derive(Default)]
 struct ExpandCx {
     explicit: HashMap<String, Span>,
     taken: HashSet<String>,
+    next: HashMap<String, u64>,
     last_explicit: Option<String>,
     overflow: bool,
 }
 
-fn unique(taken: &mut HashSet<String>, base: String) -> String {
+/// `base`, or `base2`, `base3`, … — the first name not taken. `next` remembers, per base, where
+/// to continue, so naming n unlabelled layers of one kind is linear, not quadratic.
+fn unique(taken: &mut HashSet<String>, next: &mut HashMap<String, u64>, base: String) -> String {
     if taken.insert(base.clone()) {
         return base;
     }
-    (2..).map(|k| format!("{base}{k}")).find(|n| taken.insert(n.clone())).expect("an unused name exists")
+    let k = next.entry(base.clone()).or_insert(2);
+    loop {
+        let name = format!("{base}{k}");
+        *k += 1;
+        if taken.insert(name.clone()) {
+            return name;
+        }
+    }
+}
+
+/// How many layers `body` expands to (saturating), computed without expanding it.
+fn expanded_size(body: &[Stmt]) -> u64 {
+    body.iter()
+        .map(|s| match s {
+            Stmt::Command(_) => 1,
+            Stmt::Repeat(r) => r.count.saturating_mul(expanded_size(&r.body)),
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Rewrites layer references inside a repeat body: `from=x` and the inputs of `add`/`concat`.

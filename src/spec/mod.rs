@@ -64,7 +64,7 @@ fn typed(doc: &load::Doc, _sources: &SourceMap) -> (Option<Experiment>, Vec<Diag
     }
     let data = settings::data(doc.data.as_ref(), anchor, &mut diags);
     let train = settings::train(doc.train.as_ref(), anchor, &mut diags);
-    let model = model::model(doc.model.as_ref(), anchor, &mut diags);
+    let model = model::model(doc.model.as_ref(), anchor, doc.too_big, &mut diags);
     let exp = match (doc.name.as_ref(), data, train, model) {
         (Some(name), Some(data), Some(train), Some(model)) => {
             Some(Experiment { name: name.name.clone(), name_span: name.span, data, model, train })

@@ -11,7 +11,9 @@ use crate::syntax::ast::{Arg, Value, ValueKind};
 
 const PARAM_KEYS: &[&str] = &["init", "bias_init", "lr_mult", "decay_mult", "bias_lr_mult", "bias_decay_mult"];
 
-pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
+/// `too_big`: the model section was not expanded because it exceeds the layer limit (E0019,
+/// already reported), so its emptiness is no error of its own.
+pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, too_big: bool, diags: &mut Vec<Diagnostic>) -> Option<ModelSpec> {
     let Some((header, raw)) = m else {
         diags.push(
             Diagnostic::error("E0110", "missing required section `model`")
@@ -88,11 +90,13 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Di
                 _ => a.type_error(v, "a layer name"),
             }
         }
-        let is_input = matches!(op, Some(Op::Input(_)));
+        // By its head: an `input` line with a bad shape is still the input (its error says why).
+        let is_input = matches!(op, Some(Op::Input(_))) || r.cmd.head.name == "input";
         if inputs.is_empty() && !is_input && !named {
             match prev {
                 Some(p) => inputs.push(InputRef { name: layers[p].name.clone(), span: None }),
-                None if i == 0 || layers.is_empty() => {
+                // An `input` line that had an error of its own is reported there, not again here.
+                None if i == 0 || (layers.is_empty() && raw.first().is_none_or(|f| f.cmd.head.name != "input")) => {
                     a.error(
                         Diagnostic::error("E0114", "the model must start with `input SHAPE`")
                             .primary(r.cmd.span, "first layer has no input")
@@ -134,7 +138,7 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, diags: &mut Vec<Di
             prev = Some(layers.len() - 1);
         }
     }
-    if raw.is_empty() {
+    if raw.is_empty() && !too_big {
         diags.push(
             Diagnostic::error("E0114", "the model is empty")
                 .primary(*header, "no layers")

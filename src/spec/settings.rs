@@ -7,6 +7,9 @@ use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::source::Span;
 use crate::syntax::ast::ValueKind;
 
+/// Largest batch the engine takes (2^24 samples).
+pub const MAX_BATCH: u64 = 1 << 24;
+
 const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle"];
 const TRAIN_KEYS: &[&str] = &[
     "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log",
@@ -88,14 +91,16 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
                         "cifar10" => Some(Dataset::Cifar10),
                         "mnist" => Some(Dataset::Mnist),
                         "synthetic" => {
+                            // Every key is read before giving up, so a bad shape does not make
+                            // the other keys look unknown.
                             let shape = match a.keyword("shape") {
-                                Some(v) => a.as_shape(v)?,
-                                None => vec![3, 32, 32],
+                                Some(v) => a.as_shape(v),
+                                None => Some(vec![3, 32, 32]),
                             };
                             let classes = a.kw_uint("classes", 2).unwrap_or(10);
                             let train = a.kw_uint("train", 1).unwrap_or(1024);
                             let test = a.kw_uint("test", 1).unwrap_or(256);
-                            Some(Dataset::Synthetic { shape, classes, train, test })
+                            Some(Dataset::Synthetic { shape: shape?, classes, train, test })
                         }
                         _ => {
                             let root = match a.required("folder (a key of [data] in expc.toml, or a path)", "dataset folder \"flowers\" shape=3x64x64") {
@@ -126,7 +131,12 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
             "batch" | "test_batch" => {
                 if let Some(n) = with_args(c, what, diags, |a| {
                     let v = a.required("batch size", "batch 256")?;
-                    a.as_uint(v, 1)
+                    let n = a.as_uint(v, 1)?;
+                    if n > MAX_BATCH {
+                        a.range_error(v, &format!("a batch holds at most {MAX_BATCH} samples (2^24)"));
+                        return None;
+                    }
+                    Some(n)
                 }) {
                     if head == "batch" {
                         spec.batch = n

@@ -159,7 +159,49 @@ impl Printer<'_> {
 }
 
 /// The canonical text of `file`, whose source is `src`.
+///
+/// Line ends are `\n` in the output. A source with `\r\n` or lone `\r` line ends (both are line
+/// ends to the grammar) is first rewritten with `\n` and parsed again, so that comments end where
+/// the grammar ends them.
 pub fn format(src: &str, file: &File) -> String {
+    if src.contains('\r') {
+        let unix = src.replace("\r\n", "\n").replace('\r', "\n");
+        if let Ok(ast) = super::parse(crate::source::FileId(0), &unix) {
+            return format_lf(&unix, &ast);
+        }
+    }
+    format_lf(src, file)
+}
+
+/// [`format`], checked: the output must parse to the same syntax tree as the input (spans
+/// aside). `Err` holds the reason when it does not; the caller then keeps the file as it is.
+pub fn format_checked(src: &str, file: &File) -> Result<String, String> {
+    let out = format(src, file);
+    let again = super::parse(crate::source::FileId(0), &out).map_err(|d| format!("the formatted text does not parse: {}", d.message))?;
+    if without_spans(file) != without_spans(&again) {
+        return Err("the formatted text means something else than the original".into());
+    }
+    Ok(out)
+}
+
+/// The syntax tree as JSON without any span, to compare two trees by meaning.
+fn without_spans(file: &File) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| k != "span" && !k.ends_with("_span"));
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(file).unwrap_or_default();
+    strip(&mut v);
+    v
+}
+
+fn format_lf(src: &str, file: &File) -> String {
     let mut p = Printer { src, comments: scan_comments(src), next_comment: 0, out: String::new(), last_end: 0 };
     let mut prev_was_section = false;
     for item in &file.items {

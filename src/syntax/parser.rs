@@ -216,6 +216,27 @@ fn describe(rule: Rule) -> Option<&'static str> {
     })
 }
 
+/// A name for a character that does not show on screen (or shows as blank), `None` for one that does.
+fn invisible_name(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{0}' => "NUL",
+        '\u{FEFF}' => "byte order mark",
+        '\u{200B}' => "zero-width space",
+        '\u{200C}' => "zero-width non-joiner",
+        '\u{200D}' => "zero-width joiner",
+        '\u{200E}' => "left-to-right mark",
+        '\u{200F}' => "right-to-left mark",
+        '\u{202A}'..='\u{202E}' => "bidirectional formatting character",
+        '\u{2066}'..='\u{2069}' => "bidirectional isolate",
+        '\u{2060}' => "word joiner",
+        '\u{00A0}' => "no-break space",
+        '\u{00AD}' => "soft hyphen",
+        c if c.is_control() => "control character",
+        c if c.is_whitespace() && c != ' ' && c != '\t' && c != '\n' => "unusual space",
+        _ => return None,
+    })
+}
+
 const TOP_LEVEL_WORDS: &[&str] = &["experiment", "extends", "data", "model", "train", "set", "insert", "remove"];
 
 fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
@@ -235,13 +256,19 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         Some(c) => c.len_utf8(),
     };
     let found_text = &rest[..token_len];
+    let invisible = rest.chars().next().filter(|c| !matches!(c, '\n' | '\r')).and_then(invisible_name);
     let found = if rest.is_empty() {
         "end of file".to_string()
-    } else if rest.starts_with('\n') || rest.starts_with("\r\n") {
+    } else if rest.starts_with(['\n', '\r']) {
         "end of line".to_string()
+    } else if let Some(name) = invisible {
+        let c = rest.chars().next().unwrap_or(' ');
+        format!("the invisible character U+{:04X} ({name})", c as u32)
     } else {
         format!("`{found_text}`")
     };
+    // An invisible character gets a label of its own width, so the caret points at it.
+    let token_len = if invisible.is_some() { rest.chars().next().map_or(0, char::len_utf8) } else { token_len };
     let mut expected: Vec<&str> = vec![];
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
         for r in positives {
@@ -272,6 +299,12 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
     let span = Span::new(file, pos..pos + token_len);
+    if let (Some(name), Some(c)) = (invisible, rest.chars().next()) {
+        // The caret under a zero-width character has no width: the label says what is there.
+        return Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
+            .primary(span, format!("an invisible U+{:04X} is here", c as u32))
+            .help(format!("delete the {name}: it cannot be seen in most editors (copied text often carries one)"));
+    }
     let mut d = Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
         .primary(span, format!("expected {expected_words}"));
     if top_level && token_len > 0 {

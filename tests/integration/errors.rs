@@ -610,3 +610,56 @@ fn the_code_registry_and_docs_errors_md_agree() {
     let unknown: Vec<_> = used.difference(&registry).collect();
     assert!(unknown.is_empty(), "used in src/ but not registered: {unknown:?}");
 }
+
+#[test]
+fn e0001_invisible_character_names_its_code_point() {
+    // The source line shows the character itself; it is made visible here for the snapshot.
+    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  fc\u{200b} 10")).replace('\u{200b}', "<ZWSP>"), @r#"
+    error[E0001]: syntax error: expected a value (number, size like 5x5, name, string or list), found the invisible character U+200B (zero-width space)
+      ┌─ main.exp:7:5
+      │
+    7 │   fc<ZWSP> 10
+      │      an invisible U+200B is here
+      │
+      = help: delete the zero-width space: it cannot be seen in most editors (copied text often carries one)
+    "#);
+}
+
+#[test]
+fn e0106_numbers_out_of_range_are_not_type_errors() {
+    insta::assert_snapshot!(one("experiment x\ndata {\n  dataset cifar10\n  scale 1/0\n}\nmodel {\n  input 3x32x32\n}\ntrain {\n  lr 1e309\n  iterations 10\n}\n"), @r#"
+    error[E0106]: setting `data.scale`: `1/0` divides by zero
+      ┌─ main.exp:4:9
+      │
+    4 │   scale 1/0
+      │         ^^^ `1/0` divides by zero
+
+    error[E0106]: setting `train.lr`: `1e309` is too large: numbers must lie within ±3.4e38 (expc computes in 32-bit floats)
+       ┌─ main.exp:10:6
+       │
+    10 │   lr 1e309
+       │      ^^^^^ `1e309` is too large: numbers must lie within ±3.4e38 (expc computes in 32-bit floats)
+    "#);
+}
+
+#[test]
+fn e0019_counts_repeats_before_expanding() {
+    insta::assert_snapshot!(one(&with_model("  input 3x32x32\n  repeat 1000 {\n    repeat 1001 {\n      relu\n    }\n  }")), @r#"
+    error[E0019]: the model expands to more than 1000000 layers
+      ┌─ main.exp:7:3
+      │
+    7 │   repeat 1000 {
+      │   ^^^^^^^^^^^ these nested repeats expand to 1,001,000 layers
+      │
+      = help: check the counts of `repeat` blocks
+    "#);
+}
+
+#[test]
+fn e0021_deep_extends_chain() {
+    let files: Vec<(String, String)> = (0..70).map(|i| (format!("f{i}.exp"), format!("experiment f{i}\nextends \"f{}.exp\"\n", i + 1))).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let out = diagnostics_for(&refs);
+    assert!(out.starts_with("error[E0021]: `extends` chain deeper than 64 files"), "{out}");
+    assert!(out.contains("f63.exp:2:9"), "{out}");
+}

@@ -41,7 +41,7 @@ pub(crate) enum Kernel {
     Lstm { t: usize, f: usize, h: usize },
     LastStep { t: usize, h: usize },
     /// Softmax cross-entropy; accuracy counts a label among the `top` highest scores.
-    SoftmaxCe { t: usize, c: usize, top: usize },
+    SoftmaxCe { t: usize, c: usize, top: usize, smoothing: f64 },
 }
 
 /// One parameter tensor in the flat parameter vector.
@@ -148,7 +148,7 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
         Op::Rnn(r) => Kernel::Rnn { t: x[0], f: x[1], h: u(r.hidden) },
         Op::Lstm(r) => Kernel::Lstm { t: x[0], f: x[1], h: u(r.hidden) },
         Op::Last => Kernel::LastStep { t: x[0], h: x[1] },
-        Op::SoftmaxLoss => Kernel::SoftmaxCe { t: if x.len() == 2 { x[0] } else { 1 }, c: *x.last().unwrap_or(&1), top },
+        Op::SoftmaxLoss(s) => Kernel::SoftmaxCe { t: if x.len() == 2 { x[0] } else { 1 }, c: *x.last().unwrap_or(&1), top, smoothing: s.smoothing },
         Op::Input(_) | Op::Accuracy(_) => return Err(format!("`{}` is not a layer of a lowered plan", op.kind())),
     })
 }
@@ -180,7 +180,7 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
             "layer `{}`: the plan's output shape is the op's",
             l.name
         );
-        debug_assert_eq!(matches!(l.op, Op::SoftmaxLoss), li == nl - 1, "the loss is last and only last");
+        debug_assert_eq!(matches!(l.op, Op::SoftmaxLoss(_)), li == nl - 1, "the loss is last and only last");
         // Sizes (and the kernels' scratch sizes derived from them) must stay far from overflow.
         let too_big = |s: &[usize]| checked_len(s).is_none();
         let col_too_big = match &l.op {

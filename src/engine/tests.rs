@@ -119,7 +119,7 @@ fn plans_count_parameters_and_steps_check_their_inputs() {
     assert_eq!(good.param_count(), 62006);
     assert_eq!(Network::<f32>::new(&good, 0).unwrap().params().len(), 62006);
     // Bad step inputs.
-    let mut t = Trainer::new(&good, 0, TrainerConfig { max_batch: 4, ..Default::default() }).unwrap();
+    let mut t = Trainer::new(&good, 0, TrainerConfig { weight_decay: 0.0, solver: Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: 4, threads: 1, micro_batch: 0 }).unwrap();
     assert!(t.train_step(&[0.0; 10], &[0], 0.01).is_err());
     assert!(t.train_step(&vec![0.0; 3072], &[10], 0.01).is_err());
     assert!(t.train_step(&vec![0.0; 3072 * 5], &[0; 5], 0.01).is_err());
@@ -142,7 +142,7 @@ fn data(n: usize, len: usize, classes: u32, seed: u64) -> (Vec<f32>, Vec<u32>) {
 }
 
 fn losses(plan: &Plan, threads: usize, steps: usize, batch: usize) -> Vec<f32> {
-    let cfg = TrainerConfig { threads, max_batch: batch, weight_decay: 5e-4, ..Default::default() };
+    let cfg = TrainerConfig { weight_decay: 5e-4, solver: Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: batch, threads, micro_batch: 0 };
     let mut t = Trainer::new(plan, 42, cfg).unwrap();
     let il = t.network().input_len();
     (0..steps)
@@ -223,9 +223,22 @@ fn training_reduces_loss_all_solvers() {
         q.init = crate::param::Init::Msra { norm: crate::param::VarianceNorm::FanIn };
     }
     let (x, y) = data(16, 3072, 10, 1);
-    for solver in [Solver::Sgd { momentum: 0.9 }, Solver::Nesterov { momentum: 0.9 }, Solver::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }] {
-        let lr = if matches!(solver, Solver::Adam { .. }) { 1e-3 } else { 0.02 };
-        let cfg = TrainerConfig { solver, threads: 2, max_batch: 16, ..Default::default() };
+    for solver in [
+        Solver::Sgd { momentum: 0.9 },
+        Solver::Nesterov { momentum: 0.9 },
+        Solver::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Solver::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Solver::AdaGrad { delta: 1e-8 },
+        Solver::RmsProp { rms_decay: 0.99, delta: 1e-8 },
+        Solver::AdaDelta { momentum: 0.95, delta: 1e-6 },
+    ] {
+        let lr = match solver {
+            Solver::Adam { .. } | Solver::AdamW { .. } | Solver::RmsProp { .. } => 1e-3,
+            Solver::AdaGrad { .. } => 1e-2,
+            Solver::AdaDelta { .. } => 1.0,
+            _ => 0.02,
+        };
+        let cfg = TrainerConfig { weight_decay: 0.0, solver, clip_gradients: None, max_batch: 16, threads: 2, micro_batch: 0 };
         let mut t = Trainer::new(&p, 1, cfg).unwrap();
         let first = t.train_step(&x, &y, lr).unwrap().loss;
         let mut last = first;
@@ -246,7 +259,7 @@ fn sgd_matches_caffe_formula() {
         "experiment one_fc\ndata { dataset synthetic shape=2 classes=2 train=4 test=4\n batch 1 }\nmodel {\n input 2\n fc: fc 2 init=msra\n loss: softmax_loss\n}\ntrain { lr 0.1\n iterations 1 }\n",
     )
     .unwrap();
-    let cfg = TrainerConfig { weight_decay: 0.01, solver: Solver::Sgd { momentum: 0.5 }, max_batch: 1, ..Default::default() };
+    let cfg = TrainerConfig { weight_decay: 0.01, solver: Solver::Sgd { momentum: 0.5 }, clip_gradients: None, max_batch: 1, threads: 1, micro_batch: 0 };
     let mut t = Trainer::new(&p, 3, cfg).unwrap();
     let w0 = t.network().params().to_vec();
     let mut net = Network::<f32>::with_options(&p, 3, NetOptions { backend: Backend::Cpu { threads: 1 }, max_batch: 1, micro_batch: 1 }).unwrap();
@@ -290,4 +303,61 @@ fn same_seed_same_weights_f32_f64() {
     let c = Network::<f32>::new(&p, 12).unwrap();
     assert!(a.params().iter().zip(b.params()).all(|(x, y)| *x as f64 == *y));
     assert_ne!(a.params(), c.params());
+}
+
+/// One step of each adaptive solver on a one-layer net equals its formula (Caffe's form), from
+/// zero history; with `clip_gradients` the gradient is first scaled to the bound.
+#[test]
+fn adaptive_solvers_and_clipping_match_their_formulas() {
+    let p = lower_text(
+        "one_fc.exp",
+        "experiment one_fc\ndata { dataset synthetic shape=2 classes=2 train=4 test=4\n batch 1 }\nmodel {\n input 2\n fc: fc 2 init=msra\n loss: softmax_loss\n}\ntrain { lr 0.1\n iterations 1 }\n",
+    )
+    .unwrap();
+    let (x, y, lr, wd) = ([1.0f32, -2.0], [1u32], 0.1f32, 0.01f32);
+    let mut net = Network::<f32>::with_options(&p, 3, NetOptions { backend: Backend::Cpu { threads: 1 }, max_batch: 1, micro_batch: 1 }).unwrap();
+    net.forward_backward(&x, &y).unwrap();
+    let g = net.grads().to_vec();
+    let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let cases: Vec<(Solver, Option<f64>)> = vec![
+        (Solver::AdaGrad { delta: 1e-8 }, None),
+        (Solver::RmsProp { rms_decay: 0.9, delta: 1e-8 }, None),
+        (Solver::AdaDelta { momentum: 0.95, delta: 1e-6 }, None),
+        (Solver::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, None),
+        (Solver::Sgd { momentum: 0.0 }, Some(0.5 * norm as f64)),
+    ];
+    for (solver, clip) in cases {
+        let cfg = TrainerConfig { weight_decay: wd, solver, clip_gradients: clip, max_batch: 1, threads: 1, micro_batch: 0 };
+        let mut t = Trainer::new(&p, 3, cfg).unwrap();
+        let w0 = t.network().params().to_vec();
+        t.train_step(&x, &y, lr).unwrap();
+        let info = t.network().param_info().to_vec();
+        let mut checked = 0;
+        for pi in &info {
+            let (a, dec) = (lr * pi.lr_mult, wd * pi.decay_mult);
+            for i in pi.offset..pi.offset + pi.len {
+                let (w, gg) = (w0[i], g[i] + dec * w0[i]);
+                let expected = match solver {
+                    Solver::AdaGrad { delta } => w - a * gg / ((gg * gg).sqrt() + delta as f32),
+                    Solver::RmsProp { rms_decay, delta } => w - a * gg / (((1.0 - rms_decay as f32) * gg * gg).sqrt() + delta as f32),
+                    Solver::AdaDelta { momentum, delta } => {
+                        let h = (1.0 - momentum as f32) * gg * gg;
+                        w - a * gg * (delta as f32 / (h + delta as f32)).sqrt()
+                    }
+                    Solver::AdamW { beta1, beta2, eps } => {
+                        // Decoupled decay, then Adam's first step on the plain gradient: m̂/√v̂ = sign(g).
+                        let w1 = w - a * dec * w;
+                        let (m, v) = ((1.0 - beta1 as f32) * g[i], (1.0 - beta2 as f32) * g[i] * g[i]);
+                        let corr = ((1.0 - beta2).sqrt() / (1.0 - beta1)) as f32;
+                        w1 - a * corr * m / (v.sqrt() + eps as f32)
+                    }
+                    _ => w - a * (g[i] * (clip.unwrap() as f32 / norm) + dec * w),
+                };
+                let got = t.network().params()[i];
+                assert!((got - expected).abs() < 1e-6 * expected.abs().max(1.0), "{solver:?}: {got} vs {expected}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 6, "fc weight 2×2 and bias 2");
+    }
 }

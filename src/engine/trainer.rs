@@ -7,7 +7,12 @@
 //! * SGD: `V ← μV + α·g; W ← W − V`
 //! * Nesterov: `V' ← μV + α·g; W ← W − ((1 + μ)V' − μV)`
 //! * Adam: `m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
-//!   W ← W − α·sqrt(1−β2^t)/(1−β1^t) · m/(sqrt(v) + ε)` with `t = it + 1`.
+//!   W ← W − α·sqrt(1−β2^t)/(1−β1^t) · m/(sqrt(v) + ε)` with `t = it + 1`;
+//!   AdamW: the same on the plain gradient, after `W ← W − α·wd·decay_mult·W` (decoupled decay);
+//! * AdaGrad: `h ← h + g²; W ← W − α·g/(√h + δ)`; RMSProp: `h ← ρh + (1 − ρ)g²; W ← W − α·g/(√h + δ)`;
+//! * AdaDelta: `h ← μh + (1 − μ)g²; u = g·√((h_u + δ)/(h + δ)); h_u ← μh_u + (1 − μ)u²; W ← W − α·u`.
+//!
+//! With `clip_gradients`, the gradient is first scaled to a global L2 norm of at most the bound.
 //!
 //! The solver is the spec's own type ([`crate::spec::Solver`]); its values were range-checked
 //! when the spec was resolved.
@@ -17,6 +22,7 @@ use super::network::{Backend, MemoryReport, NetOptions, Network};
 use crate::lower::Plan;
 use crate::spec::Solver;
 
+/// Built from the resolved spec (`run::engine_model::build`); no defaults of its own.
 #[derive(Clone, Debug)]
 pub struct TrainerConfig {
     pub weight_decay: f32,
@@ -24,21 +30,12 @@ pub struct TrainerConfig {
     /// Largest batch (training or evaluation) a step accepts.
     pub max_batch: usize,
     pub threads: usize,
+    /// Caffe's `clip_gradients` (global L2 norm bound), `None` for no clipping.
+    pub clip_gradients: Option<f64>,
     /// Micro-batch size for nets without batch norm (0 = automatic, the default).
     pub micro_batch: usize,
 }
 
-impl Default for TrainerConfig {
-    fn default() -> Self {
-        TrainerConfig {
-            weight_decay: 0.0,
-            solver: Solver::Sgd { momentum: 0.9 },
-            max_batch: 256,
-            threads: 1,
-            micro_batch: 0,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
@@ -72,7 +69,7 @@ impl Trainer {
             NetOptions { backend: Backend::Cpu { threads: cfg.threads }, max_batch: cfg.max_batch, micro_batch: cfg.micro_batch },
         )?;
         let np = net.params().len();
-        let second_moment = if matches!(cfg.solver, Solver::Adam { .. }) { vec![0.0; np] } else { vec![] };
+        let second_moment = if cfg.solver.state_per_param() == 2 { vec![0.0; np] } else { vec![] };
         Ok(Trainer { net, cfg, iter: 0, first_moment: vec![0.0; np], second_moment })
     }
 
@@ -93,10 +90,22 @@ impl Trainer {
     pub fn train_step(&mut self, inputs: &[f32], labels: &[u32], lr: f32) -> Result<StepStats, EngineError> {
         self.net.set_step(self.iter as u64);
         let st = self.net.forward_backward(inputs, labels)?;
+        self.clip_gradients();
         self.update(lr);
         let out = StepStats { loss: st.loss as f32, correct: st.correct, batch: st.batch, lr, iter: self.iter };
         self.iter += 1;
         Ok(out)
+    }
+
+    /// Caffe's `clip_gradients`: when the global L2 norm of the gradient exceeds the bound, scale
+    /// the whole gradient by bound / norm.
+    fn clip_gradients(&mut self) {
+        let Some(bound) = self.cfg.clip_gradients else { return };
+        let norm = self.net.grad.iter().map(|&g| g as f64 * g as f64).sum::<f64>().sqrt();
+        if norm > bound {
+            let scale = (bound / norm) as f32;
+            self.net.grad.iter_mut().for_each(|g| *g *= scale);
+        }
     }
 
     fn update(&mut self, lr: f32) {
@@ -126,15 +135,47 @@ impl Trainer {
                         *w -= (1.0 + momentum) * *v - momentum * old;
                     }
                 }
-                Solver::Adam { beta1, beta2, eps } => {
+                Solver::Adam { beta1, beta2, eps } | Solver::AdamW { beta1, beta2, eps } => {
+                    let decoupled = matches!(self.cfg.solver, Solver::AdamW { .. });
                     let (beta1, beta2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
                     let corr = ((1.0 - (beta2 as f64).powi(t)).sqrt() / (1.0 - (beta1 as f64).powi(t))) as f32;
                     let h2 = &mut self.second_moment[r.clone()];
                     for (((w, g), m), v) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
-                        let gg = *g + dec * *w;
+                        if decoupled {
+                            // AdamW: W ← W − α·wd·W, then the Adam step on the plain gradient.
+                            *w -= a * dec * *w;
+                        }
+                        let gg = if decoupled { *g } else { *g + dec * *w };
                         *m = beta1 * *m + (1.0 - beta1) * gg;
                         *v = beta2 * *v + (1.0 - beta2) * gg * gg;
                         *w -= a * corr * *m / (v.sqrt() + eps);
+                    }
+                }
+                Solver::AdaGrad { delta } => {
+                    let delta = delta as f32;
+                    for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                        let gg = *g + dec * *w;
+                        *h += gg * gg;
+                        *w -= a * gg / (h.sqrt() + delta);
+                    }
+                }
+                Solver::RmsProp { rms_decay, delta } => {
+                    let (rho, delta) = (rms_decay as f32, delta as f32);
+                    for ((w, g), h) in w.iter_mut().zip(g).zip(h.iter_mut()) {
+                        let gg = *g + dec * *w;
+                        *h = rho * *h + (1.0 - rho) * gg * gg;
+                        *w -= a * gg / (h.sqrt() + delta);
+                    }
+                }
+                Solver::AdaDelta { momentum, delta } => {
+                    let (mu, delta) = (momentum as f32, delta as f32);
+                    let h2 = &mut self.second_moment[r.clone()];
+                    for (((w, g), h), hu) in w.iter_mut().zip(g).zip(h.iter_mut()).zip(h2.iter_mut()) {
+                        let gg = *g + dec * *w;
+                        *h = mu * *h + (1.0 - mu) * gg * gg;
+                        let u = gg * ((*hu + delta) / (*h + delta)).sqrt();
+                        *hu = mu * *hu + (1.0 - mu) * u * u;
+                        *w -= a * u;
                     }
                 }
             }
@@ -180,6 +221,7 @@ impl Trainer {
         self.net.set_step(iter as u64);
         let st = self.net.forward_backward(inputs, labels)?;
         if st.loss.is_finite() && self.net.grads_finite() {
+            self.clip_gradients();
             self.update(lr);
         }
         let out = StepStats { loss: st.loss as f32, correct: st.correct, batch: st.batch, lr, iter };

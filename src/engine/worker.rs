@@ -289,9 +289,9 @@ impl<T: Float> Worker<T> {
                     y[s * h..(s + 1) * h].copy_from_slice(&x[(s * t + t - 1) * h..(s * t + t) * h]);
                 }
             }
-            Kernel::SoftmaxCe { t, c, top } => {
+            Kernel::SoftmaxCe { t, c, top, smoothing } => {
                 let labels = &ctx.labels[self.first..self.first + n];
-                let (loss, correct) = softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, None, &mut self.probs);
+                let (loss, correct) = softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, *smoothing, None, &mut self.probs);
                 self.loss += loss;
                 self.correct += correct;
             }
@@ -432,10 +432,10 @@ impl<T: Float> Worker<T> {
                         }
                     }
                 }
-                Kernel::SoftmaxCe { t, c, top } => {
+                Kernel::SoftmaxCe { t, c, top, smoothing } => {
                     if let Some(d) = dxs {
                         let labels = &ctx.labels[self.first..self.first + n];
-                        softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, Some(d), &mut self.probs);
+                        softmax_ce::forward_backward(n, *t, *c, x, labels, ctx.scale, *top, *smoothing, Some(d), &mut self.probs);
                     }
                 }
             }

@@ -284,7 +284,7 @@ fn check_data(exp: &Experiment, a: &Analysis, facts: &DataFacts) -> Vec<Diagnost
     }
     if let Some(classes) = facts.classes {
         for (i, l) in layers.iter().enumerate() {
-            if !matches!(l.op, Op::SoftmaxLoss) {
+            if !matches!(l.op, Op::SoftmaxLoss(_)) {
                 continue;
             }
             let Some(p) = l.inputs.first().and_then(|r| layers.iter().position(|x| x.name == r.name)) else { continue };

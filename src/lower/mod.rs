@@ -89,7 +89,7 @@ fn dims(d: &[u64]) -> Vec<usize> {
 pub fn lower(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
     let (exp, graph, analysis) = (&checked.experiment, &checked.graph, &checked.analysis);
     let layers = &exp.model.layers;
-    let losses: Vec<usize> = (0..layers.len()).filter(|&i| matches!(layers[i].op, Op::SoftmaxLoss)).collect();
+    let losses: Vec<usize> = (0..layers.len()).filter(|&i| matches!(layers[i].op, Op::SoftmaxLoss(_))).collect();
     let loss = match losses.as_slice() {
         [one] => *one,
         [] => {

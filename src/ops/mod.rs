@@ -43,7 +43,7 @@ pub enum Op {
     Rnn(rnn::Rnn),
     Lstm(lstm::Lstm),
     Last,
-    SoftmaxLoss,
+    SoftmaxLoss(softmax_loss::SoftmaxLoss),
     Accuracy(accuracy::Accuracy),
 }
 
@@ -74,7 +74,7 @@ impl Op {
             "rnn" => rnn::Rnn::parse(a).map(Op::Rnn),
             "lstm" => lstm::Lstm::parse(a).map(Op::Lstm),
             "last" => Some(Op::Last),
-            "softmax_loss" | "loss" => Some(Op::SoftmaxLoss),
+            "softmax_loss" | "loss" => softmax_loss::SoftmaxLoss::parse(a).map(Op::SoftmaxLoss),
             "accuracy" => accuracy::Accuracy::parse(a).map(Op::Accuracy),
             _ => return None,
         })
@@ -99,7 +99,7 @@ impl Op {
             Op::Rnn(_) => "rnn",
             Op::Lstm(_) => "lstm",
             Op::Last => "last",
-            Op::SoftmaxLoss => "softmax_loss",
+            Op::SoftmaxLoss(_) => "softmax_loss",
             Op::Accuracy(_) => "accuracy",
         }
     }
@@ -141,7 +141,7 @@ impl Op {
     /// Loss and metric heads read the logits: a layer after them still continues from the
     /// layer before them, and they are not "the previous layer" of what follows.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Op::SoftmaxLoss | Op::Accuracy(_))
+        matches!(self, Op::SoftmaxLoss(_) | Op::Accuracy(_))
     }
 }
 
@@ -164,7 +164,7 @@ impl Op {
             Op::Rnn(r) => r.shape(x),
             Op::Lstm(l) => l.shape(x),
             Op::Last => last::shape(x),
-            Op::SoftmaxLoss => softmax_loss::shape(x),
+            Op::SoftmaxLoss(_) => softmax_loss::shape(x),
             Op::Accuracy(a) => a.shape(x),
         }
     }
@@ -195,7 +195,7 @@ impl Op {
             Op::Add => elementwise_add::cost(ins),
             Op::Rnn(r) => r.cost(x),
             Op::Lstm(l) => l.cost(x),
-            Op::SoftmaxLoss => softmax_loss::cost(x),
+            Op::SoftmaxLoss(_) => softmax_loss::cost(x),
             Op::Accuracy(_) => Cost { elementwise: count(x), ..Cost::default() },
             Op::Input(_) | Op::Flatten | Op::Concat | Op::Last => Cost::default(),
         }

@@ -10,13 +10,14 @@
 //! - Pooling, activations, batch norm, dropout, `add` and softmax do no multiply-adds; their work
 //!   is the separate `elementwise` column (see `ops::shape`).
 //! - FLOPs per training step = 2 × (forward + backward MACs) × B.
-//! - Memory is f32: parameters, gradients, solver state (momentum: 1×, Adam: 2× the parameters),
+//! - Memory is f32: parameters, gradients, solver state (momentum, AdaGrad, RMSProp: 1×; Adam, AdamW,
+//!   AdaDelta: 2× the parameters),
 //!   activations kept for backward × B, and the largest im2col workspace of one sample.
 
 use crate::graph::{Analysis, Graph};
 use crate::ops::shape::show;
 use crate::ops::Op;
-use crate::spec::{Experiment, Solver};
+use crate::spec::Experiment;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -195,10 +196,7 @@ pub fn report(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Repo
         flops_per_step: 2 * (fwd + bwd) * batch,
         elementwise_ops_per_sample: sum(&|r| r.elementwise_ops),
     };
-    let state = match exp.train.solver {
-        Solver::Adam { .. } => 2,
-        _ => 1,
-    };
+    let state = exp.train.solver.state_per_param();
     let activations = sum(&|r| r.activations_kept) * batch * F32;
     let memory = Memory {
         parameters: params * F32,
@@ -243,7 +241,7 @@ fn gradient_paths(exp: &Experiment, graph: &Graph, a: &Analysis) -> Option<Gradi
                 }
                 widths.push(f.out_features);
             }
-            Op::Input(_) | Op::Activation(_) | Op::Flatten | Op::Dropout(_) | Op::SoftmaxLoss | Op::Accuracy(_) => {}
+            Op::Input(_) | Op::Activation(_) | Op::Flatten | Op::Dropout(_) | Op::SoftmaxLoss(_) | Op::Accuracy(_) => {}
             _ => return None,
         }
     }

@@ -208,7 +208,7 @@ impl Loop<'_> {
         let mut images_session = 0u64;
         for it in progress.iteration..total {
             let batch = stream.next().ok_or_else(|| RunError::new("E0530", "the training data stream ended unexpectedly"))?;
-            let lr = self.train.policy.rate(self.train.lr, it, self.train.iterations);
+            let lr = self.train.policy.rate_with_warmup(self.train.lr, it, self.train.iterations, self.train.warmup);
             let loss = model.train_step(&batch, lr, it)?;
             if !loss.is_finite() {
                 let place = model.first_nonfinite().map(|l| format!(", first in layer `{l}`")).unwrap_or_default();

@@ -50,6 +50,7 @@ pub fn build(plan: &Plan, exp: &Experiment, threads: usize, micro_batch: usize) 
     let cfg = TrainerConfig {
         weight_decay: exp.train.weight_decay as f32,
         solver: exp.train.solver,
+        clip_gradients: exp.train.clip_gradients,
         max_batch: (exp.data.batch.max(exp.data.test_batch)) as usize,
         threads: threads.max(1),
         micro_batch,

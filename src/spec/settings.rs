@@ -12,7 +12,7 @@ pub const MAX_BATCH: u64 = 1 << 24;
 
 const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle"];
 const TRAIN_KEYS: &[&str] = &[
-    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log",
+    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log", "clip_gradients",
 ];
 
 fn unknown_setting(cmd: &SettingCmd, section: &str, keys: &[&str]) -> Diagnostic {
@@ -270,6 +270,8 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
         checkpoint_every: 0,
         checkpoint_keep: 3,
         log_every: 0,
+        warmup: 0,
+        clip_gradients: None,
         span: sec.header,
     };
     for c in &sec.cmds {
@@ -279,14 +281,37 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
             "solver" => {
                 if let Some(s) = with_args(c, what, diags, |a| {
                     let v = a.required("solver name", "solver sgd momentum=0.9")?;
-                    match a.as_word(v, &["sgd", "nesterov", "adam"])? {
+                    let positive = |a: &mut Args, key: &'static str, default: f64| -> Option<f64> {
+                        match a.keyword(key) {
+                            Some(v) => {
+                                let x = a.as_f64(v)?;
+                                if !(x > 0.0 && x <= 1.0) {
+                                    a.range_error(v, &format!("`{key}` must lie in (0, 1]: it keeps the division by the root mean square finite"));
+                                    return None;
+                                }
+                                Some(x)
+                            }
+                            None => Some(default),
+                        }
+                    };
+                    match a.as_word(v, &["sgd", "nesterov", "adam", "adamw", "adagrad", "rmsprop", "adadelta"])? {
                         "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.0) }),
                         "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
-                        _ => Some(Solver::Adam {
-                            beta1: a.kw_f64_in("beta1", 0.0, 1.0, true).unwrap_or(0.9),
-                            beta2: a.kw_f64_in("beta2", 0.0, 1.0, true).unwrap_or(0.999),
-                            eps: a.kw_f64_in("eps", 0.0, 1.0, false).unwrap_or(1e-8),
+                        "adagrad" => Some(Solver::AdaGrad { delta: positive(a, "delta", 1e-8)? }),
+                        "rmsprop" => Some(Solver::RmsProp {
+                            rms_decay: a.kw_f64_in("rms_decay", 0.0, 1.0, true).unwrap_or(0.99),
+                            delta: positive(a, "delta", 1e-8)?,
                         }),
+                        "adadelta" => Some(Solver::AdaDelta {
+                            momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.95),
+                            delta: positive(a, "delta", 1e-6)?,
+                        }),
+                        adam => {
+                            let beta1 = a.kw_f64_in("beta1", 0.0, 1.0, true).unwrap_or(0.9);
+                            let beta2 = a.kw_f64_in("beta2", 0.0, 1.0, true).unwrap_or(0.999);
+                            let eps = positive(a, "eps", 1e-8)?;
+                            Some(if adam == "adam" { Solver::Adam { beta1, beta2, eps } } else { Solver::AdamW { beta1, beta2, eps } })
+                        }
                     }
                 }) {
                     spec.solver = s
@@ -309,8 +334,25 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                 }
             }
             "policy" => {
-                if let Some(p) = with_args(c, what, diags, policy) {
-                    spec.policy = p
+                if let Some((p, warmup)) = with_args(c, what, diags, |a| {
+                    let warmup = a.kw_uint("warmup", 0).unwrap_or(0);
+                    Some((policy(a)?, warmup))
+                }) {
+                    spec.policy = p;
+                    spec.warmup = warmup;
+                }
+            }
+            "clip_gradients" => {
+                if let Some(x) = with_args(c, what, diags, |a| {
+                    let v = a.required("largest global L2 norm of the gradients", "clip_gradients 10")?;
+                    let x = a.as_f64(v)?;
+                    if x <= 0.0 {
+                        a.range_error(v, "the gradient norm bound must be positive");
+                        return None;
+                    }
+                    Some(x)
+                }) {
+                    spec.clip_gradients = Some(x)
                 }
             }
             "iterations" | "seed" => {
@@ -368,6 +410,14 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
     if spec.log_every == 0 {
         spec.log_every = (spec.iterations / 100).clamp(1, 100);
     }
+    if spec.warmup > 0 && spec.iterations > 0 && spec.warmup >= spec.iterations {
+        let c = sec.cmds.iter().find(|c| c.cmd.head.name == "policy").map(|c| c.cmd.span).unwrap_or(sec.header);
+        diags.push(
+            Diagnostic::error("E0106", format!("setting `train.policy`: a warm-up of {} iterations leaves none of the {} for the policy", spec.warmup, spec.iterations))
+                .primary(c, "warm-up as long as the run")
+                .help("shorten `warmup=` (a few percent of `iterations` is usual)"),
+        );
+    }
     if let LrPolicy::Multistep { steps, .. } = &spec.policy {
         if steps.windows(2).any(|w| w[0] >= w[1]) {
             let c = sec.cmds.iter().find(|c| c.cmd.head.name == "policy").map(|c| c.cmd.span).unwrap_or(sec.header);
@@ -386,7 +436,7 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
 
 fn policy(a: &mut Args) -> Option<LrPolicy> {
     let v = a.required("policy name", "policy multistep 8000 10000 gamma=0.1")?;
-    let name = a.as_word(v, &["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid"])?;
+    let name = a.as_word(v, &["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle"])?;
     let need_f = |a: &mut Args, key: &'static str, example: &str| -> Option<f64> {
         let r = a.kw_f64(key);
         if r.is_none() && !a.has_errors() {
@@ -442,10 +492,32 @@ fn policy(a: &mut Args) -> Option<LrPolicy> {
             LrPolicy::Inv { gamma: g?, power: p? }
         }
         "poly" => LrPolicy::Poly { power: need_f(a, "power", "policy poly power=0.9")? },
-        _ => {
+        "sigmoid" => {
             let g = need_f(a, "gamma", "policy sigmoid gamma=-0.001 stepsize=5000");
             let s = need_u(a, "stepsize", "policy sigmoid gamma=-0.001 stepsize=5000");
             LrPolicy::Sigmoid { gamma: g?, stepsize: s? }
+        }
+        "cosine" => {
+            let min = a.kw_f64("min").unwrap_or(0.0);
+            let cycle = a.kw_uint("cycle", 1);
+            let cycle_mult = a.kw_f64("cycle_mult").unwrap_or(1.0);
+            if cycle_mult < 1.0 {
+                let d = Diagnostic::error("E0106", "policy `cosine`: `cycle_mult` must be at least 1").primary(a.cmd.span, "cycles cannot shrink");
+                a.error(d);
+                return None;
+            }
+            LrPolicy::Cosine { min, cycle, cycle_mult }
+        }
+        _ => {
+            let pct = a.kw_f64_in("pct", 0.0, 1.0, true).unwrap_or(0.3);
+            let div = a.kw_f64("div").unwrap_or(25.0);
+            let final_div = a.kw_f64("final_div").unwrap_or(1e4);
+            if div < 1.0 || final_div < 1.0 {
+                let d = Diagnostic::error("E0106", "policy `onecycle`: `div` and `final_div` must be at least 1").primary(a.cmd.span, "the rate starts and ends below `lr`");
+                a.error(d);
+                return None;
+            }
+            LrPolicy::OneCycle { pct, div, final_div }
         }
     })
 }

@@ -155,6 +155,12 @@ pub struct TrainSpec {
     pub checkpoint_keep: u64,
     /// Log training loss every this many iterations.
     pub log_every: u64,
+    /// Linear warm-up over the first this many iterations, in front of the policy (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub warmup: u64,
+    /// Caffe's `clip_gradients`: scale the gradients so their global L2 norm is at most this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_gradients: Option<f64>,
     #[serde(skip)]
     pub span: Span,
 }
@@ -165,12 +171,41 @@ pub enum Solver {
     Sgd { momentum: f64 },
     Nesterov { momentum: f64 },
     Adam { beta1: f64, beta2: f64, eps: f64 },
+    /// Adam with decoupled weight decay (Loshchilov & Hutter): the decay shrinks the weights
+    /// directly instead of entering the moments.
+    AdamW { beta1: f64, beta2: f64, eps: f64 },
+    /// Caffe's AdaGrad: h ← h + g²; W ← W − α·g/(√h + δ).
+    AdaGrad { delta: f64 },
+    /// Caffe's RMSProp: h ← ρ·h + (1 − ρ)·g²; W ← W − α·g/(√h + δ).
+    RmsProp { rms_decay: f64, delta: f64 },
+    /// Caffe's AdaDelta: h ← μh + (1 − μ)g²; u = g·√((h_u + δ)/(h + δ)); h_u ← μh_u + (1 − μ)u²; W ← W − α·u.
+    AdaDelta { momentum: f64, delta: f64 },
+}
+
+impl Solver {
+    /// Values of solver state per parameter (momentum or moments), for the memory estimate.
+    pub fn state_per_param(&self) -> u64 {
+        match self {
+            Solver::Sgd { .. } | Solver::Nesterov { .. } | Solver::AdaGrad { .. } | Solver::RmsProp { .. } => 1,
+            Solver::Adam { .. } | Solver::AdamW { .. } | Solver::AdaDelta { .. } => 2,
+        }
+    }
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// Caffe's learning-rate policies (`solver.proto`), with `it` the iteration:
 /// fixed: lr; step: lr·γ^⌊it/stepsize⌋; multistep: lr·γ^(number of steps ≤ it);
 /// exp: lr·γ^it; inv: lr·(1 + γ·it)^(−power); poly: lr·(1 − it/max_iter)^power;
-/// sigmoid: lr/(1 + e^(−γ·(it − stepsize))).
+/// sigmoid: lr/(1 + e^(−γ·(it − stepsize)));
+/// cosine (SGDR): min + (lr − min)·½(1 + cos(π·t/T)) with t the iteration within the current cycle
+/// of length T (`cycle`, default the whole run; each cycle `cycle_mult` times longer than the last);
+/// onecycle (Smith): from lr/div up to lr over the first `pct` of the run (cosine), then down to
+/// lr/(div·final_div) (cosine), PyTorch's `OneCycleLR` with `max_lr = lr`.
+/// With `warmup=W`, iterations 0..W rise linearly to the policy's first rate (lr·(it + 1)/W) and
+/// the policy then runs over the remaining iterations as if they were the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum LrPolicy {
@@ -181,6 +216,8 @@ pub enum LrPolicy {
     Inv { gamma: f64, power: f64 },
     Poly { power: f64 },
     Sigmoid { gamma: f64, stepsize: u64 },
+    Cosine { min: f64, cycle: Option<u64>, cycle_mult: f64 },
+    OneCycle { pct: f64, div: f64, final_div: f64 },
 }
 
 impl LrPolicy {
@@ -195,6 +232,36 @@ impl LrPolicy {
             LrPolicy::Inv { gamma, power } => base * (1.0 + gamma * itf).powf(-power),
             LrPolicy::Poly { power } => base * (1.0 - itf / max_iter.max(1) as f64).max(0.0).powf(*power),
             LrPolicy::Sigmoid { gamma, stepsize } => base / (1.0 + (-gamma * (itf - *stepsize as f64)).exp()),
+            LrPolicy::Cosine { min, cycle, cycle_mult } => {
+                let mut len = cycle.unwrap_or(max_iter).max(1) as f64;
+                let mut t = itf;
+                while t >= len && *cycle_mult >= 1.0 && cycle.is_some() {
+                    t -= len;
+                    len *= cycle_mult;
+                }
+                let t = t.min(len);
+                min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * t / len).cos())
+            }
+            LrPolicy::OneCycle { pct, div, final_div } => {
+                let total = max_iter.max(1) as f64;
+                let up = (pct * total).max(1.0);
+                let cos = |from: f64, to: f64, f: f64| to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * f.clamp(0.0, 1.0)).cos());
+                let start = base / div;
+                if itf < up {
+                    cos(start, base, itf / up)
+                } else {
+                    cos(base, start / final_div, (itf - up) / (total - up).max(1.0))
+                }
+            }
         }
+    }
+
+    /// The rate at iteration `it` of a run of `max_iter` iterations with `warmup` warm-up
+    /// iterations in front (see the type's documentation).
+    pub fn rate_with_warmup(&self, base: f64, it: u64, max_iter: u64, warmup: u64) -> f64 {
+        if it < warmup {
+            return self.rate(base, 0, max_iter.saturating_sub(warmup)) * (it + 1) as f64 / warmup as f64;
+        }
+        self.rate(base, it - warmup, max_iter.saturating_sub(warmup))
     }
 }

@@ -114,7 +114,7 @@ fn e0101_unknown_setting_with_hint() {
     7 │   momentum 0.9
       │   ^^^^^^^^ unknown setting
       │
-      = note: `train` settings: solver, lr, policy, weight_decay, iterations, eval, seed, checkpoint, log
+      = note: `train` settings: solver, lr, policy, weight_decay, iterations, eval, seed, checkpoint, log, clip_gradients
       = help: `momentum` belongs to the solver: `solver sgd momentum=0.9`
     ");
 }

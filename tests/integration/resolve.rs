@@ -82,6 +82,47 @@ fn caffe_recipes_are_read_as_written() {
 }
 
 #[test]
+fn cosine_onecycle_and_warmup_follow_their_closed_forms() {
+    use std::f64::consts::PI;
+    let cos = LrPolicy::Cosine { min: 0.0, cycle: None, cycle_mult: 1.0 };
+    assert_eq!(cos.rate(0.1, 0, 100), 0.1);
+    assert!((cos.rate(0.1, 50, 100) - 0.05).abs() < 1e-12);
+    assert!((cos.rate(0.1, 25, 100) - 0.1 * 0.5 * (1.0 + (PI / 4.0).cos())).abs() < 1e-12);
+    // Restarts: cycles of 10, then 20.
+    let sgdr = LrPolicy::Cosine { min: 0.01, cycle: Some(10), cycle_mult: 2.0 };
+    assert_eq!(sgdr.rate(0.1, 10, 100), 0.1);
+    assert!((sgdr.rate(0.1, 20, 100) - (0.01 + 0.09 * 0.5 * (1.0 + (PI * 10.0 / 20.0).cos()))).abs() < 1e-12);
+    assert_eq!(sgdr.rate(0.1, 30, 100), 0.1);
+    // One-cycle: from lr/25 up to lr at 30%, down to lr/25/1e4 at the end.
+    let one = LrPolicy::OneCycle { pct: 0.3, div: 25.0, final_div: 1e4 };
+    assert!((one.rate(1.0, 0, 100) - 0.04).abs() < 1e-12);
+    assert!((one.rate(1.0, 30, 100) - 1.0).abs() < 1e-12);
+    assert!((one.rate(1.0, 100, 100) - 0.04 / 1e4).abs() < 1e-12);
+    // Warm-up: linear to the policy's first rate, then the policy over the rest of the run.
+    assert!((cos.rate_with_warmup(0.1, 0, 110, 10) - 0.01).abs() < 1e-12);
+    assert!((cos.rate_with_warmup(0.1, 9, 110, 10) - 0.1).abs() < 1e-12);
+    assert!((cos.rate_with_warmup(0.1, 60, 110, 10) - 0.05).abs() < 1e-12);
+}
+
+#[test]
+fn new_solvers_schedules_and_regularisers_resolve() {
+    let text = "experiment t\ndata {\n  dataset cifar10\n}\nmodel {\n  input 3x32x32\n  fc 10\n  loss: softmax_loss smoothing=0.1\n}\ntrain {\n  solver rmsprop rms_decay=0.9\n  lr 0.01\n  policy cosine warmup=50 min=0.001\n  clip_gradients 5\n  iterations 1000\n}\n";
+    let r = expc::spec::resolve_text("t.exp", text, std::path::Path::new("."), &|p: &std::path::Path| std::fs::read_to_string(p));
+    assert!(r.diagnostics.is_empty(), "{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false));
+    let e = r.experiment.expect("resolves");
+    assert_eq!(e.train.solver, expc::spec::Solver::RmsProp { rms_decay: 0.9, delta: 1e-8 });
+    assert_eq!(e.train.policy, LrPolicy::Cosine { min: 0.001, cycle: None, cycle_mult: 1.0 });
+    assert_eq!(e.train.warmup, 50);
+    assert_eq!(e.train.clip_gradients, Some(5.0));
+    let loss = e.model.layers.iter().find(|l| l.name == "loss").expect("loss");
+    assert_eq!(loss.op, Op::SoftmaxLoss(expc::ops::softmax_loss::SoftmaxLoss { smoothing: 0.1 }));
+    // A warm-up as long as the run is an error.
+    let bad = text.replace("warmup=50", "warmup=1000");
+    let r = expc::spec::resolve_text("t.exp", &bad, std::path::Path::new("."), &|p: &std::path::Path| std::fs::read_to_string(p));
+    assert!(r.diagnostics.iter().any(|d| d.code == "E0106" && d.message.contains("warm-up")), "{:?}", r.diagnostics);
+}
+
+#[test]
 fn repeat_blocks_name_each_iteration_and_rewrite_references() {
     let e = resolve("experiments/resnet/resnet_small.exp");
     let get = |n: &str| e.model.layers.iter().find(|l| l.name == n).unwrap_or_else(|| panic!("no layer {n}"));

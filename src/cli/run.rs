@@ -103,7 +103,8 @@ struct Progress {
 impl Progress {
     fn new(name: &str, quiet: bool) -> Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::new(0);
+            // Hidden until training starts and its length is known (no `0/0` bar while loading).
+            let b = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::hidden());
             b.set_style(
                 ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -127,6 +128,10 @@ impl Observer for Progress {
         if let Some(b) = &self.bar {
             b.set_length(total);
             b.set_position(start);
+            b.reset_eta();
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            // Redraw (and re-estimate the time left) at least once a second, between log rows too.
+            b.enable_steady_tick(std::time::Duration::from_secs(1));
         } else {
             eprintln!("{}: training from iteration {start} to {total}", self.name);
         }
@@ -135,6 +140,11 @@ impl Observer for Progress {
         if let Some(b) = &self.bar {
             b.set_position(it);
             b.set_message(format!("loss {loss:.4} lr {lr:.2e} {img_per_s:.0} img/s"));
+        }
+    }
+    fn advanced(&mut self, it: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(it);
         }
     }
     fn warning(&mut self, message: &str) {
@@ -277,9 +287,18 @@ fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Pa
         eprintln!("note: resuming with {threads} threads (the run started with {}); results stay identical only with the same count", record.threads);
     }
     let mut progress = Progress::new(&exp.name, quiet);
+    // The first Ctrl-C or SIGTERM stops after the current step with a checkpoint; a second one at once.
+    expc::run::interrupt::install();
     // Testing aid (documented in docs/runs.md): abort like `kill -9` after iteration N.
     let abort_after = std::env::var("EXPC_TEST_ABORT_AFTER").ok().and_then(|v| v.parse().ok());
     match expc::run::session::train(checked, plan, dir, settings, threads, resuming, abort_after, &mut progress) {
+        Ok(summary) if summary.outcome.interrupted_at.is_some() => {
+            drop(progress);
+            let at = summary.outcome.interrupted_at.unwrap_or(0);
+            eprintln!("{}: interrupted after iteration {at} of {}; a checkpoint, the metrics, the figures and summary.json are written", exp.name, exp.train.iterations);
+            eprintln!("continue with: expc resume {}", dir.display());
+            130
+        }
         Ok(summary) => {
             drop(progress);
             let pct = |x: Option<f64>| x.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());

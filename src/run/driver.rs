@@ -40,7 +40,10 @@ pub trait Model {
 /// Progress reports (the CLI draws a progress bar from them).
 pub trait Observer {
     fn started(&mut self, _total: u64, _start: u64) {}
+    /// After every iteration (`logged`: a metrics row was written, `loss` is then its mean).
     fn step(&mut self, _it: u64, _loss: f64, _lr: f64, _img_per_s: f64) {}
+    /// After every iteration: progress only (the bar's position and estimate).
+    fn advanced(&mut self, _it: u64) {}
     fn evaluated(&mut self, _it: u64, _loss: f64, _accuracy: f64) {}
     fn checkpoint(&mut self, _it: u64, _path: &Path) {}
     /// Something the user should know that does not stop the run (e.g. a damaged checkpoint
@@ -62,6 +65,10 @@ pub struct Progress {
     /// The loss of the run's first step: the reference of the exploding-loss rule.
     #[serde(default)]
     pub first_loss: Option<f64>,
+    /// Training losses since the last metrics row (sum and count), so that a run resumed between
+    /// two rows logs the same averages as an uninterrupted one.
+    #[serde(default)]
+    pub pending_loss: (f64, u64),
 }
 
 /// The exploding-loss rule (docs/runs.md, "Divergence"): a finite loss above
@@ -89,6 +96,9 @@ pub struct Outcome {
     pub img_per_s: f64,
     /// Share of training time the engine waited for data.
     pub data_wait_fraction: f64,
+    /// Set when a Ctrl-C or SIGTERM stopped the run early (after a checkpoint at this iteration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_at: Option<u64>,
 }
 
 pub struct Loop<'a> {
@@ -191,6 +201,7 @@ impl Loop<'_> {
             best_iteration: None,
             images: 0,
             first_loss: None,
+            pending_loss: (0.0, 0),
         });
         let classes = self.data.classes();
         let mut writer = match &start {
@@ -202,7 +213,8 @@ impl Loop<'_> {
         let elapsed0 = progress.elapsed_s;
         let mut stream = self.data.train_stream(progress.iteration);
         obs.started(total, progress.iteration);
-        let (mut loss_sum, mut loss_n, mut images_since, mut since) = (0.0, 0u64, 0u64, Instant::now());
+        let (mut loss_sum, mut loss_n) = progress.pending_loss;
+        let (mut images_since, mut since) = (0u64, Instant::now());
         let mut out = Outcome::default();
         let mut last_eval: Option<(f64, f64)> = None;
         let mut images_session = 0u64;
@@ -268,19 +280,26 @@ impl Loop<'_> {
                 images_since = 0;
                 since = Instant::now();
             }
-            if ckpt_now {
+            obs.advanced(done);
+            let interrupted = !is_last && super::interrupt::requested();
+            if ckpt_now || interrupted {
                 progress.iteration = done;
                 progress.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
+                progress.pending_loss = (loss_sum, loss_n);
                 let p = self.save(model, &progress)?;
                 obs.checkpoint(done, &p);
             }
             if self.abort_after == Some(done) {
                 std::process::abort();
             }
+            if interrupted {
+                out.interrupted_at = Some(done);
+                break;
+            }
         }
         let wall = t0.elapsed().as_secs_f64();
         let stats = stream.stats();
-        out.iterations = total;
+        out.iterations = out.interrupted_at.unwrap_or(total);
         out.best_accuracy = progress.best_accuracy;
         out.best_iteration = progress.best_iteration;
         out.final_test_loss = last_eval.map(|e| e.0);

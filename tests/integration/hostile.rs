@@ -606,30 +606,8 @@ fn killed_by_a_signal_mid_run_then_resumed_equals_an_uninterrupted_run() {
     }
 }
 
-/// Every code the sources use is documented in docs/errors.md.
-#[test]
-fn every_error_code_is_documented() {
-    let doc = std::fs::read_to_string(repo().join("docs/errors.md")).expect("docs/errors.md");
-    let mut stack = vec![repo().join("src")];
-    let mut missing = std::collections::BTreeSet::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("src").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            for (i, _) in text.match_indices("\"E0") {
-                let code = &text[i + 1..(i + 6).min(text.len())];
-                if code.len() == 5 && code[1..].chars().all(|c| c.is_ascii_digit()) && !doc.contains(&format!("| {code} |")) {
-                    missing.insert(code.to_string());
-                }
-            }
-        }
-    }
-    assert!(missing.is_empty(), "codes missing from docs/errors.md: {missing:?}");
-}
+// That every code the sources use is documented is checked against the code registry in
+// `errors::the_code_registry_and_docs_errors_md_agree`.
 
 /// The messages of item 11: a code point for invisible characters, no "found a number" for a
 /// number out of range, no spurious unknown argument after a bad shape.

@@ -330,3 +330,53 @@ fn iterations_zero_is_refused() {
     assert!(err.contains("--iterations 0"), "{err}");
     assert!(!d.join("runs").exists());
 }
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_stops_after_a_checkpoint_and_resume_finishes_the_run() {
+    use std::io::BufRead;
+    let d = TempDir::new("pipeline-interrupt");
+    let text = BASE.replace("iterations 5", "iterations 400\n  log every=7\n  checkpoint every=1000");
+    std::fs::write(d.join("spec.exp"), &text).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_expc"))
+        .current_dir(&*d)
+        .args(["run", "spec.exp", "--out", "runs", "--quiet", "--threads", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("run folder line");
+    let dir = d.join(line.trim().strip_prefix("run folder: ").expect("run folder"));
+    // Wait for training to start (the first metrics row), then press Ctrl-C once.
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(dir.join("metrics.csv")).map_or(true, |m| m.lines().count() < 2) && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        println!("the run finished before the signal arrived; nothing to check");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after iteration") && err.contains("expc resume"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json")).expect("json");
+    let at = summary["interrupted_at"].as_u64().expect("summary records the interruption");
+    assert!(at < 400);
+    assert!(dir.join("curves.png").exists(), "figures are drawn");
+    assert!(dir.join(format!("checkpoints/ckpt-{at:07}.safetensors")).exists(), "a checkpoint at iteration {at}");
+    // Resume finishes the run; its metrics equal an uninterrupted run's.
+    let (code, _, err) = expc_in(&d, &["resume", dir.to_str().expect("utf-8"), "--quiet", "--threads", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let full = trained_rows(&text, &[]);
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
+    let resumed: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect();
+    assert_eq!(column(&resumed, 0), column(&full, 0));
+    assert_eq!(column(&resumed, 2), column(&full, 2), "train losses equal an uninterrupted run's");
+}

@@ -404,7 +404,7 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
     };
     eprintln!("sweep: {} runs, {jobs} at a time, {per_run_threads} threads each", combos.len());
     let mut dirs = vec![];
-    let mut failed = 0;
+    let mut failed: Vec<String> = vec![];
     for chunk in combos.chunks(jobs) {
         let children: Vec<_> = chunk
             .iter()
@@ -438,30 +438,43 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
                     eprintln!("sweep: {label} done");
                 }
                 Ok(o) => {
-                    failed += 1;
                     eprintln!("sweep: {label} failed ({})", o.status);
+                    failed.push(label);
                 }
                 Err(e) => {
-                    failed += 1;
                     eprintln!("sweep: {label} could not start: {e}");
+                    failed.push(label);
                 }
             }
         }
     }
+    let mut comparison_ok = true;
     if !dirs.is_empty() {
-        let stem = settings.out.0.join(&exp.name).join(format!("sweep-{}", run_folder::timestamp_now()));
-        match cmp::load(&dirs) {
-            Ok(runs) => {
+        let folder = settings.out.0.join(&exp.name);
+        let stem = folder.join(format!("sweep-{}", run_folder::timestamp_now()));
+        let drawn = std::fs::create_dir_all(&folder)
+            .map_err(|e| RunError::io(&folder, "create", e))
+            .and_then(|()| cmp::load(&dirs))
+            .and_then(|runs| {
                 print!("{}", cmp::render_table(&cmp::table(&runs)));
-                match cmp::figure(&runs, &stem) {
-                    Ok(()) => println!("figure: {}", stem.with_extension("png").display()),
-                    Err(e) => eprintln!("{e}"),
-                }
+                cmp::figure(&runs, &stem)
+            });
+        match drawn {
+            Ok(()) => println!("figure: {}", stem.with_extension("png").display()),
+            Err(e) => {
+                comparison_ok = false;
+                fail(e);
             }
-            Err(e) => eprintln!("{e}"),
         }
     }
-    i32::from(failed > 0)
+    if failed.is_empty() && comparison_ok {
+        eprintln!("sweep: all {} runs done", combos.len());
+        return 0;
+    }
+    if !failed.is_empty() {
+        eprintln!("sweep: {} of {} runs failed: {} (their run folders and errors are above)", failed.len(), combos.len(), failed.join(", "));
+    }
+    1
 }
 
 pub fn compare(dirs: &[PathBuf], figure: Option<PathBuf>, json: bool) -> i32 {

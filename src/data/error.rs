@@ -15,9 +15,10 @@ bundled data/mnist-small, copy the official files (e.g. from shared/data/mnist),
 
 /// How to get CIFAR-10, appended to CIFAR-10 errors.
 pub const CIFAR_HINT: &str =
-    "CIFAR-10 needs the binary version (data_batch_1.bin .. data_batch_5.bin, \
-test_batch.bin) in one folder: run `cifar10-to-bin DIR` (shared/data) or unpack the official \
-cifar-10-binary.tar.gz there, or set data.cifar10 in expc.toml";
+    "CIFAR-10 needs the official binary version: download cifar-10-binary.tar.gz from \
+https://www.cs.toronto.edu/~kriz/cifar.html and unpack it; its folder cifar-10-batches-bin/ holds \
+data_batch_1.bin .. data_batch_5.bin and test_batch.bin (10,000 records of 3,073 bytes each). \
+Point data.cifar10 in expc.toml (or --data cifar10=DIR) at that folder or the one above it";
 
 /// How to lay out an image folder, appended to image-folder errors.
 pub const FOLDER_HINT: &str =

@@ -215,7 +215,7 @@ fn cifar_truncated_file_names_file_record_and_offset() {
         "{m}"
     );
     assert!(
-        m.contains("cifar10-to-bin") && m.contains("data.cifar10"),
+        m.contains("cifar-10-binary.tar.gz") && m.contains("data.cifar10"),
         "{m}"
     );
 }
@@ -240,13 +240,13 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
     assert!(matches!(e, DataError::Missing { .. }));
     let m = msg(&e);
     assert!(
-        m.contains("data_batch_4.bin") && m.contains("not found") && m.contains("cifar10-to-bin"),
+        m.contains("data_batch_4.bin") && m.contains("not found") && m.contains("cifar-10-binary.tar.gz"),
         "{m}"
     );
 
     let e = load_cifar10_with(&d.path().join("nowhere"), 2).unwrap_err();
     assert!(
-        msg(&e).contains("nowhere") && msg(&e).contains("cifar10-to-bin"),
+        msg(&e).contains("nowhere") && msg(&e).contains("cifar-10-binary.tar.gz"),
         "{e}"
     );
 

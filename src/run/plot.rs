@@ -79,12 +79,13 @@ where
             .draw_series(LineSeries::new(train, c.stroke_width(1)))
             .map_err(e)?
             .label(format!("{} train", s.label))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            // The legend draws each series as it is drawn: train thin, test thick with points.
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(1)));
         chart
             .draw_series(LineSeries::new(test.clone(), c.stroke_width(3)).point_size(3))
             .map_err(e)?
             .label(format!("{} test", s.label))
-            .legend(move |(x, y)| Circle::new((x + 9, y), 3, c.filled()));
+            .legend(move |(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (18, 0)], c.stroke_width(3)) + Circle::new((9, 0), 3, c.filled()));
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(e)?;
 

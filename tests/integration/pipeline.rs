@@ -380,3 +380,20 @@ fn ctrl_c_stops_after_a_checkpoint_and_resume_finishes_the_run() {
     assert_eq!(column(&resumed, 0), column(&full, 0));
     assert_eq!(column(&resumed, 2), column(&full, 2), "train losses equal an uninterrupted run's");
 }
+
+#[test]
+fn a_sweep_over_one_section_draws_its_figure_in_a_fresh_folder_and_reports_failed_members() {
+    let d = TempDir::new("pipeline-sweep");
+    // Unscaled pixels (no `scale`): lr 10 blows the loss up, lr 0.001 trains.
+    let text = BASE.replace("  scale 1/255\n", "");
+    std::fs::write(d.join("spec.exp"), text).expect("write");
+    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--sweep", "train.lr=10,0.001", "--sweep", "train.weight_decay=0,5e-4", "--out", "fresh/out", "--quiet", "--jobs", "1"]);
+    assert_eq!(code, 1, "a failed member fails the sweep:\n{err}");
+    assert!(err.contains("sweep: 2 of 4 runs failed: lr10_weight_decay0, lr10_weight_decay5em4"), "{err}");
+    assert!(!err.contains("E0014"), "two settings of one section make one block: {err}");
+    let figure = out.lines().find_map(|l| l.strip_prefix("figure: ")).unwrap_or_else(|| panic!("a figure of the two good runs:\n{out}\n{err}"));
+    assert!(d.join(figure).exists());
+    let (code, _, err) = expc_in(&d, &["run", "spec.exp", "--sweep", "train.lr=0.001,0.0001", "--out", "fresh2", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("sweep: all 2 runs done"), "{err}");
+}

@@ -208,6 +208,10 @@ impl Loop<'_> {
             Some(p) => metrics::Writer::resume(&metrics_path, p.iteration)?,
             None => metrics::Writer::create(&metrics_path)?,
         };
+        let mut events = super::tensorboard::EventWriter::create(self.dir, start.as_ref().map(|p| p.iteration))?;
+        if start.is_none() {
+            events.hyper_parameters(&hyper_parameters(self.train, self.data))?;
+        }
         let steps_per_epoch = self.data.steps_per_epoch().max(1) as f64;
         let t0 = Instant::now();
         let elapsed0 = progress.elapsed_s;
@@ -275,6 +279,7 @@ impl Loop<'_> {
                     obs.evaluated(done, l, a);
                 }
                 writer.write(&row)?;
+                events.row(&row)?;
                 loss_sum = 0.0;
                 loss_n = 0;
                 images_since = 0;
@@ -369,6 +374,17 @@ impl Loop<'_> {
         }
         Ok(())
     }
+}
+
+/// The training settings and batch size, as `(name, value)` for TensorBoard.
+fn hyper_parameters(train: &TrainSpec, data: &Pipeline) -> Vec<(String, String)> {
+    let mut out = vec![("batch".to_string(), data.config.train_batch.to_string())];
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(train) {
+        for (k, v) in m {
+            out.push((k, v.to_string()));
+        }
+    }
+    out
 }
 
 /// Reads a checkpoint's tensors and progress.

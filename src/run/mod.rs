@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod plot;
 pub mod session;
 pub mod sweep;
+pub mod tensorboard;
 
 pub use error::RunError;

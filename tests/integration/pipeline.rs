@@ -397,3 +397,44 @@ fn a_sweep_over_one_section_draws_its_figure_in_a_fresh_folder_and_reports_faile
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("sweep: all 2 runs done"), "{err}");
 }
+
+/// The Python with torch/tensorboard/onnxruntime that CI prepares (`EXPC_PYTHON`, else the cached
+/// venv `.ci/run` creates), if it has `module`.
+pub fn python_with(module: &str) -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("EXPC_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| "/root/.cache/expc/venv/bin/python".into());
+    let ok = Command::new(&python).args(["-c", &format!("import {module}")]).output().map(|o| o.status.success()).unwrap_or(false);
+    ok.then_some(python)
+}
+
+#[test]
+fn tensorboard_reads_the_event_file_of_a_run() {
+    let d = TempDir::new("pipeline-tensorboard");
+    let text = BASE.replace("iterations 5", "iterations 6\n  log every=2\n  eval every=3");
+    std::fs::write(d.join("spec.exp"), &text).expect("write");
+    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = d.join(out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("run folder").trim());
+    let events: Vec<_> = std::fs::read_dir(&dir).expect("ls").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents.")).collect();
+    assert_eq!(events.len(), 1, "one event file beside metrics.csv");
+    let Some(python) = python_with("tensorboard") else {
+        println!("skipped the read-back: no Python with the `tensorboard` package (set EXPC_PYTHON, or run .ci/run once)");
+        return;
+    };
+    let script = r#"
+import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0, "tensors": 0})
+ea.Reload()
+for t in sorted(ea.Tags()["scalars"]):
+    print(t, " ".join(str(e.step) for e in ea.Scalars(t)))
+print("hparams", b"| lr | 0.01 |" in ea.Tensors("hparams")[0].tensor_proto.string_val[0])
+"#;
+    let o = Command::new(python).args(["-c", script]).arg(&dir).output().expect("python runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        text.trim(),
+        "img_per_s 2 3 4 6\nlr 2 3 4 6\ntest/accuracy 3 6\ntest/loss 3 6\ntrain/loss 2 3 4 6\nhparams True",
+        "the scalars of every metrics row and the hyper-parameters"
+    );
+}

@@ -64,6 +64,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0511", "`--iterations 0`"),
     ("E0520", "the dataset cannot be loaded: no root configured or the folder missing (reported by `compile`, located at the `data` section, before a run folder exists), missing/truncated/corrupt file (the message names the file and the byte offset or record), a data file that is a folder or FIFO, a CIFAR-10 batch file without exactly 10,000 records (also one cut at a record boundary), a JPEG whose scan data is damaged (a bad Huffman code, a block with too many coefficients, a missing restart marker, data that ends early or goes on after the last block)"),
     ("E0521", "an image folder dataset needs a C×H×W shape"),
+    ("E0522", "`expc predict` on a run whose data are not images (vectors, or images read as sequences)"),
     ("E0530", "the training data stream ended"),
     ("E0531", "training diverged: NaN or infinite loss or weights (names the iteration and the first non-finite layer), or an exploding loss (above 1000 × max(ln(classes), first loss), see docs/runs.md); names the newest checkpoint whose weights are all finite, if any"),
     ("E0532", "the test set is empty"),

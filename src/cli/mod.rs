@@ -69,6 +69,11 @@ enum Command {
     Run(run::RunArgs),
     /// Continue a run from its last checkpoint (after a crash, `kill -9` or Ctrl-C).
     Resume(run::ResumeArgs),
+    /// Evaluate a trained model over a whole split: loss, top-1 and top-k accuracy, per-class
+    /// accuracy, a confusion matrix (CSV and PNG).
+    Eval(run::EvalArgs),
+    /// Classify image files with a trained model: the top classes with their probabilities.
+    Predict(run::PredictArgs),
     /// Compare finished (or running) runs: a table of best accuracies and one overlay figure.
     Compare {
         /// Run folders (each holds a metrics.csv).
@@ -154,6 +159,8 @@ pub fn main() -> i32 {
         Command::Gradcheck { file, batch, tolerance, seed } => report::gradcheck(&out, &file, batch, tolerance, seed),
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),
+        Command::Eval(args) => run::eval(&out, args),
+        Command::Predict(args) => run::predict(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),

@@ -51,6 +51,46 @@ pub struct ResumeArgs {
     machine: MachineArgs,
 }
 
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A run folder (its best.safetensors, else its newest checkpoint) or a checkpoint file in one.
+    model: PathBuf,
+    /// The split to evaluate.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    split: SplitArg,
+    /// k of the top-k accuracy (default: the spec's `accuracy top=`, else 5).
+    #[arg(long)]
+    top: Option<usize>,
+    /// Folder for eval.json, confusion.csv and confusion.png (default: RUN/eval-SPLIT-CHECKPOINT/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    Test,
+    Train,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A run folder or a checkpoint file in one.
+    model: PathBuf,
+    /// Image files (PNG or JPEG), resized to the model's input when they differ.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
 #[derive(Args, Clone)]
 pub struct MachineArgs {
     /// Training threads (default from expc.toml / EXPC_THREADS, else all cores).
@@ -492,6 +532,68 @@ pub fn compare(dirs: &[PathBuf], figure: Option<PathBuf>, json: bool) -> i32 {
     } else {
         print!("{}", cmp::render_table(&lines));
         println!("figure: {} and {}", stem.with_extension("png").display(), stem.with_extension("svg").display());
+    }
+    0
+}
+
+/// The checked experiment and plan of the run a model file belongs to.
+fn compiled_run(out: &Out, model: &Path, machine: &MachineArgs) -> Result<(PathBuf, PathBuf, Settings, compile::Checked, Plan), i32> {
+    let (dir, file) = expc::run::evaluation::locate_model(model).map_err(fail)?;
+    let record = RunRecord::load(&dir).map_err(fail)?;
+    let settings = settings(out, None, machine, None)?;
+    let probe = |d: &DataSpec| data_facts(d, &settings);
+    let (checked, plan) = check_and_lower(out, record.compile(&probe))?;
+    Ok((dir, file, settings, checked, plan))
+}
+
+pub fn eval(out: &Out, args: EvalArgs) -> i32 {
+    let (dir, file, settings, checked, plan) = match compiled_run(out, &args.model, &args.machine) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let split = match args.split {
+        SplitArg::Test => expc::run::evaluation::Split::Test,
+        SplitArg::Train => expc::run::evaluation::Split::Train,
+    };
+    let top = args.top.unwrap_or(if plan.accuracy_top > 1 { plan.accuracy_top } else { 5 });
+    let e = match expc::run::evaluation::evaluate(&checked, &plan, &settings, &file, split, top, settings.threads.0) {
+        Ok(e) => e,
+        Err(err) => return fail(err),
+    };
+    let folder = args.out.unwrap_or_else(|| expc::run::evaluation::default_output(&dir, &file, split));
+    let files = match expc::run::evaluation::write_evaluation(&folder, &e) {
+        Ok(f) => f,
+        Err(err) => return fail(err),
+    };
+    println!("{}: {} on {} {:?} samples", e.experiment, file.display(), e.samples, e.split);
+    println!("loss {:.4}   top-1 {:.2}%   top-{} {:.2}%", e.loss, 100.0 * e.top1, e.top_k.0, 100.0 * e.top_k.1);
+    let width = e.per_class.iter().map(|c| c.class.chars().count()).max().unwrap_or(5).max(5);
+    println!("{:<width$}  {:>8}  {:>8}", "class", "samples", "accuracy");
+    for c in &e.per_class {
+        println!("{:<width$}  {:>8}  {:>7.2}%", c.class, c.samples, 100.0 * c.accuracy);
+    }
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    0
+}
+
+pub fn predict(out: &Out, args: PredictArgs) -> i32 {
+    let (_, file, settings, checked, plan) = match compiled_run(out, &args.model, &args.machine) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let predictions = match expc::run::evaluation::predict(&checked, &plan, &settings, &file, &args.images, args.top) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&predictions).unwrap_or_default());
+        return 0;
+    }
+    for p in &predictions {
+        let top: Vec<String> = p.top.iter().map(|(c, pr)| format!("{c} {:.1}%", 100.0 * pr)).collect();
+        println!("{}: {}", p.image.display(), top.join(", "));
     }
     0
 }

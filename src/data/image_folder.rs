@@ -171,6 +171,22 @@ pub fn folder_class_names(root: &Path) -> Result<Vec<String>, DataError> {
     }
 }
 
+/// The number of training and test images an image folder yields with [`load_folder`] (the same
+/// layout rules and, without a train/test layout, the same per-class rounding of
+/// `test_fraction`), counted from file names without reading any image.
+pub fn folder_image_counts(root: &Path, test_fraction: f32) -> Result<(u64, u64), DataError> {
+    let count = |dir: &Path| -> Result<Vec<u64>, DataError> {
+        sorted_entries(dir, true)?.iter().map(|c| sorted_entries(c, false).map(|f| f.len() as u64)).collect()
+    };
+    let (train_dir, test_dir) = (root.join("train"), root.join("test"));
+    if train_dir.is_dir() && test_dir.is_dir() {
+        return Ok((count(&train_dir)?.iter().sum(), count(&test_dir)?.iter().sum()));
+    }
+    let per_class = count(root)?;
+    let test: u64 = per_class.iter().map(|&n| (test_fraction as f64 * n as f64).round() as u64).sum();
+    Ok((per_class.iter().sum::<u64>() - test, test))
+}
+
 /// Loads an image folder. With `ROOT/train` and `ROOT/test` present those are the split; otherwise a seeded,
 /// stratified `test_fraction` of `ROOT/<class>/...` becomes the test set.
 pub fn load_folder(

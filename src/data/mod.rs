@@ -29,7 +29,7 @@ pub use augment::{sample_rng, Augment, Preprocess};
 pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, load_cifar10_with, parse_cifar_records, CIFAR10_CLASSES, CIFAR_FILE_RECORDS, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
-pub use image_folder::{folder_class_names, load_folder};
+pub use image_folder::{folder_class_names, folder_image_counts, load_folder, read_image};
 pub use mnist::{
     load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
     MNIST_FILES,

@@ -113,6 +113,8 @@ pub struct Network<T: Float = f32> {
     chunk: usize,
     drop_key: u64,
     seed: u64,
+    /// Set by [`Network::predict`] for one evaluation pass.
+    collect_scores: bool,
 }
 
 /// Automatic micro-batch size: long enough that every convolution's batched weight-gradient
@@ -216,6 +218,7 @@ impl<T: Float> Network<T> {
             chunk: mb,
             drop_key: 0,
             seed,
+            collect_scores: false,
         })
     }
 
@@ -291,6 +294,17 @@ impl<T: Float> Network<T> {
         self.pass(inputs, labels, train, false)
     }
 
+    /// Evaluation-mode class scores of each sample, `[n, classes]` (the loss's logits, summed over
+    /// the steps of a sequence); `labels` only feed the loss of the same pass.
+    pub fn predict(&mut self, inputs: &[f32], labels: &[u32]) -> Result<(PassStats, Vec<f32>), EngineError> {
+        self.collect_scores = true;
+        let stats = self.pass(inputs, labels, false, false);
+        self.collect_scores = false;
+        let stats = stats?;
+        let scores = self.workers.iter_mut().flat_map(|w| std::mem::take(&mut w.scores)).collect();
+        Ok((stats, scores))
+    }
+
     fn pass(&mut self, inputs: &[f32], labels: &[u32], train: bool, backward: bool) -> Result<PassStats, EngineError> {
         let n = self.check(inputs, labels)?;
         let nw = self.workers.len();
@@ -322,6 +336,7 @@ impl<T: Float> Network<T> {
                 scale,
             };
             let nl = self.schedule.layers.len();
+            let collect = self.collect_scores;
             par_workers(&self.pool, &mut self.workers, |w, wk| {
                 let (start, cnt) = slice(w);
                 wk.loss = 0.0;
@@ -336,6 +351,9 @@ impl<T: Float> Network<T> {
                     wk.load(inputs, in_len, start + done, m);
                     for l in 0..nl {
                         wk.fwd(l, &ctx);
+                    }
+                    if collect {
+                        wk.collect_scores(&ctx);
                     }
                     if backward {
                         for l in (0..nl).rev() {

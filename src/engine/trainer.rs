@@ -203,6 +203,28 @@ impl Trainer {
         Ok(((loss / n as f64) as f32, correct))
     }
 
+    /// Evaluation-mode class scores `[n, classes]` and (mean loss, correct) over any number of
+    /// samples (processed in chunks of `max_batch`).
+    pub fn predict(&mut self, inputs: &[f32], labels: &[u32]) -> Result<(f32, usize, Vec<f32>), EngineError> {
+        let n = labels.len();
+        let il = self.net.input_len();
+        if n == 0 || inputs.len() != n * il {
+            return Err(EngineError::Input(format!("predict: {} inputs for {n} labels of length {il}", inputs.len())));
+        }
+        let (mut loss, mut correct, mut scores) = (0.0f64, 0usize, Vec::with_capacity(n * self.net.classes()));
+        let mb = self.cfg.max_batch;
+        let mut s = 0;
+        while s < n {
+            let e = (s + mb).min(n);
+            let (st, sc) = self.net.predict(&inputs[s * il..e * il], &labels[s..e])?;
+            loss += st.loss * (e - s) as f64;
+            correct += st.correct;
+            scores.extend(sc);
+            s = e;
+        }
+        Ok(((loss / n as f64) as f32, correct, scores))
+    }
+
     /// Network memory plus solver history.
     pub fn memory_bytes(&self) -> MemoryReport {
         let mut m = self.net.memory_bytes();

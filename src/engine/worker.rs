@@ -56,6 +56,8 @@ pub(crate) struct Worker<T> {
     pub bn_a: Vec<f64>,
     pub bn_b: Vec<f64>,
     pub loss: f64,
+    /// Class scores collected by [`Worker::collect_scores`] (prediction passes only).
+    pub scores: Vec<f32>,
     pub correct: usize,
     pub first: usize,
     pub n: usize,
@@ -106,6 +108,7 @@ impl<T: Float> Worker<T> {
             bn_a: vec![],
             bn_b: vec![],
             loss: 0.0,
+            scores: vec![],
             correct: 0,
             first: 0,
             n: 0,
@@ -211,6 +214,20 @@ impl<T: Float> Worker<T> {
         match i {
             Producer::Data => data,
             Producer::Layer(j) => &out[j],
+        }
+    }
+
+    /// Appends, for each current sample, its class scores (the loss's logits summed over the
+    /// steps of a sequence, as the accuracy ranks them) to `self.scores`.
+    pub fn collect_scores(&mut self, ctx: &Ctx<'_, T>) {
+        let loss = &ctx.layers[ctx.layers.len() - 1];
+        let Kernel::SoftmaxCe { t, c, .. } = loss.kernel else { return };
+        let z = Self::input(&self.data, &self.out, loss.inputs[0]);
+        for s in 0..self.n {
+            for k in 0..c {
+                let sum: f64 = (0..t).map(|step| z[(s * t + step) * c + k].to_f64()).sum();
+                self.scores.push(sum as f32);
+            }
         }
     }
 

@@ -7,6 +7,9 @@ use crate::graph::DataFacts;
 use crate::data::{DataConfig, Source, SyntheticSpec};
 use crate::spec::{DataSpec, Dataset, Mean, SequenceMode};
 
+/// The share of each class an image folder without train/ and test/ gives to the test set.
+pub const FOLDER_TEST_FRACTION: f32 = 0.1;
+
 /// Batches the loader thread prepares ahead of training.
 const PREFETCH: usize = 3;
 
@@ -46,7 +49,7 @@ pub fn data_config(spec: &DataSpec, settings: &Settings, seed: u64) -> Result<Da
                 [h, w] => [1, *h, *w],
                 _ => return Err(RunError::new("E0521", format!("an image folder needs a C×H×W shape, got {shape:?}"))),
             };
-            Source::Folder { root: path, shape: shape3, test_fraction: 0.1, resize: false }
+            Source::Folder { root: path, shape: shape3, test_fraction: FOLDER_TEST_FRACTION, resize: false }
         }
     };
     Ok(DataConfig {
@@ -109,6 +112,10 @@ pub fn data_facts(spec: &DataSpec, settings: &Settings) -> Result<DataFacts, Dia
                 located(RunError::new("E0520", format!("the image folder `{}` has no class sub-folders", path.display())).help(layout))
             })?;
             facts.classes = Some(classes.len() as u64);
+            if let Ok((train, test)) = crate::data::folder_image_counts(&path, FOLDER_TEST_FRACTION) {
+                facts.train_images = Some(train);
+                facts.test_images = Some(test);
+            }
             facts.origin = format!("the image folder `{}`", path.display());
         }
         Dataset::Synthetic { .. } => {}

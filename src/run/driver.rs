@@ -27,6 +27,10 @@ pub trait Model {
     fn train_step(&mut self, batch: &Batch, lr: f64, it: u64) -> Result<f64, RunError>;
     /// Sum of per-sample losses and number of correct top-1 predictions on a batch (no update).
     fn evaluate(&mut self, batch: &Batch) -> Result<(f64, u64), RunError>;
+    /// Like `evaluate`, plus each sample's class scores (`[n, classes]`).
+    fn scores(&mut self, batch: &Batch) -> Result<(f64, u64, Vec<f32>), RunError>;
+    /// Loads a model file's tensors (weights and running statistics) without solver state.
+    fn load_weights(&mut self, params: &Tensors) -> Result<(), RunError>;
     /// The model's tensors by PyTorch-style name (`conv1.weight`, `bn1.running_mean`, …).
     fn params(&self) -> Tensors;
     /// Optimizer state needed to resume.

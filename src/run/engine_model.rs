@@ -124,7 +124,32 @@ impl Model for CpuModel {
         t
     }
 
+    fn scores(&mut self, batch: &Batch) -> Result<(f64, u64, Vec<f32>), RunError> {
+        let (loss, correct, scores) = self.trainer.predict(&batch.inputs, &batch.labels).map_err(engine_err)?;
+        Ok((loss as f64 * batch.n as f64, correct as u64, scores))
+    }
+
+    fn load_weights(&mut self, params: &Tensors) -> Result<(), RunError> {
+        self.restore_tensors(params, &Tensors::default())
+    }
+
     fn restore(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError> {
+        self.restore_tensors(params, state)?;
+        let missing = |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
+        let a = state.get("solver.history").ok_or_else(|| missing("solver.history"))?;
+        let b = state.get("solver.history2").ok_or_else(|| missing("solver.history2"))?;
+        self.trainer.set_solver_state(&a.1, &b.1).map_err(engine_err)
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        let net = self.trainer.network();
+        net.first_nonfinite().or_else(|| net.first_nonfinite_grad())
+    }
+}
+
+impl CpuModel {
+    /// Weights and running statistics (bit-exact ones from the state file when present).
+    fn restore_tensors(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError> {
         let missing = |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
         let net = self.trainer.network_mut();
         for (id, name) in &self.names {
@@ -146,14 +171,7 @@ impl Model for CpuModel {
             };
             net.set_running_stats(*layer, &stat("running_mean")?, &stat("running_var")?).map_err(engine_err)?;
         }
-        let a = state.get("solver.history").ok_or_else(|| missing("solver.history"))?;
-        let b = state.get("solver.history2").ok_or_else(|| missing("solver.history2"))?;
-        self.trainer.set_solver_state(&a.1, &b.1).map_err(engine_err)
-    }
-
-    fn first_nonfinite(&self) -> Option<String> {
-        let net = self.trainer.network();
-        net.first_nonfinite().or_else(|| net.first_nonfinite_grad())
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod run_folder;
 pub mod error;
 pub mod engine_model;
+pub mod evaluation;
 pub mod interrupt;
 pub mod metrics;
 pub mod plot;

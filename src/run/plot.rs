@@ -154,3 +154,45 @@ pub fn filters(weight: &[f32], shape: &[usize], path: &Path) -> Result<(), RunEr
     }
     img.save(path).map_err(|e| err(path, e))
 }
+
+/// A confusion matrix as a PNG heat map: rows are the true classes, columns the predicted ones,
+/// each cell shaded by its share of the row and labelled with its count.
+pub fn confusion(counts: &[Vec<u64>], names: &[String], title: &str, path: &Path) -> Result<(), RunError> {
+    font();
+    let n = counts.len();
+    if n == 0 || names.len() != n || counts.iter().any(|r| r.len() != n) {
+        return Err(RunError::new("E0504", "confusion: the matrix is not square or its class names do not match"));
+    }
+    let cell = (600 / n as u32).clamp(14, 60);
+    let label_w = 12 + 8 * names.iter().map(|s| s.chars().count()).max().unwrap_or(1).min(24) as u32;
+    let (w, h) = (label_w + cell * n as u32 + 20, 70 + label_w + cell * n as u32);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    let e = |x: &dyn std::fmt::Display| err(path, x);
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let text = |s: &str, size: u32| (s.to_string(), ("sans-serif", size).into_font());
+    root.draw(&Text::new(text(title, 16).0, (10, 10), text(title, 16).1)).map_err(|x| e(&x))?;
+    let (x0, y0) = (label_w as i32, 40i32);
+    for (r, row) in counts.iter().enumerate() {
+        let total = row.iter().sum::<u64>().max(1) as f64;
+        for (c, &v) in row.iter().enumerate() {
+            let share = v as f64 / total;
+            let shade = (255.0 * (1.0 - share)) as u8;
+            let colour = if r == c { RGBColor(shade, 255 - (255 - shade) / 3, shade) } else { RGBColor(255, shade, shade) };
+            let (x, y) = (x0 + c as i32 * cell as i32, y0 + r as i32 * cell as i32);
+            root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], colour.filled())).map_err(|x| e(&x))?;
+            root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], BLACK.mix(0.2))).map_err(|x| e(&x))?;
+            if cell >= 24 {
+                let size = (cell / 3).clamp(8, 14);
+                root.draw(&Text::new(v.to_string(), (x + 3, y + (cell as i32 - size as i32) / 2), ("sans-serif", size).into_font())).map_err(|x| e(&x))?;
+            }
+        }
+        let name: String = names[r].chars().take(24).collect();
+        root.draw(&Text::new(name, (6, y0 + r as i32 * cell as i32 + cell as i32 / 3), ("sans-serif", 12).into_font())).map_err(|x| e(&x))?;
+    }
+    for (c, name) in names.iter().enumerate() {
+        let name: String = name.chars().take(24).collect();
+        let style = ("sans-serif", 12).into_font().transform(FontTransform::Rotate90);
+        root.draw(&Text::new(name, (x0 + c as i32 * cell as i32 + cell as i32 / 2 + 6, y0 + n as i32 * cell as i32 + 6), style)).map_err(|x| e(&x))?;
+    }
+    root.present().map_err(|x| e(&x))
+}

@@ -51,13 +51,13 @@ fn run_rejected_with(text: &str, same_as_check: bool) -> String {
     run_err
 }
 
-/// `three/` has 3 class folders, `one/` has 1; each class holds two 8×8 RGB images.
+/// `three/` has 3 class folders, `one/` has 1; each class holds ten 8×8 RGB images (one goes to the test set).
 fn make_image_folders(d: &Path) {
     for (root, classes) in [("three", 3), ("one", 1)] {
         for c in 0..classes {
             let dir = d.join(root).join(format!("class{c}"));
             std::fs::create_dir_all(&dir).expect("mkdir");
-            for i in 0..2u8 {
+            for i in 0..10u8 {
                 let img = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 40 * c as u8 + i]));
                 img.save(dir.join(format!("{i}.png"))).expect("png");
             }
@@ -182,17 +182,17 @@ fn run_checks_the_classes_of_an_image_folder_before_training() {
        │
        = help: make the last layer `fc 3`
     ");
-    let one = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"one\" shape=3x8x8").replace("batch 16", "batch 2");
+    let one = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"one\" shape=3x8x8").replace("batch 16", "batch 2\n  test_batch 1");
     insta::assert_snapshot!(run_rejected_with(&one.replace("fc1: fc 4", "fc1: fc 2"), false), @"
     error[E0221]: `loss` gets 2 logits but the data has 1 class
-       ┌─ spec.exp:12:3
+       ┌─ spec.exp:13:3
        │
      2 │ data {
        │ ---- the image folder `one` has 1 class
        ·
-    11 │   fc1: fc 2
+    12 │   fc1: fc 2
        │   --- `fc1` produces 2
-    12 │   loss: softmax_loss
+    13 │   loss: softmax_loss
        │   ^^^^^^^^^^^^^^^^^^ expects 1 logits
        │
        = help: make the last layer `fc 1`
@@ -437,4 +437,46 @@ print("hparams", b"| lr | 0.01 |" in ea.Tensors("hparams")[0].tensor_proto.strin
         "img_per_s 2 3 4 6\nlr 2 3 4 6\ntest/accuracy 3 6\ntest/loss 3 6\ntrain/loss 2 3 4 6\nhparams True",
         "the scalars of every metrics row and the hyper-parameters"
     );
+}
+
+#[test]
+fn eval_and_predict_use_a_trained_model_with_its_class_names() {
+    let d = TempDir::new("pipeline-eval");
+    make_image_folders(&d);
+    let text = BASE
+        .replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"three\" shape=3x8x8")
+        .replace("batch 16", "batch 2")
+        .replace("fc1: fc 4", "fc1: fc 3")
+        .replace("iterations 5", "iterations 30");
+    std::fs::write(d.join("spec.exp"), text).expect("write");
+    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("run folder").trim().to_string();
+    let (code, out, err) = expc_in(&d, &["eval", &dir, "--top", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("top-2"), "{out}");
+    for class in ["class0", "class1", "class2"] {
+        assert!(out.contains(class), "per-class accuracy names {class}:\n{out}");
+    }
+    let eval_dir = d.join(&dir).join("eval-test-best");
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(eval_dir.join("eval.json")).expect("eval.json")).expect("json");
+    let confusion = e["confusion"].as_array().expect("matrix");
+    assert_eq!(confusion.len(), 3);
+    let total: u64 = confusion.iter().flat_map(|r| r.as_array().expect("row")).map(|v| v.as_u64().expect("count")).sum();
+    assert_eq!(total, e["samples"].as_u64().expect("samples"), "every test sample is counted once");
+    assert!(std::fs::read_to_string(eval_dir.join("confusion.csv")).expect("csv").starts_with("true\\predicted,class0,class1,class2\n"));
+    assert!(std::fs::metadata(eval_dir.join("confusion.png")).expect("png").len() > 1000);
+    let image = d.join("three/class1/0.png");
+    let (code, out, err) = expc_in(&d, &["predict", &format!("{dir}/checkpoints/best.safetensors"), image.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let top = p[0]["top"].as_array().expect("top classes");
+    assert_eq!(top.len(), 3);
+    let probabilities: f64 = top.iter().map(|c| c[1].as_f64().expect("probability")).sum();
+    assert!((probabilities - 1.0).abs() < 1e-5, "three of three classes: probabilities sum to 1");
+    assert!(top.iter().all(|c| c[0].as_str().expect("name").starts_with("class")));
+    // Not a run: a clear error.
+    let (code, _, err) = expc_in(&d, &["eval", "three"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a run folder"), "{err}");
 }

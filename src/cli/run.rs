@@ -351,6 +351,9 @@ fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Pa
                 summary.outcome.wall_s,
                 summary.outcome.img_per_s
             );
+            if let (Some(a), Some(l)) = (summary.outcome.test_accuracy_of_best, summary.outcome.test_loss_of_best) {
+                println!("{}: the best checkpoint (chosen on validation) on the test set: accuracy {}, loss {l:.4}", exp.name, pct(Some(a)));
+            }
             println!("summary: {}", dir.join("summary.json").display());
             0
         }

@@ -293,6 +293,8 @@ pub struct DataConfig {
     pub sequence_rows: bool,
     /// Visit the training set in a new seeded order every epoch (`false`: file order).
     pub shuffle: bool,
+    /// Training samples set aside (a seeded choice, kept in file order) as a validation set.
+    pub validation: usize,
     pub seed: u64,
     /// Batches prepared ahead of the consumer (bounded channel depth, at least 1).
     pub prefetch: usize,
@@ -304,6 +306,9 @@ pub struct DataConfig {
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
 }
+
+/// Seeds the choice of validation samples (independent of shuffling and augmentation).
+const VALIDATION_SEED: u64 = 0x7A11_DA7E;
 
 /// Loads the train and test parts of a source (no preprocessing, no limits applied).
 pub fn load_source(source: &Source, seed: u64) -> Result<Split, DataError> {
@@ -324,6 +329,8 @@ pub fn load_source(source: &Source, seed: u64) -> Result<Split, DataError> {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub train: Arc<Dataset>,
+    /// Set aside from the training set by `validation` (already removed from `train`).
+    pub validation: Option<Arc<Dataset>>,
     pub test: Arc<Dataset>,
     pub prep: Arc<Preprocess>,
     pub augment: Augment,
@@ -378,10 +385,33 @@ impl Pipeline {
                 config.train_batch
             )));
         }
+        let validation = if config.validation > 0 {
+            if config.validation >= train.len() {
+                return Err(DataError::config(format!(
+                    "a validation set of {} leaves none of the {} training samples to train on",
+                    config.validation,
+                    train.len()
+                )));
+            }
+            use rand::seq::SliceRandom;
+            let mut order: Vec<usize> = (0..train.len()).collect();
+            order.shuffle(&mut sample_rng(config.seed ^ VALIDATION_SEED, 0, 0));
+            let mut held: Vec<usize> = order[..config.validation].to_vec();
+            held.sort_unstable();
+            let mut is_held = vec![false; train.len()];
+            held.iter().for_each(|&i| is_held[i] = true);
+            let kept: Vec<usize> = (0..train.len()).filter(|&i| !is_held[i]).collect();
+            let v = train.select(&held);
+            train = train.select(&kept);
+            Some(Arc::new(v))
+        } else {
+            None
+        };
         let prep = Preprocess::fit(config, &train)?;
         let augment = Augment::new(config, train.shape)?;
         Ok(Pipeline {
             train: Arc::new(train),
+            validation,
             test: Arc::new(test),
             prep: Arc::new(prep),
             augment,
@@ -417,6 +447,13 @@ impl Pipeline {
     /// started at 0.
     pub fn train_stream(&self, start_iter: u64) -> BatchStream {
         BatchStream::train(self.clone(), start_iter)
+    }
+
+    /// The same pipeline evaluating on the validation set instead of the test set (`None` without
+    /// `validation`): its `test_stream` reads the validation samples.
+    pub fn validation_pipeline(&self) -> Option<Pipeline> {
+        let v = self.validation.clone()?;
+        Some(Pipeline { test: v, validation: None, ..self.clone() })
     }
 
     /// Test batches in file order, not augmented (centre crop if `crop` is set), one pass.

@@ -56,6 +56,7 @@ fn test_config(source: Source) -> DataConfig {
         mirror: false,
         sequence_rows: false,
         shuffle: true,
+        validation: 0,
         seed: 0,
         prefetch: 3,
         workers: 1,

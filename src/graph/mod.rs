@@ -301,7 +301,16 @@ fn check_data(exp: &Experiment, a: &Analysis, facts: &DataFacts) -> Vec<Diagnost
             }
         }
     }
-    for (what, n, batch) in [("training", facts.train_images, exp.data.batch), ("test", facts.test_images, exp.data.test_batch)] {
+    let validation = exp.data.validation;
+    if let Some(n) = facts.train_images.filter(|&n| validation > 0 && validation >= n) {
+        diags.push(
+            Diagnostic::error("E0222", format!("a validation set of {validation} leaves none of the {n} training images to train on"))
+                .primary(exp.data.span, format!("{} has {}", facts.origin, plural(n, "training image", "training images")))
+                .help("set aside fewer images with `validation`"),
+        );
+    }
+    let train_images = facts.train_images.map(|n| n.saturating_sub(validation));
+    for (what, n, batch) in [("training", train_images, exp.data.batch), ("test", facts.test_images, exp.data.test_batch)] {
         if let Some(n) = n {
             if n == 0 {
                 diags.push(

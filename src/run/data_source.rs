@@ -68,6 +68,7 @@ pub fn data_config(spec: &DataSpec, settings: &Settings, seed: u64) -> Result<Da
         mirror: spec.augment.mirror,
         sequence_rows: spec.sequence == Some(SequenceMode::Rows),
         shuffle: spec.shuffle,
+        validation: spec.validation as usize,
         seed,
         // Machine settings, not experiment settings: how many batches are prepared ahead, by how
         // many threads (results do not depend on either).

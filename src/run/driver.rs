@@ -73,6 +73,12 @@ pub struct Progress {
     /// two rows logs the same averages as an uninterrupted one.
     #[serde(default)]
     pub pending_loss: (f64, u64),
+    /// Early stopping: the best evaluation loss so far and the evaluations since the watched
+    /// metric last improved.
+    #[serde(default)]
+    pub best_loss: Option<f64>,
+    #[serde(default)]
+    pub stale_evaluations: u64,
 }
 
 /// The exploding-loss rule (docs/runs.md, "Divergence"): a finite loss above
@@ -103,6 +109,17 @@ pub struct Outcome {
     /// Set when a Ctrl-C or SIGTERM stopped the run early (after a checkpoint at this iteration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted_at: Option<u64>,
+    /// Set when early stopping ended the run (after a checkpoint at this iteration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_early_at: Option<u64>,
+    /// What the evaluations during training read: `test`, or `validation` (then `best_accuracy`
+    /// and the `test_*` columns of metrics.csv are validation values).
+    pub evaluated_on: &'static str,
+    /// With a validation set: the best checkpoint evaluated once on the test set at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy_of_best: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_loss_of_best: Option<f64>,
 }
 
 pub struct Loop<'a> {
@@ -206,8 +223,16 @@ impl Loop<'_> {
             images: 0,
             first_loss: None,
             pending_loss: (0.0, 0),
+            best_loss: None,
+            stale_evaluations: 0,
         });
+        // With a validation set, evaluations during training read it; the test set is read once,
+        // at the end, with the best checkpoint.
+        let validation = self.data.validation_pipeline();
+        let eval_data = validation.as_ref().unwrap_or(self.data);
+        let evaluated_on = if validation.is_some() { "validation" } else { "test" };
         let classes = self.data.classes();
+        let mut out = Outcome { evaluated_on, ..Outcome::default() };
         let mut writer = match &start {
             Some(p) => metrics::Writer::resume(&metrics_path, p.iteration)?,
             None => metrics::Writer::create(&metrics_path)?,
@@ -223,7 +248,7 @@ impl Loop<'_> {
         obs.started(total, progress.iteration);
         let (mut loss_sum, mut loss_n) = progress.pending_loss;
         let (mut images_since, mut since) = (0u64, Instant::now());
-        let mut out = Outcome::default();
+
         let mut last_eval: Option<(f64, f64)> = None;
         let mut images_session = 0u64;
         for it in progress.iteration..total {
@@ -272,14 +297,26 @@ impl Loop<'_> {
                 obs.step(done, row.train_loss.unwrap_or(loss), lr, rate);
                 out.final_train_loss = row.train_loss;
                 if eval_now {
-                    let (l, a) = self.evaluate(model)?;
+                    let (l, a) = self.evaluate_on(model, eval_data)?;
                     row.test_loss = Some(l);
                     row.test_accuracy = Some(a);
                     last_eval = Some((l, a));
-                    if progress.best_accuracy.map_or(true, |b| a > b) {
+                    let better_accuracy = progress.best_accuracy.map_or(true, |b| a > b);
+                    let better_loss = progress.best_loss.map_or(true, |b| l < b);
+                    if better_accuracy {
                         progress.best_accuracy = Some(a);
                         progress.best_iteration = Some(done);
+                        // The best model is kept when it is found, not only at checkpoint times.
+                        self.save_best(model, done)?;
                     }
+                    if better_loss {
+                        progress.best_loss = Some(l);
+                    }
+                    let improved = match self.train.early_stop.map(|e| e.metric) {
+                        Some(crate::spec::StopMetric::Loss) => better_loss,
+                        _ => better_accuracy,
+                    };
+                    progress.stale_evaluations = if improved { 0 } else { progress.stale_evaluations + 1 };
                     obs.evaluated(done, l, a);
                 }
                 writer.write(&row)?;
@@ -291,7 +328,8 @@ impl Loop<'_> {
             }
             obs.advanced(done);
             let interrupted = !is_last && super::interrupt::requested();
-            if ckpt_now || interrupted {
+            let patience_spent = !is_last && eval_now && self.train.early_stop.is_some_and(|e| progress.stale_evaluations >= e.patience);
+            if ckpt_now || interrupted || patience_spent {
                 progress.iteration = done;
                 progress.elapsed_s = elapsed0 + t0.elapsed().as_secs_f64();
                 progress.pending_loss = (loss_sum, loss_n);
@@ -305,10 +343,29 @@ impl Loop<'_> {
                 out.interrupted_at = Some(done);
                 break;
             }
+            if patience_spent {
+                out.stopped_early_at = Some(done);
+                obs.warning(&format!(
+                    "early stopping at iteration {done}: no better validation/test {} in {} evaluations",
+                    if self.train.early_stop.is_some_and(|e| e.metric == crate::spec::StopMetric::Loss) { "loss" } else { "accuracy" },
+                    progress.stale_evaluations
+                ));
+                break;
+            }
         }
         let wall = t0.elapsed().as_secs_f64();
         let stats = stream.stats();
-        out.iterations = out.interrupted_at.unwrap_or(total);
+        out.iterations = out.interrupted_at.or(out.stopped_early_at).unwrap_or(total);
+        if validation.is_some() && out.interrupted_at.is_none() {
+            // The best checkpoint (chosen on validation), evaluated once on the test set.
+            let best = self.dir.join("checkpoints").join("best.safetensors");
+            if let Ok(tensors) = checkpoint::load_verified(&best) {
+                model.load_weights(&tensors)?;
+                let (l, a) = self.evaluate_on(model, self.data)?;
+                out.test_loss_of_best = Some(l);
+                out.test_accuracy_of_best = Some(a);
+            }
+        }
         out.best_accuracy = progress.best_accuracy;
         out.best_iteration = progress.best_iteration;
         out.final_test_loss = last_eval.map(|e| e.0);
@@ -319,11 +376,11 @@ impl Loop<'_> {
         Ok(out)
     }
 
-    /// Mean loss and top-1 accuracy over the configured test batches.
-    pub fn evaluate(&self, model: &mut dyn Model) -> Result<(f64, f64), RunError> {
+    /// Mean loss and accuracy over the configured evaluation batches of `data` (its test stream).
+    fn evaluate_on(&self, model: &mut dyn Model, data: &Pipeline) -> Result<(f64, f64), RunError> {
         let limit = self.eval_batches.unwrap_or(u64::MAX) as usize;
         let (mut loss, mut correct, mut n) = (0.0, 0u64, 0u64);
-        for b in self.data.test_stream().take(limit) {
+        for b in data.test_stream().take(limit) {
             let (l, c) = model.evaluate(&b)?;
             loss += l;
             correct += c;
@@ -351,12 +408,18 @@ impl Loop<'_> {
         state.metadata.insert("progress".into(), serde_json::to_string(progress).unwrap_or_default());
         // The state file is written last: its presence marks a complete checkpoint.
         checkpoint::save(&state_path, &state)?;
-        if progress.best_iteration == Some(progress.iteration) {
-            let best = dir.join("best.safetensors");
-            checkpoint::save(&best, &params)?;
-        }
         self.rotate(&dir)?;
         Ok(model_path)
+    }
+
+    /// Writes `best.safetensors`: the model just evaluated as the best so far.
+    fn save_best(&self, model: &dyn Model, iteration: u64) -> Result<(), RunError> {
+        let mut params = model.params();
+        if !all_finite(&params) {
+            return Ok(());
+        }
+        params.metadata.insert("iteration".into(), iteration.to_string());
+        checkpoint::save(&self.dir.join("checkpoints").join("best.safetensors"), &params)
     }
 
     /// Keeps the newest `checkpoint_keep` checkpoints.

@@ -10,9 +10,9 @@ use crate::syntax::ast::ValueKind;
 /// Largest batch the engine takes (2^24 samples).
 pub const MAX_BATCH: u64 = 1 << 24;
 
-const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle"];
+const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle", "validation"];
 const TRAIN_KEYS: &[&str] = &[
-    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log", "clip_gradients",
+    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log", "clip_gradients", "early_stop",
 ];
 
 fn unknown_setting(cmd: &SettingCmd, section: &str, keys: &[&str]) -> Diagnostic {
@@ -78,6 +78,7 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
         augment: Augment::default(),
         sequence: None,
         shuffle: true,
+        validation: 0,
         span: sec.header,
     };
     for c in &sec.cmds {
@@ -219,6 +220,14 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
                     spec.shuffle = b
                 }
             }
+            "validation" => {
+                if let Some(n) = with_args(c, what, diags, |a| {
+                    let v = a.required("number of training images to set aside", "validation 5000")?;
+                    a.as_uint(v, 1)
+                }) {
+                    spec.validation = n
+                }
+            }
             _ => diags.push(unknown_setting(c, "data", DATA_KEYS)),
         }
     }
@@ -272,6 +281,7 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
         log_every: 0,
         warmup: 0,
         clip_gradients: None,
+        early_stop: None,
         span: sec.header,
     };
     for c in &sec.cmds {
@@ -340,6 +350,24 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                 }) {
                     spec.policy = p;
                     spec.warmup = warmup;
+                }
+            }
+            "early_stop" => {
+                if let Some(e) = with_args(c, what, diags, |a| {
+                    let patience = a.kw_uint("patience", 1);
+                    let metric = match a.kw_word("metric", &["accuracy", "loss"]) {
+                        Some("loss") => StopMetric::Loss,
+                        _ => StopMetric::Accuracy,
+                    };
+                    if patience.is_none() && !a.has_errors() {
+                        let d = Diagnostic::error("E0103", "`early_stop` needs `patience=`: how many evaluations without improvement end the run")
+                            .primary(a.cmd.span, "`patience` missing")
+                            .help("write it like `early_stop patience=5 metric=accuracy`");
+                        a.error(d);
+                    }
+                    Some(EarlyStop { patience: patience?, metric })
+                }) {
+                    spec.early_stop = Some(e)
                 }
             }
             "clip_gradients" => {

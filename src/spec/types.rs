@@ -38,6 +38,10 @@ pub struct DataSpec {
     pub augment: Augment,
     pub sequence: Option<SequenceMode>,
     pub shuffle: bool,
+    /// Training images set aside (seeded) as a validation set: evaluations during training use
+    /// it, the best checkpoint is chosen on it, and the test set is read once, at the end (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub validation: u64,
     #[serde(skip)]
     pub span: Span,
 }
@@ -161,6 +165,9 @@ pub struct TrainSpec {
     /// Caffe's `clip_gradients`: scale the gradients so their global L2 norm is at most this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_gradients: Option<f64>,
+    /// Stop when the evaluation metric has not improved for this many evaluations in a row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
     #[serde(skip)]
     pub span: Span,
 }
@@ -190,6 +197,20 @@ impl Solver {
             Solver::Adam { .. } | Solver::AdamW { .. } | Solver::AdaDelta { .. } => 2,
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EarlyStop {
+    pub patience: u64,
+    pub metric: StopMetric,
+}
+
+/// The metric early stopping watches: accuracy (higher is better) or loss (lower is better).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    Accuracy,
+    Loss,
 }
 
 fn is_zero(x: &u64) -> bool {

@@ -114,7 +114,7 @@ fn e0101_unknown_setting_with_hint() {
     7 │   momentum 0.9
       │   ^^^^^^^^ unknown setting
       │
-      = note: `train` settings: solver, lr, policy, weight_decay, iterations, eval, seed, checkpoint, log, clip_gradients
+      = note: `train` settings: solver, lr, policy, weight_decay, iterations, eval, seed, checkpoint, log, clip_gradients, early_stop
       = help: `momentum` belongs to the solver: `solver sgd momentum=0.9`
     ");
 }
@@ -128,7 +128,7 @@ fn e0101_misspelt_setting() {
     4 │   bacth 64
       │   ^^^^^ unknown setting
       │
-      = note: `data` settings: dataset, batch, test_batch, scale, mean, std, augment, sequence, shuffle
+      = note: `data` settings: dataset, batch, test_batch, scale, mean, std, augment, sequence, shuffle, validation
       = help: did you mean `batch`?
     ");
 }
@@ -484,7 +484,7 @@ fn e0101_override_unknown_setting() {
     3 │ data { augmnt pad=4 }
       │        ^^^^^^ unknown setting
       │
-      = note: `data` settings: dataset, batch, test_batch, scale, mean, std, augment, sequence, shuffle
+      = note: `data` settings: dataset, batch, test_batch, scale, mean, std, augment, sequence, shuffle, validation
       = help: did you mean `augment`?
     ");
 }

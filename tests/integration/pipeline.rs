@@ -480,3 +480,32 @@ fn eval_and_predict_use_a_trained_model_with_its_class_names() {
     assert_eq!(code, 1);
     assert!(err.contains("not a run folder"), "{err}");
 }
+
+#[test]
+fn validation_early_stopping_and_the_final_test_of_the_best_checkpoint() {
+    let d = TempDir::new("pipeline-validation");
+    // An untrained net (tiny lr): the validation accuracy never improves after the first
+    // evaluation, so `patience=2` stops the run at the third evaluation.
+    let text = BASE
+        .replace("batch 16", "batch 16\n  validation 16")
+        .replace("lr 0.01", "lr 1e-9")
+        .replace("iterations 5", "iterations 100\n  eval every=2\n  early_stop patience=2 metric=accuracy");
+    std::fs::write(d.join("spec.exp"), &text).expect("write");
+    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("early stopping at iteration 6"), "{err}");
+    assert!(out.contains("the best checkpoint (chosen on validation) on the test set"), "{out}");
+    let dir = d.join(out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("run folder").trim());
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(s["stopped_early_at"], 6);
+    assert_eq!(s["iterations"], 6);
+    assert_eq!(s["evaluated_on"], "validation");
+    assert!(s["test_accuracy_of_best"].as_f64().is_some(), "{s}");
+    // A validation set as large as the training set is refused before training.
+    let bad = text.replace("validation 16", "validation 64");
+    std::fs::write(d.join("bad.exp"), bad).expect("write");
+    let (code, _, err) = expc_in(&d, &["run", "bad.exp", "--out", "runs2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("E0222") && err.contains("validation set of 64"), "{err}");
+    assert!(!d.join("runs2").exists());
+}

@@ -71,6 +71,7 @@ pub struct EvalArgs {
 #[derive(Clone, Copy, ValueEnum)]
 pub enum SplitArg {
     Test,
+    Validation,
     Train,
 }
 
@@ -556,6 +557,7 @@ pub fn eval(out: &Out, args: EvalArgs) -> i32 {
     };
     let split = match args.split {
         SplitArg::Test => expc::run::evaluation::Split::Test,
+        SplitArg::Validation => expc::run::evaluation::Split::Validation,
         SplitArg::Train => expc::run::evaluation::Split::Train,
     };
     let top = args.top.unwrap_or(if plan.accuracy_top > 1 { plan.accuracy_top } else { 5 });

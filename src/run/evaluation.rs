@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     Test,
+    /// The `validation N` images set aside from the training set.
+    Validation,
     Train,
 }
 
@@ -113,6 +115,12 @@ pub fn evaluate(checked: &Checked, plan: &Plan, settings: &Settings, model_file:
     let (mut loss, mut samples, mut in_top_k) = (0.0, 0u64, 0u64);
     let batches: Box<dyn Iterator<Item = Batch>> = match split {
         Split::Test => Box::new(data.test_stream()),
+        Split::Validation => match data.validation_pipeline() {
+            Some(v) => Box::new(v.test_stream()),
+            None => {
+                return Err(RunError::new("E0532", "this run has no validation set").help("add `validation N` to its `data` section, or evaluate `--split test`"))
+            }
+        },
         Split::Train => Box::new(data.train_eval_stream()),
     };
     for b in batches {
@@ -247,5 +255,10 @@ fn class_names_of_source(source: &crate::data::Source) -> Vec<String> {
 /// Where `expc eval` writes by default: `RUN_DIR/eval-<split>-<checkpoint stem>/`.
 pub fn default_output(run_dir: &Path, model_file: &Path, split: Split) -> PathBuf {
     let stem = model_file.file_name().and_then(|n| n.to_str()).unwrap_or("model").trim_end_matches(".safetensors").to_string();
-    run_dir.join(format!("eval-{}-{stem}", if split == Split::Test { "test" } else { "train" }))
+    let split = match split {
+        Split::Test => "test",
+        Split::Validation => "validation",
+        Split::Train => "train",
+    };
+    run_dir.join(format!("eval-{split}-{stem}"))
 }

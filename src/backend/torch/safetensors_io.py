@@ -1,0 +1,54 @@
+"""Reading and writing safetensors files (the format of expc's checkpoints) without dependencies.
+
+A file is an 8-byte little-endian header length, a JSON header (name -> dtype, shape, byte
+offsets; "__metadata__" -> strings) and the raw little-endian tensor bytes.
+"""
+
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "U8": np.uint8, "I64": np.int64, "I32": np.int32}
+
+
+def load_tensors(path, with_metadata=False):
+    """name -> torch tensor (and the metadata dict when asked)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    metadata = header.pop("__metadata__", {}) or {}
+    base = 8 + n
+    tensors = {}
+    for name, info in header.items():
+        start, end = info["data_offsets"]
+        array = np.frombuffer(data[base + start : base + end], dtype=DTYPES[info["dtype"]])
+        tensors[name] = torch.from_numpy(array.reshape(info["shape"]).copy())
+    return (tensors, metadata) if with_metadata else tensors
+
+
+def save_tensors(path, tensors, metadata=None):
+    """Writes float32 tensors atomically (temporary file, fsync, rename), names in sorted order."""
+    header, chunks, offset = {}, [], 0
+    for name in sorted(tensors):
+        array = tensors[name].detach().to("cpu", torch.float32).contiguous().numpy()
+        raw = array.astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in chunks:
+            f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

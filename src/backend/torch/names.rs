@@ -55,7 +55,11 @@ pub fn local(name: &str, taken: &mut Vec<String>) -> String {
     if v.is_empty() || v.starts_with(|c: char| c.is_ascii_digit()) {
         v = format!("l_{v}");
     }
-    const RESERVED: &[&str] = &["self", "x", "F", "torch", "nn", "data"];
+    const RESERVED: &[&str] = &[
+        "self", "x", "F", "torch", "nn", "np", "data", "sum", "max", "min", "abs", "all", "any", "input", "id", "len", "list", "dict", "map",
+        "filter", "range", "round", "pow", "iter", "next", "object", "print", "set", "str", "int", "float", "bool", "tuple", "zip", "slice",
+        "type", "format", "hash", "super",
+    ];
     while !is_identifier(&v) || RESERVED.contains(&v.as_str()) || taken.contains(&v) {
         v.push('_');
     }

@@ -12,3 +12,4 @@ mod report;
 mod resolve;
 mod run;
 mod train;
+mod torch;

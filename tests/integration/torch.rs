@@ -116,3 +116,161 @@ fn torch_losses_equal_the_native_engine_on_every_experiment() {
     let bad: Vec<_> = report.iter().filter(|(_, r)| !(*r <= 1e-4)).collect();
     assert!(bad.is_empty(), "losses differ by more than 1e-4: {bad:?}");
 }
+
+/// Data parallel: 2 processes (torchrun, gloo) on the same global batches as 1 process agree within
+/// 1e-5 (each process takes half of every batch; gradients are averaged so that the update is the
+/// global batch's). The net has no batch norm: on CPU batch norm is not synchronised (docs/backends.md).
+#[test]
+fn torch_ddp_two_processes_equal_one() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("torch-ddp");
+    let (checked, plan, native) = native_losses(&repo().join("experiments/smoke/synthetic.exp"), &dir, 8);
+    export(&checked, &plan, &dir.join("code"));
+    let one = torch_losses(&py, &dir.join("code"), &dir, None, &[]);
+    let two = torch_losses(&py, &dir.join("code"), &dir, Some(2), &[]);
+    let r = max_rel(&one, &two);
+    eprintln!("ddp: 2 processes vs 1, max relative loss difference {r:.2e}; vs native {:.2e}", max_rel(&native, &two));
+    assert!(r <= 1e-5, "2 processes differ from 1 by {r}");
+}
+
+/// Model parallel (Problem 3): the two-device experiment on two CPU placements gives the losses of
+/// the same network on one placement, and model.py moves tensors exactly at the cross-device edges
+/// of `expc compile --report`.
+#[test]
+fn torch_model_parallel_two_cpu_placements_equal_one() {
+    let Some(py) = python() else { return };
+    let path = repo().join("experiments/parallel/two_devices.exp");
+    let dir = TempDir::new("torch-mp");
+    let (checked, plan, _) = native_losses(&path, &dir, 4);
+    export(&checked, &plan, &dir.join("code"));
+    let model = std::fs::read_to_string(dir.join("code/model.py")).expect("model.py");
+    let exp = &checked.experiment;
+    let report = expc::report::report(exp, &checked.graph, &checked.analysis, 4);
+    let edges = report.devices.expect("a two-device model has cross-device edges").edges;
+    let forward: String = model.lines().skip_while(|l| !l.contains("def forward")).take_while(|l| !l.contains("def dropout")).collect::<Vec<_>>().join("\n");
+    let transfers = forward.matches(".to(self.devices[").count();
+    assert_eq!(transfers, edges.len(), "one transfer per cross-device edge:\n{forward}");
+    for e in &edges {
+        let line = forward.lines().find(|l| l.ends_with(&format!("# {}", e.to))).unwrap_or_else(|| panic!("no line for {}", e.to));
+        assert!(line.contains(&format!(".to(self.devices[{}])", e.to_device)), "edge {} -> {} not transferred: {line}", e.from, e.to);
+    }
+    let two = torch_losses(&py, &dir.join("code"), &dir, None, &["--placement", "cpu,cpu"]);
+    // The same network on one placement: the spec without `device=`.
+    let text = std::fs::read_to_string(&path).expect("spec").replace(" device=0", "").replace(" device=1", "");
+    std::fs::write(dir.join("one.exp"), text).expect("write");
+    let c = expc::compile::compile_path(&dir.join("one.exp"), &|p: &Path| std::fs::read_to_string(p));
+    let one_checked = c.into_checked().expect("checks");
+    let one_plan = expc::lower::lower(&one_checked).expect("lowers");
+    export(&one_checked, &one_plan, &dir.join("code1"));
+    assert!(!std::fs::read_to_string(dir.join("code1/model.py")).expect("model.py").contains("self.devices"));
+    let one = torch_losses(&py, &dir.join("code1"), &dir, None, &[]);
+    let r = max_rel(&one, &two);
+    eprintln!("model parallel: two placements vs one, max relative loss difference {r:.2e}");
+    assert!(r <= 1e-6, "placements change the losses by {r}");
+}
+
+const TINY: &str = "experiment tiny\n\ndata {\n  dataset synthetic shape=3x8x8 classes=4 train=256 test=64\n  batch 16\n  scale 1/255\n}\n\nmodel {\n  input 3x8x8\n  conv1: conv 8 3x3 pad=1\n  relu\n  pool1: maxpool 2\n  drop: dropout 0.2\n  fc1: fc 4\n  loss: softmax_loss\n  accuracy\n}\n\ntrain {\n  lr 0.05\n  iterations 30\n  eval every=10\n  log every=5\n  checkpoint every=10 keep=2\n  seed 3\n}\n";
+
+fn expc(root: &Path, py: &Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Output, Option<PathBuf>) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_expc"));
+    c.current_dir(root).args(args).env("EXPC_PYTHON", py);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("expc runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dir = text.lines().find_map(|l| l.strip_prefix("run folder: ")).map(|d| root.join(d.trim()));
+    (out, dir)
+}
+
+/// metrics.csv without the timing columns.
+fn curves(dir: &Path) -> Vec<(u64, Option<f64>, Option<f64>, Option<f64>)> {
+    expc::run::metrics::read(&dir.join("metrics.csv")).expect("metrics").iter().map(|r| (r.iteration, r.train_loss, r.test_loss, r.test_accuracy)).collect()
+}
+
+/// `expc run --backend torch` writes the native run folder (metrics, checkpoints with the native
+/// names, curves, filters, summary) and `expc compare` overlays it with a native run.
+#[test]
+fn torch_run_writes_the_native_run_folder_and_compares_with_a_native_run() {
+    let Some(py) = python() else { return };
+    let root = TempDir::new("torch-run");
+    std::fs::write(root.join("tiny.exp"), TINY).expect("write spec");
+    let (out, dir) = expc(&root, &py, &["run", "tiny.exp", "--quiet", "--backend", "torch", "--out", "runs"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = dir.expect("run folder printed");
+    for f in ["run.json", "spec.json", "metrics.csv", "summary.json", "curves.png", "curves.svg", "filters.png", "checkpoints/best.safetensors", "checkpoints/ckpt-0000030.safetensors", "checkpoints/ckpt-0000030.state.safetensors", "torch/model.py", "torch/train.py"] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    assert!(!dir.join("checkpoints/ckpt-0000010.safetensors").exists(), "keep=2 rotates");
+    let native = expc::run::checkpoint::load(&dir.join("checkpoints/ckpt-0000030.safetensors")).expect("loads");
+    let names: Vec<&String> = native.tensors.keys().collect();
+    assert_eq!(names, ["conv1.bias", "conv1.weight", "fc1.bias", "fc1.weight"]);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["backend"], "torch");
+    assert!(summary["best_accuracy"].as_f64().is_some());
+    let rows = curves(&dir);
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [5, 10, 15, 20, 25, 30]);
+    let (out, native_dir) = expc(&root, &py, &["run", "tiny.exp", "--quiet", "--out", "runs"], &[]);
+    assert!(out.status.success());
+    let cmp = Command::new(env!("CARGO_BIN_EXE_expc"))
+        .current_dir(&*root)
+        .arg("compare")
+        .arg(&dir)
+        .arg(native_dir.expect("native run folder"))
+        .args(["--out", "both.png"])
+        .output()
+        .expect("compare runs");
+    assert!(cmp.status.success(), "{}", String::from_utf8_lossy(&cmp.stderr));
+    assert!(root.join("both.png").exists());
+}
+
+/// A 2-process torch run killed after iteration 25 (abort, like `kill -9`) resumes from its
+/// checkpoint at 20 with `expc resume` to the metrics of an uninterrupted 2-process run.
+#[test]
+fn torch_killed_two_process_run_resumes_to_the_same_metrics() {
+    let Some(py) = python() else { return };
+    let root = TempDir::new("torch-kill");
+    std::fs::write(root.join("tiny.exp"), TINY).expect("write spec");
+    let args = ["run", "tiny.exp", "--quiet", "--backend", "torch", "--nproc", "2", "--out", "runs"];
+    let (out, full) = expc(&root, &py, &args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, killed) = expc(&root, &py, &args, &[("EXPC_TEST_ABORT_AFTER", "25")]);
+    assert!(!out.status.success(), "the aborted run must fail");
+    let killed = killed.expect("run folder printed");
+    assert_eq!(expc::run::driver::latest_checkpoint(&killed).expect("checkpoint").0, 20);
+    let resume = Command::new(env!("CARGO_BIN_EXE_expc")).current_dir(&*root).env("EXPC_PYTHON", &py).arg("resume").arg(&killed).arg("--quiet").output().expect("resume");
+    assert!(resume.status.success(), "{}", String::from_utf8_lossy(&resume.stderr));
+    let (a, b) = (curves(&full.expect("run folder")), curves(&killed));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        for (p, q) in [(x.1, y.1), (x.2, y.2), (x.3, y.3)] {
+            assert_eq!(p.is_some(), q.is_some());
+            if let (Some(p), Some(q)) = (p, q) {
+                assert!((p - q).abs() <= 1e-6 * p.abs().max(1.0), "iteration {}: {p} vs {q}", x.0);
+            }
+        }
+    }
+}
+
+/// Clear errors before any run folder: no torch, cuda without a GPU, a batch that does not divide.
+#[test]
+fn torch_launch_errors_are_clear_and_leave_no_run_folder() {
+    let Some(py) = python() else { return };
+    let root = TempDir::new("torch-err");
+    std::fs::write(root.join("tiny.exp"), TINY).expect("write spec");
+    let cases: [(&[&str], &Path, &str); 3] = [
+        (&["--device", "cuda"], &py, "cuda asked for, not available"),
+        (&["--nproc", "3"], &py, "the batch (16) does not divide over 3 processes"),
+        (&[], Path::new("/nonexistent/python"), "pip install torch numpy pillow"),
+    ];
+    for (extra, python, expected) in cases {
+        let mut args = vec!["run", "tiny.exp", "--quiet", "--backend", "torch", "--out", "runs"];
+        args.extend(extra);
+        let (out, _) = expc(&root, python, &args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
+    }
+    assert!(!root.join("runs").exists(), "no run folder on a launch error");
+}

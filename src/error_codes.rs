@@ -53,6 +53,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0302", "more than one loss"),
     ("E0303", "an `accuracy` layer reads other logits than the loss (backends measure accuracy on the loss's logits)"),
     ("E0304", "the loss depends on two `input` layers (the data has one)"),
+    ("E0310", "the torch backend cannot express a layer's setting exactly (located; `export torch` and `run --backend torch` refuse it)"),
     ("E0500", "a run file cannot be created, written or read"),
     ("E0501", "`metrics.csv` is not an expc metrics file, or a row is malformed"),
     ("E0502", "a checkpoint cannot be serialized"),
@@ -68,6 +69,11 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0533", "`expc resume` on a finished run"),
     ("E0534", "the engine rejected a batch or a plan"),
     ("E0540", "the expc executable cannot be found to start sweep processes"),
+    ("E0600", "torch backend: Python cannot be started or cannot import torch and numpy (the help says how to install them)"),
+    ("E0601", "torch backend: `--device cuda` asked for, but torch sees no CUDA device"),
+    ("E0602", "torch backend: the batch does not divide over the processes (`--nproc` × `--nnodes`)"),
+    ("E0603", "torch backend: launch flags that do not fit together (`--nnodes` without `--rdzv`, `--amp` without `--device cuda`)"),
+    ("E0604", "torch backend: the PyTorch process failed or left no outcome"),
 ];
 
 /// Whether `code` is registered.

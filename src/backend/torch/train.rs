@@ -200,6 +200,14 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
     }));
     s.push_str(section("loss"));
     let new_model = if placements(plan, input_device) > 1 { "Net(devices)" } else { "Net().to(devices[0])" };
-    s.push_str(&section("main").replace("{{NEW_MODEL}}", new_model).replace("{{LR_POLICY}}", &policy(&t.policy)));
+    let step_seed = if plan.layers.iter().any(|l| matches!(l.op, crate::ops::Op::Dropout(_))) {
+        "        # Dropout masks are a function of (seed, iteration, rank), so a resumed run repeats them;\n\
+         \x20       # --same-masks-as-expc uses the native engine's masks instead.\n\
+         \x20       torch.manual_seed((SEED * 1_000_003 + it) * 1_009 + rank)\n\
+         \x20       model.same_masks_as_expc = (SEED, it, first) if args.same_masks_as_expc else None\n"
+    } else {
+        ""
+    };
+    s.push_str(&section("main").replace("{{NEW_MODEL}}", new_model).replace("{{LR_POLICY}}", &policy(&t.policy)).replace("{{STEP_SEED}}", step_seed));
     s
 }

@@ -528,9 +528,7 @@ def main():
         x, y, epoch = data.train_batch(it)
         lr = policy(it)
         x, y, n, first = local_share(x, y)
-        if hasattr(model, "same_masks_as_expc"):
-            model.same_masks_as_expc = (SEED, it, first) if args.same_masks_as_expc else None
-        loss = train_step(net, model, solver, x, y, lr, it, world, n, args)
+{{STEP_SEED}}        loss = train_step(net, model, solver, x, y, lr, it, world, n, args)
         if not math.isfinite(loss):
             if rank == 0:
                 report("diverged", iteration=it + 1, loss=loss)

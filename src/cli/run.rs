@@ -216,8 +216,8 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
     if !args.sweeps.is_empty() {
         return run_sweep(out, args);
     }
-    if args.emit.is_some() {
-        eprintln!("error: --emit goes with --sweep (it writes a job script for the sweep's runs)");
+    if args.emit.is_some() && args.backend != RunBackend::Torch {
+        eprintln!("error: --emit goes with --sweep (a job array of the sweep's runs) or with --backend torch (a multi-node torchrun job)");
         return 1;
     }
     let mut assignments = vec![];
@@ -267,7 +267,7 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
     let exp = &checked.experiment;
     let launch = (args.backend == RunBackend::Torch).then(|| args.torch.launch((settings.threads.0 / (args.torch.nproc.max(1))).max(1)));
     if let Some(l) = &launch {
-        if let Err(e) = super::torch::prepare(&checked, l) {
+        if let Err(e) = super::torch::prepare(&checked, l, args.emit.is_some()) {
             return fail(e);
         }
     }
@@ -292,6 +292,9 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         return fail(e);
     }
     println!("run folder: {}", dir.display());
+    if let (Some(Emit::Slurm), Some(l)) = (args.emit, &launch) {
+        return super::torch::emit_slurm(&checked, &plan, &settings, &dir, l, &record.root);
+    }
     execute(&checked, &plan, &record, &dir, &settings, args.machine.quiet, false, launch.as_ref())
 }
 
@@ -331,7 +334,7 @@ pub fn resume(out: &Out, args: ResumeArgs) -> i32 {
     };
     let launch = expc::backend::torch::runner::recorded_launch(&args.dir);
     if let Some(l) = &launch {
-        if let Err(e) = super::torch::prepare(&checked, l) {
+        if let Err(e) = super::torch::prepare(&checked, l, false) {
             return fail(e);
         }
     }

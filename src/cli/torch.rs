@@ -65,7 +65,14 @@ pub fn export(out: &Out, file: &Path, dir: &Path) -> i32 {
 }
 
 /// Probes Python and checks the launch (before a run folder exists).
-pub fn prepare(checked: &expc::compile::Checked, launch: &runner::Launch) -> Result<(), RunError> {
+/// With `emit` (a job script for another machine) Python is not probed here and the rendezvous is
+/// the script's.
+pub fn prepare(checked: &expc::compile::Checked, launch: &runner::Launch, emit: bool) -> Result<(), RunError> {
+    if emit {
+        let elsewhere = runner::TorchInfo { version: String::new(), cuda: true, cuda_devices: 0 };
+        let with_rdzv = runner::Launch { rdzv: Some("$head:29500".into()), ..launch.clone() };
+        return runner::check_launch(&with_rdzv, checked, &elsewhere);
+    }
     let info = runner::probe()?;
     runner::check_launch(launch, checked, &info)
 }
@@ -85,4 +92,24 @@ pub fn execute(
         runner::generate(checked, plan, settings, dir, source)?;
     }
     runner::train(checked, dir, launch, resuming, obs)
+}
+
+/// `expc run FILE --backend torch --emit slurm`: the run folder with its generated code, and an
+/// sbatch script next to it that trains it on `--nnodes` nodes.
+pub fn emit_slurm(checked: &expc::compile::Checked, plan: &expc::lower::Plan, settings: &Settings, dir: &Path, launch: &runner::Launch, source: &str) -> i32 {
+    if let Err(e) = runner::generate(checked, plan, settings, dir, source) {
+        return fail(e);
+    }
+    let text = serde_json::to_string_pretty(launch).unwrap_or_default();
+    if let Err(e) = expc::run::run_folder::write_atomic(&dir.join("torch").join("launch.json"), text.as_bytes()) {
+        return fail(e);
+    }
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let script = runner::slurm_script(launch, &checked.experiment.name, &abs);
+    let path = dir.join("torch").join("job.sbatch");
+    if let Err(e) = expc::run::run_folder::write_atomic(&path, script.as_bytes()) {
+        return fail(e);
+    }
+    println!("wrote {}; submit it with `sbatch {}`", path.display(), path.display());
+    0
 }

@@ -274,3 +274,29 @@ fn torch_launch_errors_are_clear_and_leave_no_run_folder() {
     }
     assert!(!root.join("runs").exists(), "no run folder on a launch error");
 }
+
+/// `--emit slurm --backend torch`: a multi-node script with srun + torchrun rendezvous, resource
+/// lines from the flags and every path quoted for the shell (no Python needed to write it).
+#[test]
+fn torch_slurm_script_quotes_every_path_and_value() {
+    use expc::backend::torch::runner::{slurm_script, Device, Launch};
+    let launch = Launch { device: Device::Cuda, nproc: 4, nnodes: 2, rdzv: None, compile: true, amp: Some("bf16".into()), placement: None, threads: 2 };
+    let s = slurm_script(&launch, "x'; rm -rf ~; '", Path::new("/runs/a b/it's $(here)"));
+    assert!(s.contains("#SBATCH --nodes=2\n") && s.contains("#SBATCH --gpus-per-node=4\n") && s.contains("#SBATCH --cpus-per-task=8\n"), "{s}");
+    assert!(s.contains("--job-name='x'\\''; rm -rf ~; '\\'''"), "{s}");
+    assert!(s.contains("'/runs/a b/it'\\''s $(here)/torch/train.py' --run-dir '/runs/a b/it'\\''s $(here)'"), "{s}");
+    assert!(s.contains("--rdzv-endpoint=\"$head:29500\"") && s.contains("--compile --amp bf16"), "{s}");
+    assert!(!s.contains("eval"));
+}
+
+/// What PyTorch cannot express exactly is refused with a located diagnostic, never exported.
+#[test]
+fn torch_export_refuses_what_it_cannot_express_with_a_located_error() {
+    let text = "experiment p\ndata {\n  dataset synthetic shape=1x8x8 classes=2\n}\nmodel {\n  input 1x8x8\n  mp: maxpool 3 pad=2\n  fc 2\n  loss\n}\ntrain {\n  lr 0.1\n  iterations 1\n}\n";
+    let c = expc::compile::compile_text("p.exp", text, Path::new("."), &|p: &Path| Err(std::io::Error::new(std::io::ErrorKind::NotFound, p.display().to_string())));
+    let checked = c.into_checked().expect("checks");
+    let plan = expc::lower::lower(&checked).expect("lowers");
+    let d = expc::backend::torch::export(&checked, &plan, "p.exp", None).expect_err("refused");
+    let shown = expc::diagnostic::render(&d, &checked.sources, false);
+    assert!(shown.contains("error[E0310]") && shown.contains("p.exp:7:") && shown.contains("more than half its window"), "{shown}");
+}

@@ -502,6 +502,8 @@ def main():
             dist.destroy_process_group()
         return
 
+    if args.data_root is None:
+        sys.exit("error: no data set folder: pass --data-root DIR (expc fills it in from expc.toml when it knows it)")
     data = Data(args.data_root)
     run = Run(args.run_dir, rank)
     progress = {"iteration": 0, "elapsed_s": 0.0, "best_accuracy": None, "best_iteration": None, "images": 0}

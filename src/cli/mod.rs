@@ -28,6 +28,7 @@ enum ColorChoice {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; `run`'s flags are the largest
 enum Command {
     /// Check experiment files: syntax, settings, variants. Exit 1 if any has an error.
     Check {

@@ -78,6 +78,7 @@ pub fn prepare(checked: &expc::compile::Checked, launch: &runner::Launch, emit: 
 }
 
 /// Generates and trains (or resumes) a torch run in `dir`.
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     checked: &expc::compile::Checked,
     plan: &expc::lower::Plan,

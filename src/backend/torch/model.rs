@@ -110,9 +110,7 @@ fn expression(l: &PlanLayer, index: usize, ins: &[String], module: &str) -> Stri
                 }
                 Some(k) => {
                     let mut s = format!("F.{f}({x}, {}", pair(k));
-                    if p.stride != k {
-                        let _ = write!(s, ", stride={}", pair(p.stride));
-                    } else if p.padding != [0, 0] || p.rounding == Rounding::Ceil {
+                    if p.stride != k || p.padding != [0, 0] || p.rounding == Rounding::Ceil {
                         let _ = write!(s, ", stride={}", pair(p.stride));
                     }
                     if p.padding != [0, 0] {
@@ -268,9 +266,8 @@ pub fn model_py(plan: &Plan, info: &ModelInfo) -> String {
                 }
             })
             .collect();
-        let out = if i + 1 < loss && consumers(Producer::Layer(i)) == [i + 1] && plan.layers[i + 1].inputs.len() == 1 {
-            "x".to_string()
-        } else if i + 1 == loss {
+        let chained = i + 1 < loss && consumers(Producer::Layer(i)) == [i + 1] && plan.layers[i + 1].inputs.len() == 1;
+        let out = if chained || i + 1 == loss {
             "x".to_string()
         } else {
             local(&l.name, &mut taken)

@@ -89,7 +89,7 @@ pub fn check_launch(launch: &Launch, checked: &Checked, info: &TorchInfo) -> Res
     }
     let world = launch.nproc * launch.nnodes;
     let batch = checked.experiment.data.batch as usize;
-    if world == 0 || batch % world != 0 {
+    if world == 0 || !batch.is_multiple_of(world) {
         return Err(RunError::new("E0602", format!("the batch ({batch}) does not divide over {world} processes ({} per node × {} nodes)", launch.nproc, launch.nnodes))
             .help("choose --nproc (× --nnodes) dividing the batch, or change `batch` (each process takes batch / processes samples)"));
     }

@@ -166,6 +166,14 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
     };
     let batches = section("batches")
         .replace("{{INPUT_SHAPE}}", &format!("[N, {}]", input.join(", ")))
+        .replace(
+            "{{SEQUENCE}}",
+            if d.sequence.is_some() && channels > 1 {
+                "    # `sequence rows`: step t holds row t of channel 0, then of channel 1, ...\n    x = x.transpose(0, 2, 1, 3)\n"
+            } else {
+                ""
+            },
+        )
         .replace("{{FIT_MEAN_IMAGE}}", fit)
         .replace("{{ORDER}}", order)
         .replace("{{AUGMENT_TRAIN}}", if augmenting { "        x = augment(x, indices, epoch)\n" } else { "" })

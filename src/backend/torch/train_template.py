@@ -145,7 +145,7 @@ def centre(x):
 
 def as_input(x):
     """[N, C, H, W] -> the model's input {{INPUT_SHAPE}}."""
-    return torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), *INPUT_SHAPE)
+{{SEQUENCE}}    return torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), *INPUT_SHAPE)
 
 
 class Data:

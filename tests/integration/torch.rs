@@ -303,3 +303,43 @@ fn torch_export_refuses_what_it_cannot_express_with_a_located_error() {
     let shown = expc::diagnostic::render(&d, &checked.sources, false);
     assert!(shown.contains("error[E0310]") && shown.contains("p.exp:7:") && shown.contains("more than half its window"), "{shown}");
 }
+
+/// train.py's test batches (no randomness: preprocessing, centre crop, sequence layout) equal the
+/// native pipeline's, value for value, for per-channel mean/std with a crop, the mean image, and
+/// multi-channel images read row by row.
+#[test]
+fn torch_data_pipeline_equals_the_native_test_batches() {
+    let Some(py) = python() else { return };
+    let specs = [
+        ("crop", "data {\n  dataset synthetic shape=3x8x8 classes=4 train=64 test=20\n  batch 8\n  test_batch 16\n  scale 1/255\n  mean 0.5 0.4 0.3\n  std 0.2 0.3 0.25\n  augment pad=2 crop=6x6 mirror\n}\nmodel {\n  input 3x6x6\n  fc 4\n  loss\n}\n"),
+        ("mean_image", "data {\n  dataset synthetic shape=1x6x6 classes=3 train=64 test=20\n  batch 8\n  scale 1/255\n  mean image\n}\nmodel {\n  input 1x6x6\n  fc 3\n  loss\n}\n"),
+        ("rows", "data {\n  dataset synthetic shape=3x5x4 classes=3 train=64 test=20\n  batch 8\n  scale 0.01\n  sequence rows\n}\nmodel {\n  input 5x12\n  rnn 4\n  last\n  fc 3\n  loss\n}\n"),
+    ];
+    for (name, body) in specs {
+        let dir = TempDir::new("torch-data");
+        let text = format!("experiment {name}\n{body}train {{\n  lr 0.1\n  iterations 1\n}}\n");
+        let c = expc::compile::compile_text("d.exp", &text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+        let checked = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
+        let plan = expc::lower::lower(&checked).expect("lowers");
+        let code = dir.join("code");
+        export(&checked, &plan, &code);
+        let exp = &checked.experiment;
+        let settings = expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
+        let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
+        let pipeline = expc::data::Pipeline::load(&config).expect("data");
+        expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");
+        let native = pipeline.test_stream().next().expect("a test batch");
+        let script = "import sys; sys.path.insert(0, sys.argv[1]); import train; from safetensors_io import save_tensors\n\
+                      x, y = next(train.Data(sys.argv[1]).test_batches(1)); save_tensors(sys.argv[2], {'x': x, 'y': y.float()})";
+        let out = Command::new(&py).args(["-c", script]).arg(&code).arg(dir.join("batch.safetensors")).output().expect("python");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let t = checkpoint::load(&dir.join("batch.safetensors")).expect("batch");
+        let (shape, x) = t.get("x").expect("x");
+        let mut expected = vec![native.n];
+        expected.extend(&plan.input_shape);
+        assert_eq!(shape, &expected, "{name}");
+        assert_eq!(x, &native.inputs, "{name}: preprocessed test inputs differ");
+        let labels: Vec<u32> = t.get("y").expect("y").1.iter().map(|&v| v as u32).collect();
+        assert_eq!(labels, native.labels, "{name}");
+    }
+}

@@ -160,7 +160,7 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
         "        \"\"\"File order (`shuffle false`).\"\"\"\n        return np.arange(len(self.train_labels))\n"
     };
     let fit = if matches!(d.mean, Mean::Image) {
-        "        global MEAN_IMAGE\n        MEAN_IMAGE = (self.train_images.sum(0, dtype=np.uint64) / len(self.train_labels) * SCALE).astype(np.float32)\n"
+        "        global MEAN_IMAGE\n        MEAN_IMAGE = (self.train_images.sum(0, dtype=np.uint64) / len(self.train_labels) * float(np.float32(SCALE))).astype(np.float32)\n"
     } else {
         ""
     };

@@ -256,7 +256,7 @@ pub fn train(checked: &Checked, dir: &Path, launch: &Launch, resuming: bool, obs
         experiment: exp.name.clone(),
         outcome,
         threads: launch.threads,
-        peak_rss_bytes: None,
+        peak_rss_bytes: v.get("peak_rss_bytes").and_then(|x| x.as_u64()),
         engine_bytes: 0,
         estimated_bytes: Some(engine_model::estimated_bytes(checked)),
         expc_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -384,6 +384,17 @@ def model_state(model):
     return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
+def peak_rss_bytes():
+    """Peak resident memory of this process (rank 0), or None where it cannot be read."""
+    try:
+        import resource
+
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return kib if sys.platform == "darwin" else kib * 1024
+    except (ImportError, OSError):
+        return None
+
+
 def report(kind, **values):
     """A progress line for expc (which draws its progress bar from them)."""
     print("@expc " + json.dumps({"event": kind, **values}), flush=True)
@@ -577,6 +588,7 @@ def main():
             "wall_s": elapsed0 + wall,
             "img_per_s": images_session / max(wall, 1e-9),
             "data_wait_fraction": 0.0,
+            "peak_rss_bytes": peak_rss_bytes(),
         }
         with open(os.path.join(args.run_dir, "outcome.json"), "w") as f:
             json.dump(outcome, f, indent=2)

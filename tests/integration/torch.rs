@@ -208,6 +208,16 @@ fn torch_run_writes_the_native_run_folder_and_compares_with_a_native_run() {
     let native = expc::run::checkpoint::load(&dir.join("checkpoints/ckpt-0000030.safetensors")).expect("loads");
     let names: Vec<&String> = native.tensors.keys().collect();
     assert_eq!(names, ["conv1.bias", "conv1.weight", "fc1.bias", "fc1.weight"]);
+    // … and back: the torch backend's checkpoint loads into the native engine unchanged.
+    let c = expc::compile::compile_text("tiny.exp", TINY, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+    let checked = c.into_checked().expect("checks");
+    let plan = expc::lower::lower(&checked).expect("lowers");
+    let mut engine = expc::run::engine_model::build(&plan, &checked.experiment, 1, 0).expect("engine");
+    let mut state = Tensors::default();
+    state.insert("solver.history", vec![plan.param_count()], vec![0.0; plan.param_count()]);
+    state.insert("solver.history2", vec![0], vec![]);
+    engine.restore(&native, &state).expect("a torch checkpoint loads in expc");
+    assert_eq!(engine.params().tensors, native.tensors);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary")).expect("json");
     assert_eq!(summary["backend"], "torch");
     assert!(summary["best_accuracy"].as_f64().is_some());

@@ -23,6 +23,27 @@ RUNS="$WORK/runs"
 THREADS=${EXPC_THREADS:-$(nproc)}
 set_all=(--quiet --threads "$THREADS" --out "$RUNS" --data cifar10="$CIFAR" --data mnist="$DATA/mnist")
 
+# `bench/reproduce.sh torch`: the five homework variants with the native engine over 3 seeds
+# beside the torch backend (1 seed, EXPC_PYTHON or python3 with torch), into
+# docs/results-torch.md (included in docs/results.md). Long: ten more full CIFAR-10 trainings.
+if [ "${1:-}" = torch ]; then
+  : > "$WORK/runs-torch.txt"
+  for e in cifar10/baseline cifar10/no_weight_decay cifar10/msra_fc cifar10/batchnorm cifar10/augment; do
+    for seed in 1 2 3; do
+      echo "== $e native seed $seed ($(date -u +%H:%M:%S))"
+      out=$("$EXPC" run "experiments/$e.exp" "${set_all[@]}" --set "train.seed=$seed" | tee /dev/stderr | sed -n 's/^run folder: //p' | head -1)
+      echo "$e native $out" >> "$WORK/runs-torch.txt"
+    done
+    echo "== $e torch ($(date -u +%H:%M:%S))"
+    out=$("$EXPC" run "experiments/$e.exp" "${set_all[@]}" --backend torch --device "${TORCH_DEVICE:-cpu}" | tee /dev/stderr | sed -n 's/^run folder: //p' | head -1)
+    echo "$e torch $out" >> "$WORK/runs-torch.txt"
+  done
+  python3 bench/torch_table.py "$WORK/runs-torch.txt" > docs/results-torch.md
+  cat docs/results.head.md docs/results-table.md docs/results-torch.md docs/results.tail.md > docs/results.md
+  echo "table: docs/results-torch.md, in docs/results.md"
+  exit 0
+fi
+
 case "${1:-all}" in
   cifar) LIST="cifar10/baseline cifar10/no_weight_decay cifar10/msra_fc cifar10/batchnorm cifar10/augment" ;;
   *) LIST=${ONLY:-"cifar10/baseline cifar10/no_weight_decay cifar10/msra_fc cifar10/batchnorm cifar10/augment mnist/lenet cifar10/quick rnn/elman_mnist resnet/resnet_small"} ;;
@@ -62,5 +83,7 @@ for e in mnist/lenet cifar10/quick rnn/elman_mnist resnet/resnet_small; do
 done
 python3 bench/results_table.py "$WORK/runs.txt" > docs/results-table.md
 # docs/results.md = the written analysis around the generated table.
-cat docs/results.head.md docs/results-table.md docs/results.tail.md > docs/results.md
+torch_part=()
+[ -f docs/results-torch.md ] && torch_part=(docs/results-torch.md)
+cat docs/results.head.md docs/results-table.md "${torch_part[@]}" docs/results.tail.md > docs/results.md
 echo "table: docs/results-table.md, in docs/results.md; figures: docs/figures/"

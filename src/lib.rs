@@ -6,6 +6,7 @@
 //! layer over it.
 
 pub mod args;
+pub mod backend;
 pub mod compile;
 pub mod config;
 pub mod data;

@@ -2,6 +2,7 @@
 
 mod report;
 mod run;
+mod torch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use expc::diagnostic::{has_errors, render, Diagnostic};
@@ -27,6 +28,7 @@ enum ColorChoice {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; `run`'s flags are the largest
 enum Command {
     /// Check experiment files: syntax, settings, variants. Exit 1 if any has an error.
     Check {
@@ -86,10 +88,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the experiment as source for another framework (docs/backends.md).
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Print an intermediate representation.
     Dump {
         #[command(subcommand)]
         what: DumpCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportTarget {
+    /// PyTorch: model.py (checkpoint-compatible nn.Module) and train.py (data, solver, schedule, metrics).
+    Torch {
+        file: PathBuf,
+        /// The folder to write into (created if needed).
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
     },
 }
 
@@ -162,6 +180,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => run::eval(&out, args),
         Command::Predict(args) => run::predict(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
+        Command::Export { target: ExportTarget::Torch { file, out: dir } } => torch::export(&out, &file, &dir),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
             DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),

@@ -39,8 +39,70 @@ pub struct RunArgs {
     /// With --sweep: runs at the same time (default: cores / threads).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Training backend: the native engine, or PyTorch through generated code (docs/backends.md).
+    #[arg(long, value_enum, default_value_t = RunBackend::Native)]
+    backend: RunBackend,
+    #[command(flatten)]
+    torch: TorchArgs,
     #[command(flatten)]
     machine: MachineArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunBackend {
+    /// expc's own CPU engine.
+    #[value(alias = "cpu")]
+    Native,
+    /// Generated PyTorch code, run with python or torchrun.
+    Torch,
+}
+
+/// Settings of `--backend torch`.
+#[derive(Args, Clone)]
+pub struct TorchArgs {
+    /// With --backend torch: where to train.
+    #[arg(long, value_enum, default_value_t = TorchDevice::Cpu)]
+    device: TorchDevice,
+    /// With --backend torch: processes per node (data parallel, torchrun).
+    #[arg(long, default_value_t = 1)]
+    nproc: usize,
+    /// With --backend torch: nodes (needs --rdzv).
+    #[arg(long, default_value_t = 1)]
+    nnodes: usize,
+    /// With --backend torch: the rendezvous HOST:PORT of a multi-node run.
+    #[arg(long, value_name = "HOST:PORT")]
+    rdzv: Option<String>,
+    /// With --backend torch: devices of the model's placements (`device=` 0, 1, …), e.g. cpu,cpu.
+    #[arg(long, value_name = "DEV,DEV")]
+    placement: Option<String>,
+    /// With --backend torch: torch.compile the model.
+    #[arg(long)]
+    compile: bool,
+    /// With --backend torch: autocast to bf16 or fp16 (CUDA).
+    #[arg(long, value_name = "bf16|fp16")]
+    amp: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TorchDevice {
+    Cpu,
+    Cuda,
+}
+
+impl TorchArgs {
+    fn launch(&self, threads: usize) -> expc::backend::torch::runner::Launch {
+        use expc::backend::torch::runner::{Device, Launch};
+        Launch {
+            device: if self.device == TorchDevice::Cuda { Device::Cuda } else { Device::Cpu },
+            nproc: self.nproc,
+            nnodes: self.nnodes,
+            rdzv: self.rdzv.clone(),
+            compile: self.compile,
+            amp: self.amp.clone(),
+            placement: self.placement.clone(),
+            threads,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -214,8 +276,8 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
     if !args.sweeps.is_empty() {
         return run_sweep(out, args);
     }
-    if args.emit.is_some() {
-        eprintln!("error: --emit goes with --sweep (it writes a job script for the sweep's runs)");
+    if args.emit.is_some() && args.backend != RunBackend::Torch {
+        eprintln!("error: --emit goes with --sweep (a job array of the sweep's runs) or with --backend torch (a multi-node torchrun job)");
         return 1;
     }
     let mut assignments = vec![];
@@ -259,6 +321,12 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         Err(code) => return code,
     };
     let exp = &checked.experiment;
+    let launch = (args.backend == RunBackend::Torch).then(|| args.torch.launch((settings.threads.0 / (args.torch.nproc.max(1))).max(1)));
+    if let Some(l) = &launch {
+        if let Err(e) = super::torch::prepare(&checked, l, args.emit.is_some()) {
+            return fail(e);
+        }
+    }
     let dir = match run_folder::create_run_dir(&settings.out.0, &exp.name) {
         Ok(d) => d,
         Err(e) => return fail(e),
@@ -280,7 +348,10 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
         return fail(e);
     }
     println!("run folder: {}", dir.display());
-    execute(&checked, &plan, &record, &dir, &settings, args.machine.quiet, false)
+    if let (Some(Emit::Slurm), Some(l)) = (args.emit, &launch) {
+        return super::torch::emit_slurm(&checked, &plan, &settings, &dir, l, &record.root);
+    }
+    execute(&checked, &plan, &record, &dir, &settings, args.machine.quiet, false, launch.as_ref())
 }
 
 fn read_spec(path: &Path) -> Result<String, RunError> {
@@ -317,11 +388,27 @@ pub fn resume(out: &Out, args: ResumeArgs) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let launch = expc::backend::torch::runner::recorded_launch(&args.dir);
+    if let Some(l) = &launch {
+        if let Err(e) = super::torch::prepare(&checked, l, false) {
+            return fail(e);
+        }
+    }
     println!("run folder: {}", args.dir.display());
-    execute(&checked, &plan, &record, &args.dir, &settings, args.machine.quiet, true)
+    execute(&checked, &plan, &record, &args.dir, &settings, args.machine.quiet, true, launch.as_ref())
 }
 
-fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Path, settings: &Settings, quiet: bool, resuming: bool) -> i32 {
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    checked: &compile::Checked,
+    plan: &Plan,
+    record: &RunRecord,
+    dir: &Path,
+    settings: &Settings,
+    quiet: bool,
+    resuming: bool,
+    launch: Option<&expc::backend::torch::runner::Launch>,
+) -> i32 {
     let exp = &checked.experiment;
     let threads = if resuming { settings.threads.0.min(record.threads).max(1) } else { settings.threads.0 };
     if resuming && threads != record.threads {
@@ -332,7 +419,11 @@ fn execute(checked: &compile::Checked, plan: &Plan, record: &RunRecord, dir: &Pa
     expc::run::interrupt::install();
     // Testing aid (documented in docs/runs.md): abort like `kill -9` after iteration N.
     let abort_after = std::env::var("EXPC_TEST_ABORT_AFTER").ok().and_then(|v| v.parse().ok());
-    match expc::run::session::train(checked, plan, dir, settings, threads, resuming, abort_after, &mut progress) {
+    let result = match launch {
+        Some(l) => super::torch::execute(checked, plan, settings, dir, l, resuming, &record.root, &mut progress),
+        None => expc::run::session::train(checked, plan, dir, settings, threads, resuming, abort_after, &mut progress),
+    };
+    match result {
         Ok(summary) if summary.outcome.interrupted_at.is_some() => {
             drop(progress);
             let at = summary.outcome.interrupted_at.unwrap_or(0);

@@ -13,3 +13,4 @@ mod report;
 mod resolve;
 mod run;
 mod train;
+mod torch;

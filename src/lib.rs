@@ -16,6 +16,7 @@ pub mod geometry;
 pub mod graph;
 pub mod kernels;
 pub mod lower;
+pub mod lsp;
 pub mod report;
 pub mod ops;
 pub mod param;

@@ -81,6 +81,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The language server for editors (LSP over stdin/stdout): diagnostics as you type, hover
+    /// with shapes and costs, go to definition, references, completion, formatting, outline.
+    Lsp,
     /// Print an intermediate representation.
     Dump {
         #[command(subcommand)]
@@ -155,11 +158,30 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
+        Command::Lsp => lsp(),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
             DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),
             DumpCommand::Graph { file, format, unroll } => report::dump_graph(&out, &file, format, unroll),
         },
+    }
+}
+
+fn lsp() -> i32 {
+    let (conn, io) = lsp_server::Connection::stdio();
+    let served = expc::lsp::server::serve(&conn);
+    drop(conn);
+    let joined = io.join();
+    match (served, joined) {
+        (Ok(()), Ok(())) => 0,
+        (Err(e), _) => {
+            eprintln!("error: language server: {e}");
+            2
+        }
+        (_, Err(e)) => {
+            eprintln!("error: language server: {e}");
+            2
+        }
     }
 }
 

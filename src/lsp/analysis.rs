@@ -58,7 +58,7 @@ enum Found<'a> {
     /// A layer name read by a command (`from=`, `add`/`concat` inputs).
     Ref(NameRef<'a>),
     /// `in` inside a repeat body: the layer before the iteration.
-    In(Option<Span>),
+    In(Vec<Span>),
     Label(&'a ast::Ident),
     /// Anywhere else on a command.
     Line(Option<SectionKind>, &'a Command),
@@ -227,7 +227,7 @@ impl Analysis {
                             SectionKind::Train => "train",
                         }));
                     }
-                    return find_in_body(&s.body, s.kind, offset, None);
+                    return find_in_body(&s.body, s.kind, offset, None, vec![]);
                 }
                 Item::Set(e) if contains(e.span, offset) => {
                     if contains(e.pattern.span, offset) {
@@ -258,7 +258,7 @@ impl Analysis {
                         return Some(Found::Pattern(&e.pattern));
                     }
                     if contains(e.command.span, offset) {
-                        return find_in_command(&e.command, Some(SectionKind::Model), offset, None);
+                        return find_in_command(&e.command, Some(SectionKind::Model), offset, vec![]);
                     }
                     return Some(Found::Keyword("insert"));
                 }
@@ -480,7 +480,7 @@ impl Analysis {
                     .collect()
             }
             Found::Ref(i) => self.resolve_name(i.name, offset).and_then(|s| self.location(s)).into_iter().collect(),
-            Found::In(span) => span.and_then(|s| self.location(s)).into_iter().collect(),
+            Found::In(spans) => spans.into_iter().filter_map(|s| self.location(s)).collect(),
             Found::Label(l) => self.location(l.span).into_iter().collect(),
             Found::Pattern(p) => self.pattern_definitions(&p.name),
             _ => vec![],
@@ -589,6 +589,24 @@ impl Analysis {
         let mut names: BTreeSet<String> = self.labels().into_iter().map(|l| l.name.clone()).collect();
         if let Some(exp) = &self.compilation.experiment {
             names.extend(exp.model.layers.iter().map(|l| l.name.clone()));
+        }
+        if self.root().is_none() {
+            // The text does not parse (the line being typed): labels read from the text.
+            for line in self.text.lines() {
+                let Some(code) = strip_comment(line) else { continue };
+                for stmt in code.split(';') {
+                    let stmt = stmt.trim().trim_start_matches('{').trim();
+                    if let Some((label, rest)) = stmt.split_once(':') {
+                        let ok = label.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                            && label.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                        if ok && !rest.trim().is_empty() {
+                            names.insert(label.to_string());
+                        }
+                    } else if stmt.split_whitespace().next() == Some("input") {
+                        names.insert("input".to_string());
+                    }
+                }
+            }
         }
         names.into_iter().collect()
     }
@@ -837,13 +855,14 @@ fn label_in_enclosing_repeat(body: &[Stmt], offset: usize, name: &str) -> Option
     None
 }
 
-fn find_in_body(body: &[Stmt], kind: SectionKind, offset: usize, before: Option<Span>) -> Option<Found<'_>> {
-    let mut prev = before;
+/// `prev`: the layer written before `body`; `in_targets`: what `in` names inside `body`.
+fn find_in_body(body: &[Stmt], kind: SectionKind, offset: usize, prev: Option<Span>, in_targets: Vec<Span>) -> Option<Found<'_>> {
+    let mut prev = prev;
     for s in body {
         match s {
             Stmt::Command(c) => {
                 if contains(c.span, offset) {
-                    return find_in_command(c, Some(kind), offset, prev);
+                    return find_in_command(c, Some(kind), offset, in_targets);
                 }
                 prev = Some(name_span(c));
             }
@@ -852,7 +871,12 @@ fn find_in_body(body: &[Stmt], kind: SectionKind, offset: usize, before: Option<
                     if contains(r.count_span, offset) || offset < r.count_span.start as usize {
                         return Some(Found::Keyword("repeat"));
                     }
-                    return find_in_body(&r.body, kind, offset, prev).or(Some(Found::Keyword("repeat")));
+                    // `in`: the layer before the block (first iteration), then the body's last.
+                    let mut targets: Vec<Span> = prev.into_iter().collect();
+                    if r.count > 1 {
+                        targets.extend(last_command(&r.body).map(name_span));
+                    }
+                    return find_in_body(&r.body, kind, offset, prev, targets).or(Some(Found::Keyword("repeat")));
                 }
                 prev = last_command(&r.body).map(name_span).or(prev);
             }
@@ -861,8 +885,7 @@ fn find_in_body(body: &[Stmt], kind: SectionKind, offset: usize, before: Option<
     None
 }
 
-/// `in_target`: for `in` in this command, the layer before the repeat iteration.
-fn find_in_command(c: &Command, section: Option<SectionKind>, offset: usize, in_target: Option<Span>) -> Option<Found<'_>> {
+fn find_in_command(c: &Command, section: Option<SectionKind>, offset: usize, in_targets: Vec<Span>) -> Option<Found<'_>> {
     if let Some(l) = &c.label {
         if contains(l.span, offset) {
             return Some(Found::Label(l));
@@ -879,7 +902,7 @@ fn find_in_command(c: &Command, section: Option<SectionKind>, offset: usize, in_
     });
     if let Some(i) = hit {
         if i.name == "in" {
-            return Some(Found::In(in_target));
+            return Some(Found::In(in_targets));
         }
         return Some(Found::Ref(i));
     }

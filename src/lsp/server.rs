@@ -88,11 +88,11 @@ fn params<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Str
 /// Runs the server on `conn` until `shutdown`/`exit` (or the client goes away).
 pub fn serve(conn: &Connection) -> Result<(), Error> {
     let caps = serde_json::to_value(capabilities())?;
-    let init = conn.initialize(serde_json::json!({
+    let (id, _params) = conn.initialize_start()?;
+    conn.initialize_finish(id, serde_json::json!({
         "capabilities": caps,
         "serverInfo": { "name": "expc", "version": env!("CARGO_PKG_VERSION") },
     }))?;
-    let _ = init;
     let mut state = State::default();
     loop {
         let Ok(first) = conn.receiver.recv() else { return Ok(()) };
@@ -106,6 +106,8 @@ pub fn serve(conn: &Connection) -> Result<(), Error> {
         for msg in batch {
             match msg {
                 Message::Request(req) => {
+                    // Answer on the latest text, after showing its diagnostics.
+                    publish(conn, &mut state, &mut touched)?;
                     if conn.handle_shutdown(&req)? {
                         return Ok(());
                     }
@@ -121,19 +123,24 @@ pub fn serve(conn: &Connection) -> Result<(), Error> {
                 Message::Response(_) => {}
             }
         }
-        // Publish for every document whose text or whose base changed.
-        let mut publish: BTreeSet<Url> = state.dirty.clone();
-        publish.extend(touched);
-        for uri in publish {
-            if !state.texts.contains_key(&uri) {
-                // Closed: clear what was shown.
-                send_diagnostics(conn, uri, vec![])?;
-                continue;
-            }
-            let diags = state.analysis(&uri).map(Analysis::diagnostics).unwrap_or_default();
-            send_diagnostics(conn, uri, diags)?;
-        }
+        publish(conn, &mut state, &mut touched)?;
     }
+}
+
+/// Publishes diagnostics for every document whose text or whose base changed.
+fn publish(conn: &Connection, state: &mut State, touched: &mut BTreeSet<Url>) -> Result<(), Error> {
+    let mut uris: BTreeSet<Url> = state.dirty.clone();
+    uris.append(touched);
+    for uri in uris {
+        if !state.texts.contains_key(&uri) {
+            // Closed: clear what was shown.
+            send_diagnostics(conn, uri, vec![])?;
+            continue;
+        }
+        let diags = state.analysis(&uri).map(Analysis::diagnostics).unwrap_or_default();
+        send_diagnostics(conn, uri, diags)?;
+    }
+    Ok(())
 }
 
 fn send_diagnostics(conn: &Connection, uri: Url, diagnostics: Vec<lsp::Diagnostic>) -> Result<(), Error> {

@@ -6,6 +6,7 @@ mod engine;
 mod errors;
 mod fmt;
 mod fuzz;
+mod lsp;
 mod parse;
 mod pipeline;
 mod report;

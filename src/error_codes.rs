@@ -68,6 +68,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0533", "`expc resume` on a finished run"),
     ("E0534", "the engine rejected a batch or a plan"),
     ("E0540", "the expc executable cannot be found to start sweep processes"),
+    ("E0550", "a report file cannot be written (`compile --report -o`, `expc report -o`)"),
 ];
 
 /// Whether `code` is registered.

@@ -53,6 +53,22 @@ enum Command {
         /// Batch size for per-step totals and memory (default: the spec's training batch).
         #[arg(long)]
         batch: Option<u64>,
+        /// Write the report to this file instead of standard output (`--format html`: one
+        /// self-contained page).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// A run folder's HTML report: the static report plus curves, first-layer filters, summary
+    /// and the resolved spec, in one self-contained page.
+    Report {
+        /// A folder made by `expc run` (it holds run.json and metrics.csv).
+        dir: PathBuf,
+        /// Where to write the page.
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+        /// Batch size for per-step totals and memory (default: the spec's training batch).
+        #[arg(long)]
+        batch: Option<u64>,
     },
     /// Check the engine's gradients against central finite differences in f64, for every
     /// parameter tensor; exit 1 if any relative error exceeds --tolerance.
@@ -153,7 +169,8 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
-        Command::Compile { file, report: r, format, batch } => report::compile(&out, &file, r, format, batch),
+        Command::Compile { file, report: r, format, batch, output } => report::compile(&out, &file, r, format, batch, output.as_deref()),
+        Command::Report { dir, output, batch } => report::run_report(&out, &dir, &output, batch),
         Command::Gradcheck { file, batch, tolerance, seed } => report::gradcheck(&out, &file, batch, tolerance, seed),
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),

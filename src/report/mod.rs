@@ -13,6 +13,8 @@
 //! - Memory is f32: parameters, gradients, solver state (momentum: 1×, Adam: 2× the parameters),
 //!   activations kept for backward × B, and the largest im2col workspace of one sample.
 
+pub mod html;
+
 use crate::graph::{Analysis, Graph};
 use crate::ops::shape::show;
 use crate::ops::Op;

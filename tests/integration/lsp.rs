@@ -250,8 +250,8 @@ fn reanalysis_of_a_thousand_layers_is_fast() {
     times.sort();
     let median = times[2];
     eprintln!("re-analysis of 1,000 layers: median {median:?} (test profile)");
-    // 50 ms is the target in a release build; unoptimised test builds get headroom.
-    assert!(median < Duration::from_millis(if cfg!(debug_assertions) { 1000 } else { 50 }), "{median:?}");
+    // The target is 50 ms; the test profile (opt-level 1) measures about 5 ms on 2 cores.
+    assert!(median < Duration::from_millis(50), "{median:?}");
 }
 
 // ---- JSON-RPC ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use crate::common::*;
 use expc::lsp::{analyze, format, Analysis};
 use lsp_types::{Position, Url};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! The integration test binary: one module per pipeline stage (see ARCHITECTURE.md).
 //! Snapshots live in the top-level `snapshots/` folder.
 
+mod browser;
 mod common;
 mod engine;
 mod errors;

@@ -1,0 +1,170 @@
+//! The HTML report in a real browser: headless Chromium loads the page of every shipped
+//! experiment (and of a trained run) from a file, with no network; the test fails on any
+//! script error, console error or failed resource, and writes a screenshot of each page to
+//! `target/report-screenshots/` to look at.
+//!
+//! Skipped, with a printed reason, when no `chromium` is installed; CI installs it and sets
+//! `EXPC_REQUIRE_BROWSER=1`, which turns the skip into a failure.
+
+use crate::common::*;
+use expc::compile::compile_path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn chromium() -> Option<PathBuf> {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|c| c.is_file()))
+            .unwrap_or_default();
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn browser_or_skip(test: &str) -> Option<PathBuf> {
+    let b = chromium();
+    if b.is_none() {
+        assert!(std::env::var_os("EXPC_REQUIRE_BROWSER").is_none(), "{test}: EXPC_REQUIRE_BROWSER is set but no chromium is installed");
+        eprintln!("skipped {test}: no chromium on PATH (Debian: apt-get install chromium)");
+    }
+    b
+}
+
+/// Records every error the page meets, exercises it (sorts a column, clicks a node) and writes
+/// the outcome into the DOM for `--dump-dom`.
+const PROBE: &str = r#"<script>
+window.__errs=[];
+window.addEventListener('error',function(e){var t=e.target&&e.target!==window?(' resource '+(e.target.src||e.target.href||e.target.tagName)):'';window.__errs.push('error: '+(e.message||e.type)+t);},true);
+window.addEventListener('unhandledrejection',function(e){window.__errs.push('unhandled rejection: '+e.reason);});
+(function(){var ce=console.error;console.error=function(){window.__errs.push('console.error: '+Array.prototype.join.call(arguments,' '));ce.apply(console,arguments);};})();
+window.addEventListener('load',function(){
+  var sorted=null;
+  try{
+    var ths=Array.prototype.slice.call(document.querySelectorAll('#layer-table th'));
+    var th=ths.filter(function(t){return t.textContent.indexOf('parameters')===0;})[0];
+    if(th){th.click();th.click();
+      var idx=ths.indexOf(th);
+      var vals=Array.prototype.map.call(document.querySelectorAll('#layer-table tbody tr'),function(r){return parseFloat(r.cells[idx].getAttribute('data-v'));});
+      sorted=vals.every(function(v,i){return i===0||vals[i-1]>=v;});}
+    var n=document.querySelector('.node');if(n){n.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
+  }catch(e){window.__errs.push('exercise: '+e);}
+  var out=document.createElement('pre');out.id='expc-probe';
+  out.textContent=JSON.stringify({errors:window.__errs,ready:!!window.expcReportReady,rows:document.querySelectorAll('#layer-table tbody tr').length,nodes:document.querySelectorAll('.node').length,sorted:sorted,highlighted:document.querySelectorAll('tr.hl').length});
+  document.body.appendChild(out);
+});
+</script>"#;
+
+const FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+];
+
+fn chrome(browser: &Path, profile: &Path, extra: &[String], page: &Path) -> std::process::Output {
+    Command::new(browser)
+        .args(FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts")
+}
+
+#[derive(serde::Deserialize, Debug)]
+struct Probe {
+    errors: Vec<String>,
+    ready: bool,
+    rows: usize,
+    nodes: usize,
+    sorted: Option<bool>,
+    highlighted: usize,
+}
+
+/// Loads `html` with the probe, asserts a clean load, and writes a screenshot to `shot`.
+fn check_page(browser: &Path, html: &str, name: &str, shot: &Path) -> Probe {
+    let d = TempDir::new("browser");
+    let page = d.join(format!("{name}.html"));
+    std::fs::write(&page, html.replacen("<head>", &format!("<head>{PROBE}"), 1)).unwrap();
+    let out = chrome(browser, &d.join("profile-dom"), &["--dump-dom".into(), "--virtual-time-budget=3000".into()], &page);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.find("<pre id=\"expc-probe\">").unwrap_or_else(|| panic!("{name}: no probe result; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let json = &dom[start + "<pre id=\"expc-probe\">".len()..];
+    let json = &json[..json.find("</pre>").expect("closed")];
+    let json = json.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    let probe: Probe = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {e}: {json}"));
+    assert!(probe.errors.is_empty(), "{name}: errors in the browser: {:#?}", probe.errors);
+    assert!(probe.ready, "{name}: the page's script did not run");
+    // The page as the original (without the probe) for the screenshot.
+    std::fs::write(&page, html).unwrap();
+    let out = chrome(browser, &d.join("profile-shot"), &[format!("--screenshot={}", shot.display()), "--window-size=1400,1000".into()], &page);
+    assert!(shot.is_file(), "{name}: no screenshot; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    probe
+}
+
+/// Self-contained: nothing is fetched from anywhere (the SVG namespace is only a name).
+fn assert_self_contained(html: &str, name: &str) {
+    let outside = html.replace("http://www.w3.org/2000/svg", "");
+    for bad in ["http://", "https://", "src=\"//", "href=\"//", "@import"] {
+        assert!(!outside.contains(bad), "{name}: the page refers to `{bad}`");
+    }
+}
+
+fn shots() -> PathBuf {
+    let d = repo().join("target/report-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn read(p: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(p)
+}
+
+#[test]
+fn html_report_of_every_experiment_loads_without_errors() {
+    let browser = browser_or_skip("html_report_of_every_experiment_loads_without_errors (the pages are still generated)");
+    for f in experiment_files() {
+        let c = compile_path(&repo().join(&f), &read);
+        let (Some(e), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { panic!("{} compiles", f.display()) };
+        let r = expc::report::report(e, g, a, e.data.batch);
+        let html = expc::report::html::html(e, g, a, &r, None);
+        let stem = f.with_extension("").display().to_string().replace(['/', '\\'], "__");
+        assert_self_contained(&html, &stem);
+        let Some(browser) = &browser else { continue };
+        let p = check_page(browser, &html, &stem, &shots().join(format!("{stem}.png")));
+        assert_eq!(p.rows, r.layers.len(), "{stem}");
+        assert_eq!(p.nodes, r.layers.len(), "{stem}: one node per layer in the graph");
+        assert_eq!(p.sorted, Some(true), "{stem}: sorting by parameters");
+        assert_eq!(p.highlighted, 1, "{stem}: clicking a node highlights its row");
+    }
+}
+
+#[test]
+fn html_report_of_a_run_loads_without_errors() {
+    let d = TempDir::new("browser-run");
+    let spec = repo().join("experiments/smoke/synthetic.exp");
+    let out = Command::new(env!("CARGO_BIN_EXE_expc"))
+        .current_dir(&*d)
+        .args(["run", spec.to_str().unwrap(), "--iterations", "20", "--out", "runs", "--quiet", "--threads", "1"])
+        .output()
+        .expect("expc runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(d.join("runs/smoke_synthetic")).unwrap().next().unwrap().unwrap().path();
+    let page = d.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_expc")).args(["report", run.to_str().unwrap(), "-o", page.to_str().unwrap()]).output().expect("expc runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for part in ["id=\"curves\"", "id=\"filters\"", "data:image/png;base64,", "id=\"summary\"", "id=\"spec\"", "engine_bytes"] {
+        assert!(html.contains(part), "the run report has {part}");
+    }
+    assert_self_contained(&html, "run");
+    let Some(browser) = browser_or_skip("html_report_of_a_run_loads_without_errors (the page is still generated)") else { return };
+    check_page(&browser, &html, "run", &shots().join("run__smoke_synthetic.png"));
+}

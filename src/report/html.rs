@@ -127,11 +127,12 @@ h2{font-size:16px;margin:0 0 8px}table{border-collapse:collapse;width:100%}th,td
 th{background:#f1f5f9;position:sticky;top:0}th.sort{cursor:pointer}th.sort:after{content:" ⇅";color:#94a3b8}
 td.num{text-align:right;position:relative;min-width:90px}td.num span{position:relative}
 .bar{position:absolute;left:0;top:3px;bottom:3px;border-radius:2px;opacity:.35}.params{background:#2563eb}.fwd{background:#16a34a}.bwd{background:#ea580c}.kept{background:#9333ea}
-.graph{overflow:auto;max-height:900px;border:1px solid #e2e8f0;border-radius:6px;background:#fff}.graph svg{display:block;margin:auto}
-.graph text{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.node{cursor:pointer}.node:hover rect{stroke:#0f172a;stroke-width:3}tr.hl td{background:#fef9c3}
-.totals{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:8px}.kv{background:#f8fafc;border-radius:6px;padding:8px}.kv b{display:block;font-size:18px}
+.graph{overflow:auto;max-height:760px;border:1px solid #e2e8f0;border-radius:6px;background:#fff}.graph svg{display:block;margin:auto}
+.graph text{font-family:ui-sans-serif,system-ui,sans-serif;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.node{cursor:pointer}.node:hover rect{stroke:#0f172a;stroke-width:3}tr.hl td{background:#fef9c3}
+.totals{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:8px}.kv small{font-weight:normal;color:#475569}.kv{background:#f8fafc;border-radius:6px;padding:8px}.kv b{display:block;font-size:18px}
 .mem{display:flex;height:26px;border-radius:4px;overflow:hidden;margin:6px 0}.mem div{height:100%}
 .legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle;margin-right:4px}
+#layers{overflow:auto;max-height:900px}
 pre{background:#f1f5f9;padding:8px;border-radius:6px;overflow:auto;max-height:420px}ul.conv{color:#475569;margin:0;padding-left:18px}
 "#;
 
@@ -185,7 +186,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
     // Totals.
     let _ = write!(s, "<section id=\"totals\"><h2>Totals</h2><div class=\"totals\">");
     for (k, v) in [
-        ("parameters", format!("{} <small>({} weights + {} biases)</small>", group(t.params), group(t.weights), group(t.biases))),
+        ("parameters", format!("{} <small>{} w + {} b</small>", group(t.params), group(t.weights), group(t.biases))),
         ("forward MACs / sample", group(t.forward_macs_per_sample)),
         ("backward MACs / sample", group(t.backward_macs_per_sample)),
         (&*format!("FLOPs / step (batch {})", r.batch), human(t.flops_per_step)),
@@ -209,8 +210,8 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
         let _ = write!(s, "<span><i class=\"sw\" style=\"background:{c}\"></i>{name} {} ({pct:.1}%)</span>", bytes(b));
     }
     let _ = write!(s, "</div></section>");
-    // The graph.
-    let _ = write!(s, "<section id=\"graph\"><h2>Graph</h2>");
+    // The graph, and the per-layer table beside it.
+    let _ = write!(s, "<div class=\"cols\"><section id=\"graph\"><h2>Graph</h2>");
     if r.devices.is_some() {
         let _ = write!(s, "<p class=\"legend\">");
         let mut devs: Vec<u32> = exp.model.layers.iter().map(|l| l.device).collect();
@@ -234,7 +235,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
     let max = |f: &dyn Fn(&super::LayerRow) -> u64| r.layers.iter().map(f).max().unwrap_or(0);
     let (mp, mf, mb, mk) = (max(&|x| x.params), max(&|x| x.forward_macs), max(&|x| x.backward_input_macs + x.backward_weight_macs), max(&|x| x.activations_kept));
     let multi = r.devices.is_some();
-    let _ = write!(s, "<section id=\"layers\"><h2>Layers (per sample; click a column to sort)</h2><table id=\"layer-table\"><thead><tr><th class=\"sort\">#</th><th class=\"sort\">layer</th><th class=\"sort\">op</th><th>output</th>{}<th class=\"sort\">parameters</th><th class=\"sort\">forward MACs</th><th class=\"sort\">backward MACs</th><th class=\"sort\">kept activations</th></tr></thead><tbody>", if multi { "<th class=\"sort\">device</th>" } else { "" });
+    let _ = write!(s, "<section id=\"layers\"><h2>Layers (per sample; click a column to sort)</h2><table id=\"layer-table\"><thead><tr><th class=\"sort\">#</th><th class=\"sort\">layer</th><th class=\"sort\">op</th><th>output</th>{}<th class=\"sort\">parameters</th><th class=\"sort\">forward MACs</th><th class=\"sort\">backward MACs</th><th class=\"sort\">kept</th></tr></thead><tbody>", if multi { "<th class=\"sort\">device</th>" } else { "" });
     for (k, row) in r.layers.iter().enumerate() {
         let bwd = row.backward_input_macs + row.backward_weight_macs;
         let dev = if multi { format!("<td class=\"num\" data-v=\"{0}\">{0}</td>", row.device) } else { String::new() };
@@ -251,7 +252,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
             bar_cell(row.activations_kept, mk, group(row.activations_kept), "kept"),
         );
     }
-    let _ = write!(s, "</tbody></table></section>");
+    let _ = write!(s, "</tbody></table></section></div>");
     // Gradient paths.
     if let Some(g) = &r.gradient_paths {
         let widths = g.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("–");

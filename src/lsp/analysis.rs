@@ -1030,7 +1030,7 @@ fn line_ctx(section: SectionKind, code: &str, partial: &str) -> Ctx {
         Some((l, rest)) if !l.trim().is_empty() && l.trim().chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.') => rest,
         _ => code,
     };
-    let before_partial = &code[..code.len() - partial.len()];
+    let before_partial = code.strip_suffix(partial).unwrap_or(code);
     let words: Vec<&str> = before_partial.split_whitespace().collect();
     let Some(head) = words.first() else { return Ctx::Head(section) };
     let head = head.to_string();

@@ -548,11 +548,7 @@ impl Analysis {
                             }
                         });
                     }),
-                    Item::Set(e) => {
-                        if glob_match(&e.pattern.name, &name) {
-                            spans.push(e.pattern.span);
-                        }
-                    }
+                    Item::Set(e) if glob_match(&e.pattern.name, &name) => spans.push(e.pattern.span),
                     Item::Insert(e) => {
                         if glob_match(&e.pattern.name, &name) {
                             spans.push(e.pattern.span);
@@ -563,11 +559,7 @@ impl Analysis {
                             }
                         });
                     }
-                    Item::Remove(e) => {
-                        if glob_match(&e.pattern.name, &name) {
-                            spans.push(e.pattern.span);
-                        }
-                    }
+                    Item::Remove(e) if glob_match(&e.pattern.name, &name) => spans.push(e.pattern.span),
                     _ => {}
                 }
             }
@@ -805,7 +797,7 @@ fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

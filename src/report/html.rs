@@ -26,13 +26,19 @@ const DEVICE_FILLS: &[&str] = &["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#dd
 /// Graphs larger than this are not drawn (the layout is super-linear); the table still is.
 pub const MAX_DRAWN_LAYERS: usize = 400;
 
+/// `(iteration, train_loss, test_loss, test_accuracy)` of one row of `metrics.csv`.
+pub type MetricRow = (u64, Option<f64>, Option<f64>, Option<f64>);
+
+/// A named line of a chart: `(name, colour, points)`.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
 /// What a run measured, for `expc report RUN_DIR`.
 #[derive(Clone, Debug, Default)]
 pub struct RunExtras {
     /// The run folder, as given.
     pub dir: String,
-    /// `(iteration, train_loss, test_loss, test_accuracy)` rows of `metrics.csv`.
-    pub metrics: Vec<(u64, Option<f64>, Option<f64>, Option<f64>)>,
+    /// The rows of `metrics.csv`.
+    pub metrics: Vec<MetricRow>,
     /// `filters.png`.
     pub filters_png: Option<Vec<u8>>,
     /// `summary.json`.
@@ -318,7 +324,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
             let _ = write!(s, "<section class=\"source\"><h2>Source: {}</h2><pre>{}</pre></section>", esc(name), esc(text));
         }
     }
-    let _ = write!(s, "</main><script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(s, "</main><script>{SCRIPT}</script></body></html>");
     s
 }
 
@@ -339,7 +345,7 @@ fn run_sections(s: &mut String, x: &RunExtras) {
     }
     if !x.metrics.is_empty() {
         let _ = write!(s, "<section id=\"curves\"><h2>Curves</h2><div style=\"display:flex;gap:16px;flex-wrap:wrap\">");
-        let series = |f: &dyn Fn(&(u64, Option<f64>, Option<f64>, Option<f64>)) -> Option<f64>| -> Vec<(f64, f64)> {
+        let series = |f: &dyn Fn(&MetricRow) -> Option<f64>| -> Vec<(f64, f64)> {
             x.metrics.iter().filter_map(|m| f(m).filter(|v| v.is_finite()).map(|v| (m.0 as f64, v))).collect()
         };
         s.push_str(&chart("loss", &[("train loss", "#2563eb", series(&|m| m.1)), ("test loss", "#ea580c", series(&|m| m.2))]));
@@ -352,7 +358,7 @@ fn run_sections(s: &mut String, x: &RunExtras) {
 }
 
 /// A line chart as inline SVG (iterations on x).
-fn chart(title: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) -> String {
+fn chart(title: &str, series: &[Series]) -> String {
     let (w, h, pad) = (560.0, 300.0, 44.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
     if pts.is_empty() {
@@ -401,7 +407,7 @@ fn group_u128(n: u128) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

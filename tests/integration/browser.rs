@@ -168,3 +168,31 @@ fn html_report_of_a_run_loads_without_errors() {
     let Some(browser) = browser_or_skip("html_report_of_a_run_loads_without_errors (the page is still generated)") else { return };
     check_page(&browser, &html, "run", &shots().join("run__smoke_synthetic.png"));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 40, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Random DAGs (skips, joins, devices) lay out and render without a panic; every layer is a
+    /// node of the drawing.
+    #[test]
+    fn html_of_random_graphs_never_panics(edges in proptest::collection::vec((0usize..1000, 0usize..1000, 0u32..3, proptest::bool::ANY), 1..40)) {
+        let mut body = String::from("  input 8\n  l0: fc 8\n");
+        for (i, (a, b, dev, join)) in edges.iter().enumerate() {
+            let i = i + 1;
+            let (a, b) = (a % i, b % i);
+            if *join && a != b {
+                body.push_str(&format!("  l{i}: add l{a} l{b} device={dev}\n"));
+            } else {
+                body.push_str(&format!("  l{i}: fc 8 from=l{a} device={dev}\n"));
+            }
+        }
+        let n = edges.len();
+        body.push_str(&format!("  out: fc 10 from=l{n}\n  loss: softmax_loss"));
+        let text = with_model(&body).replace("dataset cifar10", "dataset synthetic shape=8 classes=10");
+        let c = expc::compile::compile_text("g.exp", &text, Path::new("."), &read);
+        let (Some(e), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { panic!("compiles: {:?}", c.diagnostics) };
+        let r = expc::report::report(e, g, a, 4);
+        let html = expc::report::html::html(e, g, a, &r, None);
+        proptest::prop_assert_eq!(html.matches("class=\"node\"").count(), e.model.layers.len());
+    }
+}

@@ -321,7 +321,8 @@ impl Analysis {
             }
             Found::Extends(s) => format!("extends `{}`", s.value),
             Found::In(_) => "`in`: the layer before this iteration of the repeat block".to_string(),
-            Found::Line(..) => return None,
+            Found::Line(Some(section), c) => docs::setting_doc(section.as_str(), &c.head.name)?.to_string(),
+            Found::Line(None, _) => return None,
         };
         if text.is_empty() {
             return None;

@@ -121,6 +121,8 @@ fn hover_on_a_layer_shows_shape_params_macs_and_producer() {
     // A setting's doc.
     let h = hover_text(&a, pos_of(&text, "weight_decay 5e-4", 2));
     assert!(h.contains("L2 weight decay"), "{h}");
+    let h = hover_text(&a, pos_of(&text, "  batch 256\n", 9));
+    assert!(h.contains("training batch size"), "{h}");
     // An unlabelled line.
     let h = hover_text(&a, pos_of(&text, "  accuracy", 4));
     assert!(h.contains("`accuracy`") && h.contains("fraction of samples"), "{h}");

@@ -354,23 +354,28 @@ fn expc_lsp_over_stdio() {
     let diags = diagnostics_for_uri(&mut r, &vuri, &mut seen);
     let list = diags["params"]["diagnostics"].as_array().unwrap().clone();
     assert!(!list.is_empty(), "{diags}");
+    // The shape error is in the base file's conv1 line: shown on the `extends` line, with the
+    // base file's place as related information.
+    assert_eq!(list[0]["range"]["start"], json!({"line": 1, "character": 8}), "{diags}");
+    assert!(list[0]["relatedInformation"].as_array().unwrap().iter().any(|r| r["location"]["uri"] == buri), "{diags}");
     // Fixed as the user types: a second change replaces the text; diagnostics clear.
-    let good = "experiment v\nextends \"base.exp\"\nset conv1 stride=1\n";
+    let good = "experiment v\nextends \"base.exp\"\nset conv1 stride=1\ninsert after conv1: relu\n";
     send(&mut w, &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": vuri, "version": 2}, "contentChanges": [{"text": good}]}}));
     let diags = diagnostics_for_uri(&mut r, &vuri, &mut seen);
     assert_eq!(diags["params"]["diagnostics"], json!([]), "{diags}");
     // An error on a line of the document itself: range of the unknown key.
-    let typo = "experiment v\nextends \"base.exp\"\nset conv1 strde=1\n";
+    let typo = "experiment v\nextends \"base.exp\"\nset conv1 strde=1\ninsert after conv1: relu\n";
     send(&mut w, &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": vuri, "version": 3}, "contentChanges": [{"text": typo}]}}));
     let diags = diagnostics_for_uri(&mut r, &vuri, &mut seen);
     let first = &diags["params"]["diagnostics"][0];
     assert_eq!(first["range"]["start"], json!({"line": 2, "character": 10}), "{diags}");
     assert_eq!(first["code"], "E0102");
     send(&mut w, &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": vuri, "version": 4}, "contentChanges": [{"text": good}]}}));
-    // Hover on the pattern's layer: shape text.
-    send(&mut w, &json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": {"textDocument": {"uri": vuri}, "position": {"line": 2, "character": 6}}}));
+    // Hover on the inserted layer: its shape and cost.
+    send(&mut w, &json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": {"textDocument": {"uri": vuri}, "position": {"line": 3, "character": 21}}}));
     let hover = response(&mut r, 2, &mut seen);
-    assert!(hover["result"]["contents"]["value"].as_str().unwrap().contains("conv1"), "{hover}");
+    let h = hover["result"]["contents"]["value"].as_str().unwrap();
+    assert!(h.contains("`conv1.relu`") && h.contains("N×6×28×28") && h.contains("reads: `conv1`"), "{hover}");
     // Definition: `set conv1` → conv1 in the base file.
     send(&mut w, &json!({"jsonrpc": "2.0", "id": 3, "method": "textDocument/definition", "params": {"textDocument": {"uri": vuri}, "position": {"line": 2, "character": 6}}}));
     let def = response(&mut r, 3, &mut seen);
@@ -382,7 +387,7 @@ fn expc_lsp_over_stdio() {
     let labels: Vec<&str> = comp["result"].as_array().unwrap().iter().map(|i| i["label"].as_str().unwrap()).collect();
     assert!(labels.contains(&"stride=") && labels.contains(&"init="), "{labels:?}");
     // Formatting.
-    let messy = "experiment   v\nextends \"base.exp\"\nset conv1 stride=1\n";
+    let messy = "experiment   v\nextends \"base.exp\"\nset conv1 stride=1\ninsert after conv1 :   relu\n";
     send(&mut w, &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": vuri, "version": 5}, "contentChanges": [{"text": messy}]}}));
     send(&mut w, &json!({"jsonrpc": "2.0", "id": 5, "method": "textDocument/formatting", "params": {"textDocument": {"uri": vuri}, "options": {"tabSize": 2, "insertSpaces": true}}}));
     let fmt = response(&mut r, 5, &mut seen);

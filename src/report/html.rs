@@ -61,12 +61,54 @@ fn shape_text(s: &[u64]) -> String {
     }
 }
 
-/// The graph as SVG, laid out by `layout-rs`; `None` for graphs too large to draw.
-pub fn graph_svg(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report) -> Option<String> {
+/// The graph as SVG, laid out by `layout-rs`; `Err` says why it is not drawn (too large, or the
+/// layout failed).
+pub fn graph_svg(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report) -> Result<String, String> {
     let layers = &exp.model.layers;
     if layers.is_empty() || layers.len() > MAX_DRAWN_LAYERS {
-        return None;
+        return Err(format!("The graph has {} layers; graphs of more than {MAX_DRAWN_LAYERS} are not drawn.", layers.len()));
     }
+    // layout-rs checks its own invariants with assertions, and a few DAGs trip them in its
+    // edge-straightening pass: then the graph is placed again without that pass.
+    for skip_optimisation in [false, true] {
+        let drawn = quietly(|| {
+            let mut vg = visual_graph(exp, graph, a, r);
+            let mut svg = SVGWriter::new();
+            vg.do_it(false, skip_optimisation, skip_optimisation, &mut svg);
+            svg.finalize()
+        });
+        if let Some(svg) = drawn {
+            return Ok(svg);
+        }
+    }
+    Err("The graph could not be laid out; the table below has every layer.".to_string())
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `None` without printing it (other threads' panics, and this
+/// thread's outside `quietly`, go to the previous hook as before).
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    QUIET.with(|q| q.set(false));
+    out
+}
+
+/// One box per layer (coloured by device), one arrow per input labelled with its shape.
+fn visual_graph(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report) -> VisualGraph {
+    let layers = &exp.model.layers;
     let multi = r.devices.is_some();
     let mut vg = VisualGraph::new(Orientation::TopToBottom);
     let mut handles = vec![None; layers.len()];
@@ -115,9 +157,7 @@ pub fn graph_svg(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report) -> O
             vg.add_edge(arrow, from, to);
         }
     }
-    let mut svg = SVGWriter::new();
-    vg.do_it(false, false, false, &mut svg);
-    Some(svg.finalize())
+    vg
 }
 
 fn bar_cell(value: u64, max: u64, text: String, class: &str) -> String {
@@ -229,11 +269,11 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
         let _ = write!(s, "<span><i class=\"sw\" style=\"background:#dc2626\"></i>cross-device edge (bytes per step at batch {})</span></p>", r.batch);
     }
     match graph_svg(exp, graph, a, r) {
-        Some(svg) => {
+        Ok(svg) => {
             let _ = write!(s, "<div class=\"graph\">{svg}</div><p class=\"legend\">Edges are labelled with the shape they carry; click a node to find its row below.</p>");
         }
-        None => {
-            let _ = write!(s, "<p>The graph has {} layers; graphs of more than {MAX_DRAWN_LAYERS} are not drawn.</p>", exp.model.layers.len());
+        Err(why) => {
+            let _ = write!(s, "<p id=\"no-graph\">{}</p>", esc(&why));
         }
     }
     let _ = write!(s, "</section>");

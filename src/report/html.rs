@@ -388,8 +388,10 @@ fn run_sections(s: &mut String, x: &RunExtras) {
         let series = |f: &dyn Fn(&MetricRow) -> Option<f64>| -> Vec<(f64, f64)> {
             x.metrics.iter().filter_map(|m| f(m).filter(|v| v.is_finite()).map(|v| (m.0 as f64, v))).collect()
         };
-        s.push_str(&chart("loss", &[("train loss", "#2563eb", series(&|m| m.1)), ("test loss", "#ea580c", series(&|m| m.2))]));
-        s.push_str(&chart("test accuracy", &[("test accuracy", "#16a34a", series(&|m| m.3))]));
+        // Both charts span the whole run; accuracy is drawn on 0–1.
+        let xs = (x.metrics.iter().map(|m| m.0).min().unwrap_or(0) as f64, x.metrics.iter().map(|m| m.0).max().unwrap_or(1) as f64);
+        s.push_str(&chart("loss", &[("train loss", "#2563eb", series(&|m| m.1)), ("test loss", "#ea580c", series(&|m| m.2))], xs, None));
+        s.push_str(&chart("test accuracy", &[("test accuracy", "#16a34a", series(&|m| m.3))], xs, Some((0.0, 1.0))));
         let _ = write!(s, "</div></section>");
     }
     if let Some(png) = &x.filters_png {
@@ -398,15 +400,20 @@ fn run_sections(s: &mut String, x: &RunExtras) {
 }
 
 /// A line chart as inline SVG (iterations on x).
-fn chart(title: &str, series: &[Series]) -> String {
+fn chart(title: &str, series: &[Series], (x0, x1): (f64, f64), y_range: Option<(f64, f64)>) -> String {
     let (w, h, pad) = (560.0, 300.0, 44.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
     if pts.is_empty() {
         return String::new();
     }
-    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = if (y1 - y0).abs() < 1e-12 { (y0 - 0.5, y1 + 0.5) } else { (y0.min(0.0), y1) };
+    let (y0, y1) = y_range.unwrap_or_else(|| {
+        let (lo, hi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        if (hi - lo).abs() < 1e-12 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo.min(0.0), hi)
+        }
+    });
     let x1 = if x1 <= x0 { x0 + 1.0 } else { x1 };
     let sx = |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
     let sy = |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
@@ -416,7 +423,7 @@ fn chart(title: &str, series: &[Series]) -> String {
         let y = y0 + (y1 - y0) * k as f64 / 4.0;
         let _ = write!(s, "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", pad - 4.0, sy(y) + 4.0, fmt_tick(y));
         let x = x0 + (x1 - x0) * k as f64 / 4.0;
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", sx(x), h - pad + 14.0, fmt_tick(x));
+        let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>", sx(x), h - pad + 14.0, x.round());
     }
     let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">iteration</text>", w / 2.0, h - 8.0);
     for (k, (name, color, data)) in series.iter().enumerate() {
@@ -425,6 +432,12 @@ fn chart(title: &str, series: &[Series]) -> String {
         }
         let path: Vec<String> = data.iter().map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1))).collect();
         let _ = write!(s, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>", path.join(" "));
+        // Sparse series (evaluations) get a marker per measurement.
+        if data.len() <= 40 {
+            for p in data {
+                let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>", sx(p.0), sy(p.1));
+            }
+        }
         let _ = write!(s, "<text x=\"{}\" y=\"{}\" fill=\"{color}\" text-anchor=\"end\">{}</text>", w - pad, 16.0 + 13.0 * k as f64, esc(name));
     }
     s.push_str("</svg>");

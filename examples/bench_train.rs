@@ -42,7 +42,14 @@ fn main() {
         (_, true) => "experiments/cifar10/batchnorm.exp",
     };
     let plan = expc::lower::lower_file(std::path::Path::new(spec)).unwrap_or_else(|e| panic!("{spec} compiles: {e}"));
-    let cfg = TrainerConfig { weight_decay: 0.0, solver: expc::spec::Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: batch, threads, micro_batch: micro };
+    let cfg = TrainerConfig {
+        weight_decay: 0.0,
+        solver: expc::spec::Solver::Sgd { momentum: 0.9 },
+        clip_gradients: None,
+        max_batch: batch,
+        threads,
+        micro_batch: micro,
+    };
     let mut t = Trainer::new(&plan, 1, cfg).expect("valid plan");
     let il = t.network().input_len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

@@ -27,7 +27,14 @@ train { lr 0.05\n iterations 20 }
 ";
     let plan = expc::lower::lower_text("compare_export.exp", spec).unwrap_or_else(|e| panic!("the comparison net compiles: {e}"));
     let (batch, steps) = (8usize, 20usize);
-    let cfg = TrainerConfig { weight_decay: 1e-3, solver: expc::spec::Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: batch, threads: 2, micro_batch: 0 };
+    let cfg = TrainerConfig {
+        weight_decay: 1e-3,
+        solver: expc::spec::Solver::Sgd { momentum: 0.9 },
+        clip_gradients: None,
+        max_batch: batch,
+        threads: 2,
+        micro_batch: 0,
+    };
     let mut t = Trainer::new(&plan, 5, cfg).expect("valid");
     let params: Vec<serde_json::Value> = t
         .network()

@@ -69,9 +69,7 @@ impl<'a> Args<'a> {
             if let Arg::Keyword { key: k, value } = a {
                 if k.name == key {
                     if found.is_some() {
-                        let d = Diagnostic::error("E0105", format!("`{key}` is given twice"))
-                            .primary(k.span, "given again here")
-                            .help("remove one of them");
+                        let d = Diagnostic::error("E0105", format!("`{key}` is given twice")).primary(k.span, "given again here").help("remove one of them");
                         self.diags.push(d);
                     }
                     self.used_keys[i] = true;
@@ -95,11 +93,8 @@ impl<'a> Args<'a> {
     }
 
     pub fn type_error(&mut self, v: &Value, expected: &str) {
-        let d = Diagnostic::error(
-            "E0104",
-            format!("{} expects {expected} here, found {}", self.what, v.kind.describe()),
-        )
-        .primary(v.span, format!("expected {expected}"));
+        let d = Diagnostic::error("E0104", format!("{} expects {expected} here, found {}", self.what, v.kind.describe()))
+            .primary(v.span, format!("expected {expected}"));
         self.error(d);
     }
 
@@ -274,11 +269,7 @@ impl<'a> Args<'a> {
                     let mut known = self.known_keys.clone();
                     known.sort();
                     known.dedup();
-                    let list = if known.is_empty() {
-                        "it takes no named arguments".to_string()
-                    } else {
-                        format!("known: {}", known.join(", "))
-                    };
+                    let list = if known.is_empty() { "it takes no named arguments".to_string() } else { format!("known: {}", known.join(", ")) };
                     let d = Diagnostic::error("E0102", format!("{}: unknown argument `{}`", self.what, key.name))
                         .primary(key.span, "unknown argument")
                         .note(list)
@@ -290,12 +281,9 @@ impl<'a> Args<'a> {
         if self.next_positional < self.positional.len() {
             let extra = &self.positional[self.next_positional..];
             let span = extra[0].span.join(extra[extra.len() - 1].span);
-            let d = Diagnostic::error(
-                "E0108",
-                format!("{}: {} unexpected value{}", self.what, extra.len(), if extra.len() > 1 { "s" } else { "" }),
-            )
-            .primary(span, "not expected here")
-            .help("named arguments are written `key=value`");
+            let d = Diagnostic::error("E0108", format!("{}: {} unexpected value{}", self.what, extra.len(), if extra.len() > 1 { "s" } else { "" }))
+                .primary(span, "not expected here")
+                .help("named arguments are written `key=value`");
             self.diags.push(d);
         }
         self.diags

@@ -114,8 +114,7 @@ impl Settings {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     diags.push(
-                        Diagnostic::error("E0030", format!("cannot read `{}`: {e}", path.display()))
-                            .help("make expc.toml a regular text file, or remove it"),
+                        Diagnostic::error("E0030", format!("cannot read `{}`: {e}", path.display())).help("make expc.toml a regular text file, or remove it"),
                     );
                     continue;
                 }
@@ -160,10 +159,8 @@ impl Settings {
         if let Some(v) = env("EXPC_THREADS") {
             match v.parse::<usize>() {
                 Ok(n) if n > 0 => s.threads = (n, Origin::Env("EXPC_THREADS".into())),
-                _ => diags.push(
-                    Diagnostic::error("E0031", format!("EXPC_THREADS=`{v}` is not a positive whole number"))
-                        .help("unset it or set e.g. EXPC_THREADS=2"),
-                ),
+                _ => diags
+                    .push(Diagnostic::error("E0031", format!("EXPC_THREADS=`{v}` is not a positive whole number")).help("unset it or set e.g. EXPC_THREADS=2")),
             }
         }
         if let Some(v) = env("EXPC_BACKEND") {

@@ -85,7 +85,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         let jw = strsim::jaro_winkler(word, c);
         let lev = strsim::levenshtein(word, c);
         let ok = jw >= 0.8 || (lev <= 2 && lev < c.len().max(word.len()));
-        if ok && best.map_or(true, |(s, _)| jw > s) {
+        if ok && best.is_none_or(|(s, _)| jw > s) {
             best = Some((jw, c));
         }
     }

@@ -73,6 +73,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0534", "the engine rejected a batch or a plan"),
     ("E0540", "the expc executable cannot be found to start sweep processes"),
     ("E0541", "`--emit slurm`: the spec path, the output folder or a value holds a control character and cannot be written into a job script"),
+    ("E0550", "a report file cannot be written (`compile --report -o`, `expc report -o`)"),
     ("E0600", "torch backend: Python cannot be started or cannot import torch and numpy (the help says how to install them)"),
     ("E0601", "torch backend: `--device cuda` asked for, but torch sees no CUDA device"),
     ("E0602", "torch backend: the batch does not divide over the processes (`--nproc` × `--nnodes`)"),

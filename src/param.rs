@@ -17,13 +17,25 @@ pub struct ParamSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "fn", rename_all = "snake_case")]
 pub enum Init {
-    Constant { value: f64 },
-    Uniform { min: f64, max: f64 },
-    Gaussian { mean: f64, std: f64 },
+    Constant {
+        value: f64,
+    },
+    Uniform {
+        min: f64,
+        max: f64,
+    },
+    Gaussian {
+        mean: f64,
+        std: f64,
+    },
     /// Uniform ±√(3/n), n chosen by `norm` (Caffe's XavierFiller).
-    Xavier { norm: VarianceNorm },
+    Xavier {
+        norm: VarianceNorm,
+    },
     /// Normal with std √(2/n), n chosen by `norm` (Caffe's MSRAFiller).
-    Msra { norm: VarianceNorm },
+    Msra {
+        norm: VarianceNorm,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,4 +45,3 @@ pub enum VarianceNorm {
     FanOut,
     Average,
 }
-

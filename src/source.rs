@@ -103,12 +103,7 @@ pub fn read_text_file(path: &std::path::Path, limit: u64) -> std::io::Result<Str
     if !meta.is_file() {
         return Err(not_regular(&meta));
     }
-    let too_big = || {
-        Error::new(
-            ErrorKind::InvalidData,
-            format!("it is larger than {} MiB, the most expc reads from such a file", limit >> 20),
-        )
-    };
+    let too_big = || Error::new(ErrorKind::InvalidData, format!("it is larger than {} MiB, the most expc reads from such a file", limit >> 20));
     if meta.len() > limit {
         return Err(too_big());
     }
@@ -117,7 +112,6 @@ pub fn read_text_file(path: &std::path::Path, limit: u64) -> std::io::Result<Str
     if bytes.len() as u64 > limit {
         return Err(too_big());
     }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::new(ErrorKind::InvalidData, format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| Error::new(ErrorKind::InvalidData, format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
 }

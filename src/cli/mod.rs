@@ -55,6 +55,22 @@ enum Command {
         /// Batch size for per-step totals and memory (default: the spec's training batch).
         #[arg(long)]
         batch: Option<u64>,
+        /// Write the report to this file instead of standard output (`--format html`: one
+        /// self-contained page).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// A run folder's HTML report: the static report plus curves, first-layer filters, summary
+    /// and the resolved spec, in one self-contained page.
+    Report {
+        /// A folder made by `expc run` (it holds run.json and metrics.csv).
+        dir: PathBuf,
+        /// Where to write the page.
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+        /// Batch size for per-step totals and memory (default: the spec's training batch).
+        #[arg(long)]
+        batch: Option<u64>,
     },
     /// Check the engine's gradients against central finite differences in f64, for every
     /// parameter tensor; exit 1 if any relative error exceeds --tolerance.
@@ -93,6 +109,9 @@ enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
+    /// The language server for editors (LSP over stdin/stdout): diagnostics as you type, hover
+    /// with shapes and costs, go to definition, references, completion, formatting, outline.
+    Lsp,
     /// Print an intermediate representation.
     Dump {
         #[command(subcommand)]
@@ -173,7 +192,8 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
-        Command::Compile { file, report: r, format, batch } => report::compile(&out, &file, r, format, batch),
+        Command::Compile { file, report: r, format, batch, output } => report::compile(&out, &file, r, format, batch, output.as_deref()),
+        Command::Report { dir, output, batch } => report::run_report(&out, &dir, &output, batch),
         Command::Gradcheck { file, batch, tolerance, seed } => report::gradcheck(&out, &file, batch, tolerance, seed),
         Command::Run(args) => run::run(&out, args),
         Command::Resume(args) => run::resume(&out, args),
@@ -181,11 +201,30 @@ pub fn main() -> i32 {
         Command::Predict(args) => run::predict(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Export { target: ExportTarget::Torch { file, out: dir } } => torch::export(&out, &file, &dir),
+        Command::Lsp => lsp(),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),
             DumpCommand::Spec { file, format } => dump_spec(&out, &file, format),
             DumpCommand::Graph { file, format, unroll } => report::dump_graph(&out, &file, format, unroll),
         },
+    }
+}
+
+fn lsp() -> i32 {
+    let (conn, io) = lsp_server::Connection::stdio();
+    let served = expc::lsp::server::serve(&conn);
+    drop(conn);
+    let joined = io.join();
+    match (served, joined) {
+        (Ok(()), Ok(())) => 0,
+        (Err(e), _) => {
+            eprintln!("error: language server: {e}");
+            2
+        }
+        (_, Err(e)) => {
+            eprintln!("error: language server: {e}");
+            2
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use std::path::Path;
 pub enum ReportFormat {
     Text,
     Json,
+    /// One self-contained page: the graph as SVG, the sortable per-layer table, memory.
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -30,7 +32,7 @@ fn checked(out: &Out, file: &Path) -> Result<Compilation, i32> {
     Ok(c)
 }
 
-pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch: Option<u64>) -> i32 {
+pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch: Option<u64>, output: Option<&Path>) -> i32 {
     let c = match checked(out, file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -41,13 +43,76 @@ pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch
         return 0;
     }
     let r = expc::report::report(exp, g, a, batch.unwrap_or(exp.data.batch));
-    match format {
-        ReportFormat::Text => {
-            print!("{}", r.text());
+    let text = match format {
+        ReportFormat::Text => r.text(),
+        ReportFormat::Json => match serde_json::to_string_pretty(&r) {
+            Ok(t) => t + "\n",
+            Err(e) => {
+                eprintln!("error: cannot serialize: {e}");
+                return 2;
+            }
+        },
+        ReportFormat::Html => expc::report::html::html(exp, g, a, &r, None),
+    };
+    emit(&text, output)
+}
+
+/// Prints `text`, or writes it to `output`.
+fn emit(text: &str, output: Option<&Path>) -> i32 {
+    match output {
+        None => {
+            print!("{text}");
             0
         }
-        ReportFormat::Json => print_value(&r, Format::Json),
+        Some(p) => match super::write_atomic(p, text) {
+            Ok(()) => {
+                eprintln!("wrote {}", p.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("error[E0550]: cannot write `{}`: {e}", p.display());
+                1
+            }
+        },
     }
+}
+
+/// `expc report RUN_DIR`: the static report of the run's recorded sources and what it measured.
+pub fn run_report(out: &Out, dir: &Path, output: &Path, batch: Option<u64>) -> i32 {
+    use expc::run::run_folder::RunRecord;
+    let record = match RunRecord::load(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let c = record.compile(&|d: &expc::spec::DataSpec| Ok(expc::graph::DataFacts::from_spec(d)));
+    if out.diagnostics(&c.diagnostics, &c.sources) || !c.ok() {
+        return 1;
+    }
+    let (Some(exp), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { return 1 };
+    let r = expc::report::report(exp, g, a, batch.unwrap_or(exp.data.batch));
+    let metrics = match expc::run::metrics::read(&dir.join("metrics.csv")) {
+        Ok(rows) => rows.iter().map(|m| (m.iteration, m.train_loss, m.test_loss, m.test_accuracy)).collect(),
+        Err(e) => {
+            eprintln!("warning: no curves: {e}");
+            vec![]
+        }
+    };
+    let spec = std::fs::read_to_string(dir.join("spec.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| serde_yaml::to_string(&v).ok());
+    let extras = expc::report::html::RunExtras {
+        dir: dir.display().to_string(),
+        metrics,
+        filters_png: std::fs::read(dir.join("filters.png")).ok(),
+        summary: std::fs::read_to_string(dir.join("summary.json")).ok().and_then(|t| serde_json::from_str(&t).ok()),
+        spec,
+        sources: record.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    emit(&expc::report::html::html(exp, g, a, &r, Some(&extras)), Some(output))
 }
 
 #[derive(Serialize)]
@@ -117,7 +182,16 @@ pub fn dump_graph(out: &Out, file: &Path, format: GraphFormat, unroll: Option<u6
                     });
                 }
             }
-            _ => nodes.push(NodeDump { name: l.name.clone(), op: l.op.kind().to_string(), shape, params, device: l.device, inputs, step: None, shares_parameters_with: None }),
+            _ => nodes.push(NodeDump {
+                name: l.name.clone(),
+                op: l.op.kind().to_string(),
+                shape,
+                params,
+                device: l.device,
+                inputs,
+                step: None,
+                shares_parameters_with: None,
+            }),
         }
     }
     let dump = GraphDump { experiment: exp.name.clone(), nodes };

@@ -7,12 +7,12 @@ use clap::{Args, ValueEnum};
 use expc::compile;
 use expc::config::{Overrides, Settings};
 use expc::lower::Plan;
-use expc::run::data_source::data_facts;
-use expc::spec::DataSpec;
 use expc::run::compare as cmp;
+use expc::run::data_source::data_facts;
 use expc::run::driver::Observer;
 use expc::run::run_folder::{self, RunRecord};
 use expc::run::{sweep, RunError};
+use expc::spec::DataSpec;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -427,7 +427,10 @@ fn execute(
         Ok(summary) if summary.outcome.interrupted_at.is_some() => {
             drop(progress);
             let at = summary.outcome.interrupted_at.unwrap_or(0);
-            eprintln!("{}: interrupted after iteration {at} of {}; a checkpoint, the metrics, the figures and summary.json are written", exp.name, exp.train.iterations);
+            eprintln!(
+                "{}: interrupted after iteration {at} of {}; a checkpoint, the metrics, the figures and summary.json are written",
+                exp.name, exp.train.iterations
+            );
             eprintln!("continue with: expc resume {}", dir.display());
             130
         }
@@ -587,13 +590,10 @@ fn run_sweep(out: &Out, args: RunArgs) -> i32 {
     if !dirs.is_empty() {
         let folder = settings.out.0.join(&exp.name);
         let stem = folder.join(format!("sweep-{}", run_folder::timestamp_now()));
-        let drawn = std::fs::create_dir_all(&folder)
-            .map_err(|e| RunError::io(&folder, "create", e))
-            .and_then(|()| cmp::load(&dirs))
-            .and_then(|runs| {
-                print!("{}", cmp::render_table(&cmp::table(&runs)));
-                cmp::figure(&runs, &stem)
-            });
+        let drawn = std::fs::create_dir_all(&folder).map_err(|e| RunError::io(&folder, "create", e)).and_then(|()| cmp::load(&dirs)).and_then(|runs| {
+            print!("{}", cmp::render_table(&cmp::table(&runs)));
+            cmp::figure(&runs, &stem)
+        });
         match drawn {
             Ok(()) => println!("figure: {}", stem.with_extension("png").display()),
             Err(e) => {

@@ -40,20 +40,12 @@ pub struct Preprocess {
     lut: Vec<[f32; 256]>,
 }
 
-fn per_channel(
-    v: &Option<Vec<f32>>,
-    c: usize,
-    default: f32,
-    what: &str,
-) -> Result<Vec<f32>, DataError> {
+fn per_channel(v: &Option<Vec<f32>>, c: usize, default: f32, what: &str) -> Result<Vec<f32>, DataError> {
     match v {
         None => Ok(vec![default; c]),
         Some(v) if v.len() == 1 => Ok(vec![v[0]; c]),
         Some(v) if v.len() == c => Ok(v.clone()),
-        Some(v) => Err(DataError::config(format!(
-            "{what} has {} values; expected 1 or {c} (one per channel)",
-            v.len()
-        ))),
+        Some(v) => Err(DataError::config(format!("{what} has {} values; expected 1 or {c} (one per channel)", v.len()))),
     }
 }
 
@@ -62,27 +54,18 @@ impl Preprocess {
     pub fn fit(config: &DataConfig, train: &Dataset) -> Result<Preprocess, DataError> {
         let c = train.shape[0];
         if !config.scale.is_finite() || config.scale == 0.0 {
-            return Err(DataError::config(format!(
-                "scale must be finite and non-zero, found {}",
-                config.scale
-            )));
+            return Err(DataError::config(format!("scale must be finite and non-zero, found {}", config.scale)));
         }
         if config.mean_image && (config.mean.is_some() || config.std.is_some()) {
-            return Err(DataError::config(
-                "mean_image replaces mean/std; set one or the other",
-            ));
+            return Err(DataError::config("mean_image replaces mean/std; set one or the other"));
         }
         let mean = per_channel(&config.mean, c, 0.0, "mean")?;
         let std = per_channel(&config.std, c, 1.0, "std")?;
         if let Some(bad) = mean.iter().chain(&std).find(|v| !v.is_finite()) {
-            return Err(DataError::config(format!(
-                "mean and std must be finite, found {bad}"
-            )));
+            return Err(DataError::config(format!("mean and std must be finite, found {bad}")));
         }
         if let Some(bad) = std.iter().find(|&&s| s <= 0.0) {
-            return Err(DataError::config(format!(
-                "std must be positive, found {bad}"
-            )));
+            return Err(DataError::config(format!("std must be positive, found {bad}")));
         }
         let mean_image = config.mean_image.then(|| {
             let n = train.sample_len();
@@ -93,9 +76,7 @@ impl Preprocess {
                 }
             }
             let count = train.len().max(1) as f64;
-            sum.iter()
-                .map(|&s| (s as f64 / count * config.scale as f64) as f32)
-                .collect()
+            sum.iter().map(|&s| (s as f64 / count * config.scale as f64) as f32).collect()
         });
         let lut = (0..c)
             .map(|ch| {
@@ -106,14 +87,7 @@ impl Preprocess {
                 t
             })
             .collect();
-        Ok(Preprocess {
-            shape: train.shape,
-            scale: config.scale,
-            mean,
-            std,
-            mean_image,
-            lut,
-        })
+        Ok(Preprocess { shape: train.shape, scale: config.scale, mean, std, mean_image, lut })
     }
 
     /// The value of `pixel` at channel `c`, CHW position `i` of an image.
@@ -143,33 +117,18 @@ impl Augment {
     /// Checks `config`'s pad / crop / mirror against the image shape.
     pub fn new(config: &DataConfig, in_shape: [usize; 3]) -> Result<Augment, DataError> {
         let [_, h, w] = in_shape;
-        if config.pad > MAX_SIDE
-            || config
-                .crop
-                .is_some_and(|c| c[0] > MAX_SIDE || c[1] > MAX_SIDE)
-        {
-            return Err(DataError::config(format!(
-                "pad {} and crop {:?} must be at most {MAX_SIDE}",
-                config.pad, config.crop
-            )));
+        if config.pad > MAX_SIDE || config.crop.is_some_and(|c| c[0] > MAX_SIDE || c[1] > MAX_SIDE) {
+            return Err(DataError::config(format!("pad {} and crop {:?} must be at most {MAX_SIDE}", config.pad, config.crop)));
         }
         let out_hw = config.crop.unwrap_or([h, w]);
-        let (ph, pw) = (
-            h.saturating_add(2 * config.pad),
-            w.saturating_add(2 * config.pad),
-        );
+        let (ph, pw) = (h.saturating_add(2 * config.pad), w.saturating_add(2 * config.pad));
         if out_hw[0] == 0 || out_hw[1] == 0 || out_hw[0] > ph || out_hw[1] > pw {
             return Err(DataError::config(format!(
                 "crop {}x{} (height x width) must be non-empty and fit the {}x{} image padded by {} on each side",
                 out_hw[0], out_hw[1], h, w, config.pad
             )));
         }
-        Ok(Augment {
-            in_shape,
-            pad: config.pad,
-            out_hw,
-            mirror: config.mirror,
-        })
+        Ok(Augment { in_shape, pad: config.pad, out_hw, mirror: config.mirror })
     }
 
     /// Output sample shape: [C, H', W'], or [H', C * W'] for sequences.
@@ -199,25 +158,13 @@ impl Augment {
     pub fn test_params(&self) -> (isize, isize, bool) {
         let [_, h, w] = self.in_shape;
         let [oh, ow] = self.out_hw;
-        (
-            (h as isize - oh as isize).div_euclid(2),
-            (w as isize - ow as isize).div_euclid(2),
-            false,
-        )
+        ((h as isize - oh as isize).div_euclid(2), (w as isize - ow as isize).div_euclid(2), false)
     }
 }
 
 /// Writes preprocessed sample `index` of `ds` into `out` (length = product of the output shape). `train` =
 /// `Some((seed, epoch))` randomises (crop position, mirror); `None` takes the deterministic test view.
-pub fn write_sample(
-    ds: &Dataset,
-    index: usize,
-    prep: &Preprocess,
-    aug: &Augment,
-    train: Option<(u64, u64)>,
-    sequence_rows: bool,
-    out: &mut [f32],
-) {
+pub fn write_sample(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Augment, train: Option<(u64, u64)>, sequence_rows: bool, out: &mut [f32]) {
     let [c, h, w] = ds.shape;
     let [oh, ow] = aug.out_hw;
     let (oy, ox, flip) = match train {
@@ -229,11 +176,7 @@ pub fn write_sample(
         for y in 0..oh {
             let sy = oy + y as isize;
             let row_ok = sy >= 0 && (sy as usize) < h;
-            let base = if sequence_rows {
-                y * c * ow + ch * ow
-            } else {
-                (ch * oh + y) * ow
-            };
+            let base = if sequence_rows { y * c * ow + ch * ow } else { (ch * oh + y) * ow };
             let dst = &mut out[base..base + ow];
             if !row_ok {
                 dst.fill(0.0);
@@ -241,12 +184,7 @@ pub fn write_sample(
             }
             let src_row = (ch * h + sy as usize) * w;
             for (x, d) in dst.iter_mut().enumerate() {
-                let sx = ox
-                    + if flip {
-                        (ow - 1 - x) as isize
-                    } else {
-                        x as isize
-                    };
+                let sx = ox + if flip { (ow - 1 - x) as isize } else { x as isize };
                 *d = if sx >= 0 && (sx as usize) < w {
                     let i = src_row + sx as usize;
                     prep.value(ch, i, img[i])

@@ -84,14 +84,7 @@ enum Plan {
     },
 }
 
-fn assemble(
-    p: &Pipeline,
-    indices: Vec<u32>,
-    train_epoch: Option<u64>,
-    from_train: bool,
-    iteration: u64,
-    step: u64,
-) -> Batch {
+fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_train: bool, iteration: u64, step: u64) -> Batch {
     let ds = if from_train { &p.train } else { &p.test };
     let per = p.sample_len();
     let n = indices.len();
@@ -115,24 +108,12 @@ fn assemble(
             }
         });
     }
-    Batch {
-        inputs,
-        labels,
-        n,
-        epoch: train_epoch.unwrap_or(0),
-        iteration,
-        step,
-        indices,
-    }
+    Batch { inputs, labels, n, epoch: train_epoch.unwrap_or(0), iteration, step, indices }
 }
 
 /// Training batch at global iteration `iteration`, computed directly (no thread). `order` caches the epoch
 /// permutation between calls.
-pub(crate) fn train_batch(
-    p: &Pipeline,
-    iteration: u64,
-    order: &mut Option<(u64, Vec<u32>)>,
-) -> Batch {
+pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64, Vec<u32>)>) -> Batch {
     let steps = p.steps_per_epoch().max(1);
     let (epoch, step) = (iteration / steps, iteration % steps);
     if !matches!(order, Some((e, _)) if *e == epoch) {
@@ -143,14 +124,7 @@ pub(crate) fn train_batch(
     let b = p.config.train_batch;
     let start = (step as usize * b).min(perm.len());
     let end = start.saturating_add(b).min(perm.len());
-    assemble(
-        p,
-        perm[start..end].to_vec(),
-        Some(epoch),
-        true,
-        iteration,
-        step,
-    )
+    assemble(p, perm[start..end].to_vec(), Some(epoch), true, iteration, step)
 }
 
 fn eval_batch(p: &Pipeline, k: u64, train: bool) -> Batch {
@@ -179,27 +153,13 @@ impl BatchStream {
     /// One pass over the test set in order.
     pub fn test(p: Pipeline) -> BatchStream {
         let count = p.test.len().div_ceil(p.config.test_batch.max(1)) as u64;
-        BatchStream::spawn(
-            p,
-            Plan::Eval {
-                next: 0,
-                count,
-                train: false,
-            },
-        )
+        BatchStream::spawn(p, Plan::Eval { next: 0, count, train: false })
     }
 
     /// One pass over the training set in order, unrandomised like test batches (for training accuracy).
     pub fn eval_train(p: Pipeline) -> BatchStream {
         let count = p.train.len().div_ceil(p.config.test_batch.max(1)) as u64;
-        BatchStream::spawn(
-            p,
-            Plan::Eval {
-                next: 0,
-                count,
-                train: true,
-            },
-        )
+        BatchStream::spawn(p, Plan::Eval { next: 0, count, train: true })
     }
 
     fn spawn(p: Pipeline, mut plan: Plan) -> BatchStream {
@@ -207,48 +167,37 @@ impl BatchStream {
         let stop = Arc::new(AtomicBool::new(false));
         let produce_ns = Arc::new(AtomicU64::new(0));
         let (stop2, ns2) = (stop.clone(), produce_ns.clone());
-        let handle = std::thread::Builder::new()
-            .name("expc-data".into())
-            .spawn(move || {
-                let mut order = None;
-                while !stop2.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    let batch = match &mut plan {
-                        Plan::Train { next } => {
-                            *next += 1;
-                            train_batch(&p, *next - 1, &mut order)
-                        }
-                        Plan::Eval { next, count, train } => {
-                            if *next >= *count {
-                                break;
-                            }
-                            *next += 1;
-                            eval_batch(&p, *next - 1, *train)
-                        }
-                    };
-                    ns2.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                    if tx.send(batch).is_err() {
-                        break;
+        let handle = std::thread::Builder::new().name("expc-data".into()).spawn(move || {
+            let mut order = None;
+            while !stop2.load(Ordering::Relaxed) {
+                let t0 = Instant::now();
+                let batch = match &mut plan {
+                    Plan::Train { next } => {
+                        *next += 1;
+                        train_batch(&p, *next - 1, &mut order)
                     }
+                    Plan::Eval { next, count, train } => {
+                        if *next >= *count {
+                            break;
+                        }
+                        *next += 1;
+                        eval_batch(&p, *next - 1, *train)
+                    }
+                };
+                ns2.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                if tx.send(batch).is_err() {
+                    break;
                 }
-            });
+            }
+        });
         // If the OS refuses a thread the stream is simply empty; `spawn` failing is not a user-input problem.
         let handle = handle.ok();
-        BatchStream {
-            rx: Some(rx),
-            handle,
-            stop,
-            produce_ns,
-            stats: StreamStats::default(),
-        }
+        BatchStream { rx: Some(rx), handle, stop, produce_ns, stats: StreamStats::default() }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> StreamStats {
-        StreamStats {
-            produce_ns: self.produce_ns.load(Ordering::Relaxed),
-            ..self.stats
-        }
+        StreamStats { produce_ns: self.produce_ns.load(Ordering::Relaxed), ..self.stats }
     }
 }
 

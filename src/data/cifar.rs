@@ -16,26 +16,9 @@ use super::{DataError, Dataset, Split};
 pub const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Class names in label order (also in `batches.meta.txt`).
-pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
-const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+const TRAIN_FILES: [&str; 5] = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 const TEST_FILE: &str = "test_batch.bin";
 
 fn truncated(path: &Path, len: u64) -> DataError {
@@ -52,12 +35,7 @@ fn truncated(path: &Path, len: u64) -> DataError {
 }
 
 /// Appends the records in `bytes` (the content of `path`) to `images` (CHW planes) and `labels`.
-pub fn parse_cifar_records(
-    bytes: &[u8],
-    path: &Path,
-    images: &mut Vec<u8>,
-    labels: &mut Vec<u32>,
-) -> Result<(), DataError> {
+pub fn parse_cifar_records(bytes: &[u8], path: &Path, images: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<(), DataError> {
     if bytes.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),
@@ -94,11 +72,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     }
     let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, &e, CIFAR_HINT))?;
     if !meta.is_file() {
-        return Err(DataError::Missing {
-            path: path.to_path_buf(),
-            what: "CIFAR-10 batch file".into(),
-            hint: CIFAR_HINT.into(),
-        });
+        return Err(DataError::Missing { path: path.to_path_buf(), what: "CIFAR-10 batch file".into(), hint: CIFAR_HINT.into() });
     }
     if meta.len() % CIFAR_RECORD as u64 != 0 {
         return Err(truncated(path, meta.len()));
@@ -132,14 +106,7 @@ fn load_files(paths: &[PathBuf], names: &[String], records_per_file: usize) -> R
         parse_cifar_records(&bytes, p, &mut images, &mut labels)?;
     }
     let origin = paths.first().cloned().unwrap_or_default();
-    Dataset::new(
-        images,
-        labels,
-        [3, 32, 32],
-        CIFAR10_CLASSES.len(),
-        names.to_vec(),
-        origin,
-    )
+    Dataset::new(images, labels, [3, 32, 32], CIFAR10_CLASSES.len(), names.to_vec(), origin)
 }
 
 /// The folder holding the batch files: `root` itself or `root/cifar-10-batches-bin`.
@@ -151,16 +118,8 @@ fn batches_dir(root: &Path) -> Result<PathBuf, DataError> {
     if sub.join(TRAIN_FILES[0]).is_file() {
         return Ok(sub);
     }
-    let (path, what) = if root.is_dir() {
-        (root.join(TRAIN_FILES[0]), "CIFAR-10 batch file")
-    } else {
-        (root.to_path_buf(), "CIFAR-10 folder")
-    };
-    Err(DataError::Missing {
-        path,
-        what: what.into(),
-        hint: CIFAR_HINT.into(),
-    })
+    let (path, what) = if root.is_dir() { (root.join(TRAIN_FILES[0]), "CIFAR-10 batch file") } else { (root.to_path_buf(), "CIFAR-10 folder") };
+    Err(DataError::Missing { path, what: what.into(), hint: CIFAR_HINT.into() })
 }
 
 /// Records in each official CIFAR-10 batch file.
@@ -177,19 +136,11 @@ pub fn load_cifar10_with(root: &Path, records_per_file: usize) -> Result<Split, 
     let dir = batches_dir(root)?;
     let names = class_names(&dir);
     let train_paths: Vec<PathBuf> = TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
-    if let Some(p) = train_paths
-        .iter()
-        .chain([dir.join(TEST_FILE)].iter())
-        .find(|p| !p.is_file())
-    {
+    if let Some(p) = train_paths.iter().chain([dir.join(TEST_FILE)].iter()).find(|p| !p.is_file()) {
         if let Some(e) = DataError::not_regular(p, CIFAR_HINT) {
             return Err(e);
         }
-        return Err(DataError::Missing {
-            path: p.clone(),
-            what: "CIFAR-10 batch file".into(),
-            hint: CIFAR_HINT.into(),
-        });
+        return Err(DataError::Missing { path: p.clone(), what: "CIFAR-10 batch file".into(), hint: CIFAR_HINT.into() });
     }
     let train = load_files(&train_paths, &names, records_per_file)?;
     let test = load_files(&[dir.join(TEST_FILE)], &names, records_per_file)?;
@@ -200,17 +151,9 @@ pub fn load_cifar10_with(root: &Path, records_per_file: usize) -> Result<Split, 
 fn class_names(dir: &Path) -> Vec<String> {
     let from_file = crate::source::read_text_file(&dir.join("batches.meta.txt"), 1 << 20)
         .ok()
-        .map(|s| {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect::<Vec<_>>()
-        });
+        .map(|s| s.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>());
     match from_file {
-        Some(v) if v.len() >= CIFAR10_CLASSES.len() => {
-            v.into_iter().take(CIFAR10_CLASSES.len()).collect()
-        }
+        Some(v) if v.len() >= CIFAR10_CLASSES.len() => v.into_iter().take(CIFAR10_CLASSES.len()).collect(),
         _ => CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
     }
 }

@@ -14,15 +14,13 @@ train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, raw or 
 bundled data/mnist-small, copy the official files (e.g. from shared/data/mnist), or set data.mnist in expc.toml";
 
 /// How to get CIFAR-10, appended to CIFAR-10 errors.
-pub const CIFAR_HINT: &str =
-    "CIFAR-10 needs the official binary version: download cifar-10-binary.tar.gz from \
+pub const CIFAR_HINT: &str = "CIFAR-10 needs the official binary version: download cifar-10-binary.tar.gz from \
 https://www.cs.toronto.edu/~kriz/cifar.html and unpack it; its folder cifar-10-batches-bin/ holds \
 data_batch_1.bin .. data_batch_5.bin and test_batch.bin (10,000 records of 3,073 bytes each). \
 Point data.cifar10 in expc.toml (or --data cifar10=DIR) at that folder or the one above it";
 
 /// How to lay out an image folder, appended to image-folder errors.
-pub const FOLDER_HINT: &str =
-    "an image folder holds one sub-folder per class (ROOT/<class>/*.png|jpg), or \
+pub const FOLDER_HINT: &str = "an image folder holds one sub-folder per class (ROOT/<class>/*.png|jpg), or \
 ROOT/train/<class>/... and ROOT/test/<class>/...; class names are sorted to give labels 0, 1, ...";
 
 /// Everything that can go wrong while loading or configuring data.
@@ -30,18 +28,9 @@ ROOT/train/<class>/... and ROOT/test/<class>/...; class names are sorted to give
 #[non_exhaustive]
 pub enum DataError {
     /// A file or folder the source needs does not exist.
-    Missing {
-        path: PathBuf,
-        what: String,
-        hint: String,
-    },
+    Missing { path: PathBuf, what: String, hint: String },
     /// The operating system refused to read a file or folder.
-    Io {
-        path: PathBuf,
-        kind: std::io::ErrorKind,
-        message: String,
-        hint: String,
-    },
+    Io { path: PathBuf, kind: std::io::ErrorKind, message: String, hint: String },
     /// The file has fewer bytes than its header (or record size) requires.
     Truncated {
         path: PathBuf,
@@ -55,66 +44,23 @@ pub enum DataError {
         hint: String,
     },
     /// The file has more bytes than its header says.
-    TrailingBytes {
-        path: PathBuf,
-        layout: String,
-        expected_bytes: u64,
-        found_bytes: u64,
-        hint: String,
-    },
+    TrailingBytes { path: PathBuf, layout: String, expected_bytes: u64, found_bytes: u64, hint: String },
     /// The first four bytes are not the magic number of the expected file type.
-    BadMagic {
-        path: PathBuf,
-        expected: u32,
-        found: u32,
-        note: String,
-        hint: String,
-    },
+    BadMagic { path: PathBuf, expected: u32, found: u32, note: String, hint: String },
     /// A header field is impossible (zero or absurd dimensions, unsupported element type).
-    BadHeader {
-        path: PathBuf,
-        offset: u64,
-        message: String,
-        hint: String,
-    },
+    BadHeader { path: PathBuf, offset: u64, message: String, hint: String },
     /// The file starts like gzip (or is named `.gz`) but does not decompress.
-    BadGzip {
-        path: PathBuf,
-        decompressed_bytes: u64,
-        message: String,
-        hint: String,
-    },
+    BadGzip { path: PathBuf, decompressed_bytes: u64, message: String, hint: String },
     /// A label is not below the number of classes.
-    LabelOutOfRange {
-        path: PathBuf,
-        record: u64,
-        offset: u64,
-        label: u32,
-        classes: usize,
-    },
+    LabelOutOfRange { path: PathBuf, record: u64, offset: u64, label: u32, classes: usize },
     /// An images file and its labels file disagree on the number of samples.
-    CountMismatch {
-        images: PathBuf,
-        n_images: u64,
-        labels: PathBuf,
-        n_labels: u64,
-    },
+    CountMismatch { images: PathBuf, n_images: u64, labels: PathBuf, n_labels: u64 },
     /// An image in an image folder has the wrong size or channel count.
-    ImageSize {
-        path: PathBuf,
-        expected: [usize; 3],
-        found_w: u32,
-        found_h: u32,
-        hint: String,
-    },
+    ImageSize { path: PathBuf, expected: [usize; 3], found_w: u32, found_h: u32, hint: String },
     /// An image in an image folder could not be decoded.
     ImageDecode { path: PathBuf, message: String },
     /// A source produced no samples (or no classes) where some are needed.
-    Empty {
-        path: PathBuf,
-        what: String,
-        hint: String,
-    },
+    Empty { path: PathBuf, what: String, hint: String },
     /// Train and test parts of a source disagree (shape or classes).
     Inconsistent { path: PathBuf, message: String },
     /// The `DataConfig` is not usable (zero batch size, crop larger than the padded image, ...).
@@ -125,18 +71,9 @@ impl DataError {
     /// Builds an `Io` error from a `std::io::Error` on `path`.
     pub fn io(path: &Path, e: &std::io::Error, hint: &str) -> DataError {
         if e.kind() == std::io::ErrorKind::NotFound {
-            return DataError::Missing {
-                path: path.to_path_buf(),
-                what: "file".into(),
-                hint: hint.into(),
-            };
+            return DataError::Missing { path: path.to_path_buf(), what: "file".into(), hint: hint.into() };
         }
-        DataError::Io {
-            path: path.to_path_buf(),
-            kind: e.kind(),
-            message: e.to_string(),
-            hint: hint.into(),
-        }
+        DataError::Io { path: path.to_path_buf(), kind: e.kind(), message: e.to_string(), hint: hint.into() }
     }
 
     /// `Some` error when `path` exists but is not a regular file (a folder, FIFO, socket or
@@ -147,19 +84,12 @@ impl DataError {
             return None;
         }
         let what = if meta.is_dir() { "it is a folder, not a file" } else { "it is not a regular file (a FIFO, socket or device)" };
-        Some(DataError::Io {
-            path: path.to_path_buf(),
-            kind: std::io::ErrorKind::InvalidInput,
-            message: what.into(),
-            hint: hint.into(),
-        })
+        Some(DataError::Io { path: path.to_path_buf(), kind: std::io::ErrorKind::InvalidInput, message: what.into(), hint: hint.into() })
     }
 
     /// A configuration error.
     pub fn config(message: impl Into<String>) -> DataError {
-        DataError::Config {
-            message: message.into(),
-        }
+        DataError::Config { message: message.into() }
     }
 
     /// The file this error is about, if any (for `CountMismatch`, the images file).
@@ -240,11 +170,7 @@ impl fmt::Display for DataError {
                 hint(f, h)
             }
             BadGzip { path, decompressed_bytes, message, hint: h } => {
-                write!(
-                    f,
-                    "{}: bad gzip data after {decompressed_bytes} decompressed bytes: {message}",
-                    path.display()
-                )?;
+                write!(f, "{}: bad gzip data after {decompressed_bytes} decompressed bytes: {message}", path.display())?;
                 hint(f, h)
             }
             LabelOutOfRange { path, record, offset, label, classes } => write!(
@@ -253,12 +179,9 @@ impl fmt::Display for DataError {
                 path.display(),
                 classes.saturating_sub(1)
             ),
-            CountMismatch { images, n_images, labels, n_labels } => write!(
-                f,
-                "{} holds {n_images} images but {} holds {n_labels} labels; expected the same count",
-                images.display(),
-                labels.display()
-            ),
+            CountMismatch { images, n_images, labels, n_labels } => {
+                write!(f, "{} holds {n_images} images but {} holds {n_labels} labels; expected the same count", images.display(), labels.display())
+            }
             ImageSize { path, expected, found_w, found_h, hint: h } => {
                 write!(
                     f,

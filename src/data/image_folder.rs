@@ -36,31 +36,17 @@ fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, DataError
 }
 
 fn is_image_name(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        ["png", "jpg", "jpeg"]
-            .iter()
-            .any(|x| e.eq_ignore_ascii_case(x))
-    })
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["png", "jpg", "jpeg"].iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 fn class_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Reads one image, converted to `shape` ([C, H, W], C in {1, 3}), appending CHW bytes to `out`.
-pub fn read_image(
-    path: &Path,
-    shape: [usize; 3],
-    resize: bool,
-    out: &mut Vec<u8>,
-) -> Result<(), DataError> {
+pub fn read_image(path: &Path, shape: [usize; 3], resize: bool, out: &mut Vec<u8>) -> Result<(), DataError> {
     let [c, h, w] = shape;
-    let decode_err = |m: String| DataError::ImageDecode {
-        path: path.to_path_buf(),
-        message: m,
-    };
+    let decode_err = |m: String| DataError::ImageDecode { path: path.to_path_buf(), message: m };
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, &e, FOLDER_HINT))?;
     // The JPEG decoder skips damaged scan data with a warning and fills in grey blocks; a
     // damaged training image must stop the run instead, so JPEGs are first walked strictly.
@@ -80,8 +66,7 @@ pub fn read_image(
             expected: shape,
             found_w: iw,
             found_h: ih,
-            hint: "set resize in the data source to resize images, or convert them beforehand"
-                .into(),
+            hint: "set resize in the data source to resize images, or convert them beforehand".into(),
         });
     }
     let (tw, th) = (w as u32, h as u32);
@@ -103,59 +88,31 @@ pub fn read_image(
                 out.extend(raw.iter().skip(ch).step_by(3));
             }
         }
-        _ => {
-            return Err(DataError::config(format!(
-                "image folders give 1 (grey) or 3 (RGB) channels, found {c}"
-            )))
-        }
+        _ => return Err(DataError::config(format!("image folders give 1 (grey) or 3 (RGB) channels, found {c}"))),
     }
     Ok(())
 }
 
-fn load_classes(
-    dir: &Path,
-    classes: &[String],
-    shape: [usize; 3],
-    resize: bool,
-) -> Result<Dataset, DataError> {
+fn load_classes(dir: &Path, classes: &[String], shape: [usize; 3], resize: bool) -> Result<Dataset, DataError> {
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for class_dir in sorted_entries(dir, true)? {
         let name = class_name(&class_dir);
         let Some(label) = classes.iter().position(|c| *c == name) else {
-            return Err(DataError::Inconsistent {
-                path: class_dir,
-                message: format!(
-                    "class folder {name:?} is not among the training classes {classes:?}"
-                ),
-            });
+            return Err(DataError::Inconsistent { path: class_dir, message: format!("class folder {name:?} is not among the training classes {classes:?}") });
         };
         for file in sorted_entries(&class_dir, false)? {
             read_image(&file, shape, resize, &mut images)?;
             labels.push(label as u32);
         }
     }
-    Dataset::new(
-        images,
-        labels,
-        shape,
-        classes.len(),
-        classes.to_vec(),
-        dir.to_path_buf(),
-    )
+    Dataset::new(images, labels, shape, classes.len(), classes.to_vec(), dir.to_path_buf())
 }
 
 fn classes_of(dir: &Path) -> Result<Vec<String>, DataError> {
-    let classes: Vec<String> = sorted_entries(dir, true)?
-        .iter()
-        .map(|p| class_name(p))
-        .collect();
+    let classes: Vec<String> = sorted_entries(dir, true)?.iter().map(|p| class_name(p)).collect();
     if classes.is_empty() {
-        return Err(DataError::Empty {
-            path: dir.to_path_buf(),
-            what: "no class sub-folders".into(),
-            hint: FOLDER_HINT.into(),
-        });
+        return Err(DataError::Empty { path: dir.to_path_buf(), what: "no class sub-folders".into(), hint: FOLDER_HINT.into() });
     }
     Ok(classes)
 }
@@ -175,9 +132,8 @@ pub fn folder_class_names(root: &Path) -> Result<Vec<String>, DataError> {
 /// layout rules and, without a train/test layout, the same per-class rounding of
 /// `test_fraction`), counted from file names without reading any image.
 pub fn folder_image_counts(root: &Path, test_fraction: f32) -> Result<(u64, u64), DataError> {
-    let count = |dir: &Path| -> Result<Vec<u64>, DataError> {
-        sorted_entries(dir, true)?.iter().map(|c| sorted_entries(c, false).map(|f| f.len() as u64)).collect()
-    };
+    let count =
+        |dir: &Path| -> Result<Vec<u64>, DataError> { sorted_entries(dir, true)?.iter().map(|c| sorted_entries(c, false).map(|f| f.len() as u64)).collect() };
     let (train_dir, test_dir) = (root.join("train"), root.join("test"));
     if train_dir.is_dir() && test_dir.is_dir() {
         return Ok((count(&train_dir)?.iter().sum(), count(&test_dir)?.iter().sum()));
@@ -189,29 +145,12 @@ pub fn folder_image_counts(root: &Path, test_fraction: f32) -> Result<(u64, u64)
 
 /// Loads an image folder. With `ROOT/train` and `ROOT/test` present those are the split; otherwise a seeded,
 /// stratified `test_fraction` of `ROOT/<class>/...` becomes the test set.
-pub fn load_folder(
-    root: &Path,
-    shape: [usize; 3],
-    test_fraction: f32,
-    resize: bool,
-    seed: u64,
-) -> Result<Split, DataError> {
-    if shape[0] != 1 && shape[0] != 3
-        || shape[1] == 0
-        || shape[2] == 0
-        || shape[1] > 1 << 15
-        || shape[2] > 1 << 15
-    {
-        return Err(DataError::config(format!(
-            "image folder shape must be [1 or 3, H, W] with 0 < H, W <= 32768, found {shape:?}"
-        )));
+pub fn load_folder(root: &Path, shape: [usize; 3], test_fraction: f32, resize: bool, seed: u64) -> Result<Split, DataError> {
+    if shape[0] != 1 && shape[0] != 3 || shape[1] == 0 || shape[2] == 0 || shape[1] > 1 << 15 || shape[2] > 1 << 15 {
+        return Err(DataError::config(format!("image folder shape must be [1 or 3, H, W] with 0 < H, W <= 32768, found {shape:?}")));
     }
     if !root.is_dir() {
-        return Err(DataError::Missing {
-            path: root.to_path_buf(),
-            what: "image folder".into(),
-            hint: FOLDER_HINT.into(),
-        });
+        return Err(DataError::Missing { path: root.to_path_buf(), what: "image folder".into(), hint: FOLDER_HINT.into() });
     }
     let (train_dir, test_dir) = (root.join("train"), root.join("test"));
     if train_dir.is_dir() && test_dir.is_dir() {
@@ -223,11 +162,7 @@ pub fn load_folder(
     let classes = classes_of(root)?;
     let all = load_classes(root, &classes, shape, resize)?;
     if all.is_empty() {
-        return Err(DataError::Empty {
-            path: root.to_path_buf(),
-            what: "no .png/.jpg images".into(),
-            hint: FOLDER_HINT.into(),
-        });
+        return Err(DataError::Empty { path: root.to_path_buf(), what: "no .png/.jpg images".into(), hint: FOLDER_HINT.into() });
     }
     let (train, test) = all.split_fraction(test_fraction, seed)?;
     Ok(Split { train, test })

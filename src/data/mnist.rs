@@ -16,12 +16,7 @@ use super::{DataError, Dataset, Split};
 
 /// Standard file names, [train images, train labels, test images, test labels]; each is also looked for with a
 /// `.gz` suffix and with the `.idx3-ubyte` spelling some mirrors use.
-pub const MNIST_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+pub const MNIST_FILES: [&str; 4] = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// idx magic of a u8 3-d array (images).
 pub const IDX_IMAGES_MAGIC: u32 = 2051;
@@ -54,12 +49,7 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Parses an idx file held in memory (raw or gzip). `path` is only used in messages.
-pub fn parse_idx(
-    bytes: &[u8],
-    path: &Path,
-    expected_magic: u32,
-    hint: &str,
-) -> Result<Idx, DataError> {
+pub fn parse_idx(bytes: &[u8], path: &Path, expected_magic: u32, hint: &str) -> Result<Idx, DataError> {
     read_idx(bytes, path, expected_magic, hint)
 }
 
@@ -69,72 +59,31 @@ pub fn read_idx_file(path: &Path, expected_magic: u32, hint: &str) -> Result<Idx
         return Err(e);
     }
     let f = File::open(path).map_err(|e| DataError::io(path, &e, hint))?;
-    read_idx(
-        BufReader::with_capacity(1 << 16, f),
-        path,
-        expected_magic,
-        hint,
-    )
+    read_idx(BufReader::with_capacity(1 << 16, f), path, expected_magic, hint)
 }
 
-fn read_idx<R: BufRead>(
-    mut reader: R,
-    path: &Path,
-    expected_magic: u32,
-    hint: &str,
-) -> Result<Idx, DataError> {
-    let head = reader
-        .fill_buf()
-        .map_err(|e| DataError::io(path, &e, hint))?;
+fn read_idx<R: BufRead>(mut reader: R, path: &Path, expected_magic: u32, hint: &str) -> Result<Idx, DataError> {
+    let head = reader.fill_buf().map_err(|e| DataError::io(path, &e, hint))?;
     let is_gz = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-    let named_gz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     if named_gz && !is_gz {
         let first: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
         return Err(DataError::BadGzip {
             path: path.to_path_buf(),
             decompressed_bytes: 0,
-            message: format!(
-                "the name ends in .gz but the file does not start with the gzip magic 1f 8b (found [{}])",
-                first.join(" ")
-            ),
+            message: format!("the name ends in .gz but the file does not start with the gzip magic 1f 8b (found [{}])", first.join(" ")),
             hint: hint.into(),
         });
     }
     if is_gz {
-        parse_stream(
-            Counting {
-                inner: MultiGzDecoder::new(reader),
-                count: 0,
-            },
-            path,
-            expected_magic,
-            hint,
-            true,
-        )
+        parse_stream(Counting { inner: MultiGzDecoder::new(reader), count: 0 }, path, expected_magic, hint, true)
     } else {
-        parse_stream(
-            Counting {
-                inner: reader,
-                count: 0,
-            },
-            path,
-            expected_magic,
-            hint,
-            false,
-        )
+        parse_stream(Counting { inner: reader, count: 0 }, path, expected_magic, hint, false)
     }
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-fn read_upto<R: Read>(
-    r: &mut Counting<R>,
-    buf: &mut [u8],
-    path: &Path,
-    hint: &str,
-    gz: bool,
-) -> Result<usize, DataError> {
+fn read_upto<R: Read>(r: &mut Counting<R>, buf: &mut [u8], path: &Path, hint: &str, gz: bool) -> Result<usize, DataError> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
@@ -149,29 +98,14 @@ fn read_upto<R: Read>(
 
 fn stream_error(e: std::io::Error, count: u64, path: &Path, hint: &str, gz: bool) -> DataError {
     if gz {
-        let message = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            "the gzip stream ends early (file truncated?)".to_string()
-        } else {
-            e.to_string()
-        };
-        DataError::BadGzip {
-            path: path.to_path_buf(),
-            decompressed_bytes: count,
-            message,
-            hint: hint.into(),
-        }
+        let message = if e.kind() == std::io::ErrorKind::UnexpectedEof { "the gzip stream ends early (file truncated?)".to_string() } else { e.to_string() };
+        DataError::BadGzip { path: path.to_path_buf(), decompressed_bytes: count, message, hint: hint.into() }
     } else {
         DataError::io(path, &e, hint)
     }
 }
 
-fn parse_stream<R: Read>(
-    mut r: Counting<R>,
-    path: &Path,
-    expected_magic: u32,
-    hint: &str,
-    gz: bool,
-) -> Result<Idx, DataError> {
+fn parse_stream<R: Read>(mut r: Counting<R>, path: &Path, expected_magic: u32, hint: &str, gz: bool) -> Result<Idx, DataError> {
     let p = || path.to_path_buf();
     let decomp = if gz { " after decompression" } else { "" };
     let mut magic = [0u8; 4];
@@ -190,27 +124,13 @@ fn parse_stream<R: Read>(
     let found = u32::from_be_bytes(magic);
     if found != expected_magic {
         let note = match (expected_magic, found) {
-            (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC) => {
-                "this is an idx labels file, images were expected"
-            }
-            (IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC) => {
-                "this is an idx images file, labels were expected"
-            }
-            _ if magic[0] != 0 || magic[1] != 0 => {
-                "not an idx file: idx files start with two zero bytes"
-            }
-            _ if magic[2] != 0x08 => {
-                "unsupported idx element type; only unsigned bytes (0x08) are read"
-            }
+            (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC) => "this is an idx labels file, images were expected",
+            (IDX_LABELS_MAGIC, IDX_IMAGES_MAGIC) => "this is an idx images file, labels were expected",
+            _ if magic[0] != 0 || magic[1] != 0 => "not an idx file: idx files start with two zero bytes",
+            _ if magic[2] != 0x08 => "unsupported idx element type; only unsigned bytes (0x08) are read",
             _ => "unexpected number of dimensions",
         };
-        return Err(DataError::BadMagic {
-            path: p(),
-            expected: expected_magic,
-            found,
-            note: note.into(),
-            hint: hint.into(),
-        });
+        return Err(DataError::BadMagic { path: p(), expected: expected_magic, found, note: note.into(), hint: hint.into() });
     }
     let ndims = (expected_magic & 0xff) as usize;
     let header_len = 4 + 4 * ndims as u64;
@@ -227,10 +147,7 @@ fn parse_stream<R: Read>(
             hint: hint.into(),
         });
     }
-    let dims: Vec<u64> = dim_bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64)
-        .collect();
+    let dims: Vec<u64> = dim_bytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64).collect();
     if let Some(k) = dims.iter().skip(1).position(|&d| d == 0) {
         return Err(DataError::BadHeader {
             path: p(),
@@ -240,10 +157,7 @@ fn parse_stream<R: Read>(
         });
     }
     let record_len: u64 = dims.iter().skip(1).product();
-    let payload = dims
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .filter(|&b| b <= MAX_PAYLOAD);
+    let payload = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).filter(|&b| b <= MAX_PAYLOAD);
     let Some(payload) = payload else {
         return Err(DataError::BadHeader {
             path: p(),
@@ -252,22 +166,11 @@ fn parse_stream<R: Read>(
             hint: hint.into(),
         });
     };
-    let shape_words = dims
-        .iter()
-        .skip(1)
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join("x");
+    let shape_words = dims.iter().skip(1).map(|d| d.to_string()).collect::<Vec<_>>().join("x");
     let layout = if ndims == 1 {
-        format!(
-            "{header_len}-byte header + {} one-byte labels{decomp}",
-            dims[0]
-        )
+        format!("{header_len}-byte header + {} one-byte labels{decomp}", dims[0])
     } else {
-        format!(
-            "{header_len}-byte header + {} records of {shape_words} bytes{decomp}",
-            dims[0]
-        )
+        format!("{header_len}-byte header + {} records of {shape_words} bytes{decomp}", dims[0])
     };
     let mut data = Vec::with_capacity(payload.min(1 << 26) as usize);
     let res = (&mut r).take(payload).read_to_end(&mut data);
@@ -297,28 +200,16 @@ fn parse_stream<R: Read>(
             hint: hint.into(),
         });
     }
-    Ok(Idx {
-        dims: dims.iter().map(|&d| d as usize).collect(),
-        data,
-    })
+    Ok(Idx { dims: dims.iter().map(|&d| d as usize).collect(), data })
 }
 
 /// Finds one of the standard MNIST files in `root`: `name`, `name.gz`, or the `.idx3-ubyte` spelling.
 fn find_mnist_file(root: &Path, name: &str) -> Result<PathBuf, DataError> {
     let alt = name.replacen("-idx", ".idx", 1);
-    let candidates = [
-        name.to_string(),
-        format!("{name}.gz"),
-        alt.clone(),
-        format!("{alt}.gz"),
-    ];
+    let candidates = [name.to_string(), format!("{name}.gz"), alt.clone(), format!("{alt}.gz")];
     let names: Vec<&str> = candidates.iter().map(|s| s.as_str()).collect();
     if !root.is_dir() {
-        return Err(DataError::Missing {
-            path: root.to_path_buf(),
-            what: "MNIST folder".into(),
-            hint: MNIST_HINT.into(),
-        });
+        return Err(DataError::Missing { path: root.to_path_buf(), what: "MNIST folder".into(), hint: MNIST_HINT.into() });
     }
     let found = super::find_first(root, &names);
     if found.is_none() {
@@ -326,11 +217,7 @@ fn find_mnist_file(root: &Path, name: &str) -> Result<PathBuf, DataError> {
             return Err(e);
         }
     }
-    found.ok_or_else(|| DataError::Missing {
-        path: root.join(format!("{name}[.gz]")),
-        what: "MNIST file".into(),
-        hint: MNIST_HINT.into(),
-    })
+    found.ok_or_else(|| DataError::Missing { path: root.join(format!("{name}[.gz]")), what: "MNIST file".into(), hint: MNIST_HINT.into() })
 }
 
 /// Reads one images file and one labels file into a data set of shape [1, rows, cols], 10 classes.
@@ -356,14 +243,7 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<Dataset, DataError>
     }
     let labels_u32 = lab.data.iter().map(|&l| l as u32).collect();
     let names = (0..MNIST_CLASSES).map(|d| d.to_string()).collect();
-    Dataset::new(
-        img.data,
-        labels_u32,
-        [1, img.dims[1], img.dims[2]],
-        MNIST_CLASSES,
-        names,
-        images.to_path_buf(),
-    )
+    Dataset::new(img.data, labels_u32, [1, img.dims[1], img.dims[2]], MNIST_CLASSES, names, images.to_path_buf())
 }
 
 /// Loads MNIST from `root`: train from `train-*`, test from `t10k-*` (raw or .gz).
@@ -374,10 +254,7 @@ pub fn load_mnist(root: &Path) -> Result<Split, DataError> {
     if train.shape != test.shape {
         return Err(DataError::Inconsistent {
             path: test.origin.clone(),
-            message: format!(
-                "test images are {:?}, training images {:?}; expected the same",
-                test.shape, train.shape
-            ),
+            message: format!("test images are {:?}, training images {:?}; expected the same", test.shape, train.shape),
         });
     }
     Ok(Split { train, test })

@@ -30,10 +30,7 @@ pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, load_cifar10_with, parse_cifar_records, CIFAR10_CLASSES, CIFAR_FILE_RECORDS, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
 pub use image_folder::{folder_class_names, folder_image_counts, load_folder, read_image};
-pub use mnist::{
-    load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
-    MNIST_FILES,
-};
+pub use mnist::{load_idx_pair, load_mnist, parse_idx, read_idx_file, Idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MNIST_FILES};
 pub use synthetic::{synthetic, synthetic_split, SyntheticSpec};
 
 /// An in-memory labelled image set. Pixels are `u8`, one image after another, each in CHW order.
@@ -55,14 +52,7 @@ pub struct Dataset {
 
 impl Dataset {
     /// Builds a data set, checking the invariants.
-    pub fn new(
-        images: Vec<u8>,
-        labels: Vec<u32>,
-        shape: [usize; 3],
-        classes: usize,
-        class_names: Vec<String>,
-        origin: PathBuf,
-    ) -> Result<Dataset, DataError> {
+    pub fn new(images: Vec<u8>, labels: Vec<u32>, shape: [usize; 3], classes: usize, class_names: Vec<String>, origin: PathBuf) -> Result<Dataset, DataError> {
         let per = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let ok_len = per.and_then(|p| p.checked_mul(labels.len())) == Some(images.len());
         if !ok_len || per == Some(0) {
@@ -77,27 +67,10 @@ impl Dataset {
                 ),
             });
         }
-        if let Some((i, &l)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, &l)| l as usize >= classes)
-        {
-            return Err(DataError::LabelOutOfRange {
-                path: origin,
-                record: i as u64,
-                offset: 0,
-                label: l,
-                classes,
-            });
+        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+            return Err(DataError::LabelOutOfRange { path: origin, record: i as u64, offset: 0, label: l, classes });
         }
-        Ok(Dataset {
-            images,
-            labels,
-            shape,
-            classes,
-            class_names,
-            origin,
-        })
+        Ok(Dataset { images, labels, shape, classes, class_names, origin })
     }
 
     /// Number of samples.
@@ -138,41 +111,25 @@ impl Dataset {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
-        Dataset {
-            images,
-            labels,
-            ..self.clone_meta()
-        }
+        Dataset { images, labels, ..self.clone_meta() }
     }
 
     /// The first `n` samples (all of them if there are fewer).
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
-        Dataset {
-            images: self.images[..n * self.sample_len()].to_vec(),
-            labels: self.labels[..n].to_vec(),
-            ..self.clone_meta()
-        }
+        Dataset { images: self.images[..n * self.sample_len()].to_vec(), labels: self.labels[..n].to_vec(), ..self.clone_meta() }
     }
 
     /// Splits off a seeded, stratified fraction as a test set: per class, `round(fraction * count)` samples
     /// (chosen by a seeded shuffle) go to the second result; order within each part follows the original order.
-    pub fn split_fraction(
-        &self,
-        test_fraction: f32,
-        seed: u64,
-    ) -> Result<(Dataset, Dataset), DataError> {
+    pub fn split_fraction(&self, test_fraction: f32, seed: u64) -> Result<(Dataset, Dataset), DataError> {
         use rand::seq::SliceRandom;
         if !(0.0..1.0).contains(&test_fraction) {
-            return Err(DataError::config(format!(
-                "test fraction must be in [0, 1), found {test_fraction}"
-            )));
+            return Err(DataError::config(format!("test fraction must be in [0, 1), found {test_fraction}")));
         }
         let mut is_test = vec![false; self.len()];
         for class in 0..self.classes {
-            let mut members: Vec<usize> = (0..self.len())
-                .filter(|&i| self.labels[i] as usize == class)
-                .collect();
+            let mut members: Vec<usize> = (0..self.len()).filter(|&i| self.labels[i] as usize == class).collect();
             let k = (test_fraction as f64 * members.len() as f64).round() as usize;
             let mut rng = sample_rng(seed ^ 0x5EED_5B17, 0, class as u64);
             members.shuffle(&mut rng);
@@ -253,12 +210,7 @@ pub enum Source {
     /// One sub-folder per class of PNG/JPEG images. If `root/train` and `root/test` exist they are the split;
     /// otherwise `test_fraction` of each class (seeded) becomes the test set. Images must be `shape`
     /// ([C, H, W], C = 1 grey or 3 RGB) unless `resize` is set, in which case they are resized to it.
-    Folder {
-        root: PathBuf,
-        shape: [usize; 3],
-        test_fraction: f32,
-        resize: bool,
-    },
+    Folder { root: PathBuf, shape: [usize; 3], test_fraction: f32, resize: bool },
 }
 
 /// Everything the data layer needs to know. It has no defaults of its own: `expc` builds it from the
@@ -316,12 +268,7 @@ pub fn load_source(source: &Source, seed: u64) -> Result<Split, DataError> {
         Source::Cifar10 { root } => load_cifar10(root),
         Source::Mnist { root } => load_mnist(root),
         Source::Synthetic(spec) => synthetic_split(spec),
-        Source::Folder {
-            root,
-            shape,
-            test_fraction,
-            resize,
-        } => load_folder(root, *shape, *test_fraction, *resize, seed),
+        Source::Folder { root, shape, test_fraction, resize } => load_folder(root, *shape, *test_fraction, *resize, seed),
     }
 }
 
@@ -346,10 +293,7 @@ impl Pipeline {
 
     /// Builds a pipeline from data already in memory (`config.source` is then only informative).
     pub fn from_split(config: &DataConfig, split: Split) -> Result<Pipeline, DataError> {
-        let Split {
-            mut train,
-            mut test,
-        } = split;
+        let Split { mut train, mut test } = split;
         if let Some(n) = config.limit_train {
             train = train.take(n);
         }
@@ -366,24 +310,13 @@ impl Pipeline {
             });
         }
         if train.is_empty() {
-            return Err(DataError::Empty {
-                path: train.origin.clone(),
-                what: "the training set has no samples".into(),
-                hint: String::new(),
-            });
+            return Err(DataError::Empty { path: train.origin.clone(), what: "the training set has no samples".into(), hint: String::new() });
         }
         if config.train_batch == 0 || config.test_batch == 0 {
-            return Err(DataError::config(format!(
-                "batch sizes must be at least 1, found train {} and test {}",
-                config.train_batch, config.test_batch
-            )));
+            return Err(DataError::config(format!("batch sizes must be at least 1, found train {} and test {}", config.train_batch, config.test_batch)));
         }
         if config.drop_last && train.len() < config.train_batch {
-            return Err(DataError::config(format!(
-                "drop_last with {} training samples and batches of {} leaves no batch",
-                train.len(),
-                config.train_batch
-            )));
+            return Err(DataError::config(format!("drop_last with {} training samples and batches of {} leaves no batch", train.len(), config.train_batch)));
         }
         let validation = if config.validation > 0 {
             if config.validation >= train.len() {
@@ -409,14 +342,7 @@ impl Pipeline {
         };
         let prep = Preprocess::fit(config, &train)?;
         let augment = Augment::new(config, train.shape)?;
-        Ok(Pipeline {
-            train: Arc::new(train),
-            validation,
-            test: Arc::new(test),
-            prep: Arc::new(prep),
-            augment,
-            config: config.clone(),
-        })
+        Ok(Pipeline { train: Arc::new(train), validation, test: Arc::new(test), prep: Arc::new(prep), augment, config: config.clone() })
     }
 
     /// The shape of one preprocessed sample: [C, H', W'] or, with `sequence_rows`, [T = H', F = C * W'].
@@ -435,11 +361,7 @@ impl Pipeline {
 
     /// Training batches per epoch.
     pub fn steps_per_epoch(&self) -> u64 {
-        batches::steps_per_epoch(
-            self.train.len(),
-            self.config.train_batch,
-            self.config.drop_last,
-        )
+        batches::steps_per_epoch(self.train.len(), self.config.train_batch, self.config.drop_last)
     }
 
     /// Shuffled, augmented training batches from global iteration `start_iter` (0-based; epoch =
@@ -470,15 +392,7 @@ impl Pipeline {
     /// One preprocessed training sample exactly as the training stream would produce it in `epoch`.
     /// `out.len()` must be `sample_len()` (panics otherwise: a caller bug, not bad input).
     pub fn train_sample(&self, epoch: u64, index: usize, out: &mut [f32]) {
-        augment::write_sample(
-            &self.train,
-            index,
-            &self.prep,
-            &self.augment,
-            Some((self.config.seed, epoch)),
-            self.config.sequence_rows,
-            out,
-        )
+        augment::write_sample(&self.train, index, &self.prep, &self.augment, Some((self.config.seed, epoch)), self.config.sequence_rows, out)
     }
 }
 

@@ -30,21 +30,8 @@ pub struct SyntheticSpec {
 
 impl SyntheticSpec {
     /// A spec with noise 30.
-    pub fn new(
-        shape: [usize; 3],
-        classes: usize,
-        train: usize,
-        test: usize,
-        seed: u64,
-    ) -> SyntheticSpec {
-        SyntheticSpec {
-            shape,
-            classes,
-            train,
-            test,
-            seed,
-            noise: 30.0,
-        }
+    pub fn new(shape: [usize; 3], classes: usize, train: usize, test: usize, seed: u64) -> SyntheticSpec {
+        SyntheticSpec { shape, classes, train, test, seed, noise: 30.0 }
     }
 }
 
@@ -60,22 +47,13 @@ fn templates(spec: &SyntheticSpec) -> Vec<f32> {
         for ch in 0..c {
             let offset: f32 = rng.gen_range(-50.0..50.0);
             let waves: Vec<(f32, f32, f32, f32)> = (0..3)
-                .map(|_| {
-                    (
-                        rng.gen_range(0..3) as f32,
-                        rng.gen_range(0..3) as f32,
-                        rng.gen_range(0.0..std::f32::consts::TAU),
-                        rng.gen_range(20.0..45.0),
-                    )
-                })
+                .map(|_| (rng.gen_range(0..3) as f32, rng.gen_range(0..3) as f32, rng.gen_range(0.0..std::f32::consts::TAU), rng.gen_range(20.0..45.0)))
                 .collect();
             for y in 0..h {
                 for x in 0..w {
                     let mut v = 128.0 + offset;
                     for &(fy, fx, phase, amp) in &waves {
-                        let a = std::f32::consts::TAU
-                            * (fy * y as f32 / h as f32 + fx * x as f32 / w as f32)
-                            + phase;
+                        let a = std::f32::consts::TAU * (fy * y as f32 / h as f32 + fx * x as f32 / w as f32) + phase;
                         v += amp * a.sin();
                     }
                     t[class * per + ch * h * w + y * w + x] = v;
@@ -86,12 +64,7 @@ fn templates(spec: &SyntheticSpec) -> Vec<f32> {
     t
 }
 
-fn generate(
-    spec: &SyntheticSpec,
-    templates: &[f32],
-    n: usize,
-    stream: u64,
-) -> Result<Dataset, DataError> {
+fn generate(spec: &SyntheticSpec, templates: &[f32], n: usize, stream: u64) -> Result<Dataset, DataError> {
     let per = spec.shape.iter().product::<usize>();
     let mut images = Vec::with_capacity(n * per);
     let mut labels = Vec::with_capacity(n);
@@ -107,14 +80,7 @@ fn generate(
         labels.push(label as u32);
     }
     let names = (0..spec.classes).map(|k| format!("class{k}")).collect();
-    Dataset::new(
-        images,
-        labels,
-        spec.shape,
-        spec.classes,
-        names,
-        "<synthetic>".into(),
-    )
+    Dataset::new(images, labels, spec.shape, spec.classes, names, "<synthetic>".into())
 }
 
 fn check(spec: &SyntheticSpec) -> Result<(), DataError> {
@@ -128,10 +94,7 @@ fn check(spec: &SyntheticSpec) -> Result<(), DataError> {
         )));
     }
     if !spec.noise.is_finite() || spec.noise < 0.0 {
-        return Err(DataError::config(format!(
-            "synthetic noise must be finite and >= 0, found {}",
-            spec.noise
-        )));
+        return Err(DataError::config(format!("synthetic noise must be finite and >= 0, found {}", spec.noise)));
     }
     Ok(())
 }
@@ -146,8 +109,5 @@ pub fn synthetic(spec: &SyntheticSpec) -> Result<Dataset, DataError> {
 pub fn synthetic_split(spec: &SyntheticSpec) -> Result<Split, DataError> {
     check(spec)?;
     let t = templates(spec);
-    Ok(Split {
-        train: generate(spec, &t, spec.train, TRAIN_STREAM)?,
-        test: generate(spec, &t, spec.test, TEST_STREAM)?,
-    })
+    Ok(Split { train: generate(spec, &t, spec.train, TRAIN_STREAM)?, test: generate(spec, &t, spec.test, TEST_STREAM)? })
 }

@@ -17,15 +17,8 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!(
-            "expc-data-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("expc-data-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -96,18 +89,10 @@ fn idx_labels(labels: &[u8]) -> Vec<u8> {
 /// Writes a small MNIST-like folder: train raw (`n_train` images), test gzipped (`n_test`), 4x5 images.
 fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
     let img = |i: usize, j: usize| ((i * 31 + j * 7) % 256) as u8;
-    std::fs::write(
-        dir.join("train-images-idx3-ubyte"),
-        idx_images(n_train, 4, 5, img),
-    )
-    .unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), idx_images(n_train, 4, 5, img)).unwrap();
     let tl: Vec<u8> = (0..n_train).map(|i| (i % 10) as u8).collect();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(&tl)).unwrap();
-    std::fs::write(
-        dir.join("t10k-images-idx3-ubyte.gz"),
-        gz(&idx_images(n_test, 4, 5, |i, j| img(i + 100, j))),
-    )
-    .unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&idx_images(n_test, 4, 5, |i, j| img(i + 100, j)))).unwrap();
     let vl: Vec<u8> = (0..n_test).map(|i| ((i + 3) % 10) as u8).collect();
     std::fs::write(dir.join("t10k-labels-idx1-ubyte.gz"), gz(&idx_labels(&vl))).unwrap();
 }
@@ -139,13 +124,7 @@ fn write_cifar(dir: &Path, per_file: usize) {
 }
 
 fn synth_config(train: usize, test: usize) -> DataConfig {
-    let mut c = test_config(Source::Synthetic(SyntheticSpec::new(
-        [3, 8, 8],
-        4,
-        train,
-        test,
-        7,
-    )));
+    let mut c = test_config(Source::Synthetic(SyntheticSpec::new([3, 8, 8], 4, train, test, 7)));
     c.train_batch = 16;
     c.test_batch = 10;
     c.seed = 11;
@@ -197,28 +176,11 @@ fn cifar_truncated_file_names_file_record_and_offset() {
     bytes.truncate(CIFAR_RECORD + 100);
     std::fs::write(&p, &bytes).unwrap();
     let e = load_cifar10_with(d.path(), 2).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::Truncated {
-                record: 1,
-                offset: 3073,
-                found_bytes: 3173,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::Truncated { record: 1, offset: 3073, found_bytes: 3173, .. }), "{e:?}");
     let m = msg(&e);
     assert!(m.contains("data_batch_3.bin"), "{m}");
-    assert!(
-        m.contains("record 1") && m.contains("byte offset 3073") && m.contains("3073-byte records"),
-        "{m}"
-    );
-    assert!(
-        m.contains("cifar-10-binary.tar.gz") && m.contains("data.cifar10"),
-        "{m}"
-    );
+    assert!(m.contains("record 1") && m.contains("byte offset 3073") && m.contains("3073-byte records"), "{m}");
+    assert!(m.contains("cifar-10-binary.tar.gz") && m.contains("data.cifar10"), "{m}");
 }
 
 #[test]
@@ -230,26 +192,17 @@ fn cifar_label_out_of_range_and_missing_and_empty() {
     bytes[CIFAR_RECORD] = 12;
     std::fs::write(&p, &bytes).unwrap();
     let m = msg(&load_cifar10_with(d.path(), 2).unwrap_err());
-    assert!(
-        m.contains("test_batch.bin") && m.contains("record 1") && m.contains("byte offset 3073"),
-        "{m}"
-    );
+    assert!(m.contains("test_batch.bin") && m.contains("record 1") && m.contains("byte offset 3073"), "{m}");
     assert!(m.contains("found 12") && m.contains("0..9"), "{m}");
 
     std::fs::remove_file(d.path().join("data_batch_4.bin")).unwrap();
     let e = load_cifar10_with(d.path(), 2).unwrap_err();
     assert!(matches!(e, DataError::Missing { .. }));
     let m = msg(&e);
-    assert!(
-        m.contains("data_batch_4.bin") && m.contains("not found") && m.contains("cifar-10-binary.tar.gz"),
-        "{m}"
-    );
+    assert!(m.contains("data_batch_4.bin") && m.contains("not found") && m.contains("cifar-10-binary.tar.gz"), "{m}");
 
     let e = load_cifar10_with(&d.path().join("nowhere"), 2).unwrap_err();
-    assert!(
-        msg(&e).contains("nowhere") && msg(&e).contains("cifar-10-binary.tar.gz"),
-        "{e}"
-    );
+    assert!(msg(&e).contains("nowhere") && msg(&e).contains("cifar-10-binary.tar.gz"), "{e}");
 
     let mut imgs = Vec::new();
     let mut labs = Vec::new();
@@ -318,11 +271,7 @@ fn mnist_loads_raw_and_gz() {
 fn mnist_alternative_spelling_is_found() {
     let d = TempDir::new("mnist-alt");
     write_mnist(d.path(), 2, 2);
-    std::fs::rename(
-        d.path().join("train-images-idx3-ubyte"),
-        d.path().join("train-images.idx3-ubyte"),
-    )
-    .unwrap();
+    std::fs::rename(d.path().join("train-images-idx3-ubyte"), d.path().join("train-images.idx3-ubyte")).unwrap();
     assert_eq!(load_mnist(d.path()).unwrap().train.len(), 2);
 }
 
@@ -333,10 +282,7 @@ fn mnist_missing_file_names_it_and_says_how_to_get_it() {
     std::fs::remove_file(d.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
     let e = load_mnist(d.path()).unwrap_err();
     let m = msg(&e);
-    assert!(
-        m.contains("t10k-labels-idx1-ubyte") && m.contains("not found"),
-        "{m}"
-    );
+    assert!(m.contains("t10k-labels-idx1-ubyte") && m.contains("not found"), "{m}");
     assert!(m.contains("mnist-small") && m.contains("data.mnist"), "{m}");
 }
 
@@ -345,66 +291,26 @@ fn idx_bad_magic_truncated_trailing() {
     let p = Path::new("train-images-idx3-ubyte");
     // Labels file where images are expected.
     let e = parse_idx(&idx_labels(&[1, 2]), p, 2051, "").unwrap_err();
-    assert!(matches!(
-        e,
-        DataError::BadMagic {
-            expected: 2051,
-            found: 2049,
-            ..
-        }
-    ));
+    assert!(matches!(e, DataError::BadMagic { expected: 2051, found: 2049, .. }));
     let m = msg(&e);
-    assert!(
-        m.contains("train-images-idx3-ubyte")
-            && m.contains("byte offset 0")
-            && m.contains("labels file"),
-        "{m}"
-    );
+    assert!(m.contains("train-images-idx3-ubyte") && m.contains("byte offset 0") && m.contains("labels file"), "{m}");
 
     // Header says 5 images of 4x5, only 3.5 present.
     let mut bytes = idx_images(5, 4, 5, |_, _| 1);
     bytes.truncate(16 + 3 * 20 + 10);
     let e = parse_idx(&bytes, p, 2051, "").unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::Truncated {
-                expected_bytes: 116,
-                found_bytes: 86,
-                record: 3,
-                offset: 76,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::Truncated { expected_bytes: 116, found_bytes: 86, record: 3, offset: 76, .. }), "{e:?}");
     let m = msg(&e);
-    assert!(
-        m.contains("record 3") && m.contains("byte offset 76") && m.contains("5 records of 4x5"),
-        "{m}"
-    );
+    assert!(m.contains("record 3") && m.contains("byte offset 76") && m.contains("5 records of 4x5"), "{m}");
 
     // Same through gzip: the message says the sizes are after decompression.
     let e = parse_idx(&gz(&bytes), Path::new("a.gz"), 2051, "").unwrap_err();
-    assert!(
-        msg(&e).contains("after decompression") && msg(&e).contains("record 3"),
-        "{e}"
-    );
+    assert!(msg(&e).contains("after decompression") && msg(&e).contains("record 3"), "{e}");
 
     let mut bytes = idx_images(2, 4, 5, |_, _| 1);
     bytes.extend([9, 9, 9]);
     let e = parse_idx(&bytes, p, 2051, "").unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::TrailingBytes {
-                expected_bytes: 56,
-                found_bytes: 59,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::TrailingBytes { expected_bytes: 56, found_bytes: 59, .. }), "{e:?}");
 
     // Zero rows.
     let bytes = idx_images(2, 0, 5, |_, _| 1);
@@ -417,39 +323,22 @@ fn idx_bad_magic_truncated_trailing() {
 
     // Short header.
     let e = parse_idx(&[0, 0, 8], p, 2051, "").unwrap_err();
-    assert!(
-        matches!(e, DataError::Truncated { found_bytes: 3, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::Truncated { found_bytes: 3, .. }), "{e:?}");
 }
 
 #[test]
 fn idx_bad_gzip() {
     let raw = idx_labels(&[1, 2, 3]);
     // Named .gz but not gzip.
-    let e = parse_idx(
-        &raw,
-        Path::new("train-labels-idx1-ubyte.gz"),
-        2049,
-        MNIST_HINT,
-    )
-    .unwrap_err();
+    let e = parse_idx(&raw, Path::new("train-labels-idx1-ubyte.gz"), 2049, MNIST_HINT).unwrap_err();
     assert!(matches!(e, DataError::BadGzip { .. }), "{e:?}");
     let m = msg(&e);
-    assert!(
-        m.contains("train-labels-idx1-ubyte.gz")
-            && m.contains("1f 8b")
-            && m.contains("00 00 08 01"),
-        "{m}"
-    );
+    assert!(m.contains("train-labels-idx1-ubyte.gz") && m.contains("1f 8b") && m.contains("00 00 08 01"), "{m}");
     // Cut-off gzip stream.
     let z = gz(&idx_images(20, 4, 5, |i, j| (i * j) as u8));
     let e = parse_idx(&z[..z.len() / 2], Path::new("x.gz"), 2051, "").unwrap_err();
     assert!(matches!(e, DataError::BadGzip { .. }), "{e:?}");
-    assert!(
-        msg(&e).contains("x.gz") && msg(&e).contains("decompressed bytes"),
-        "{e}"
-    );
+    assert!(msg(&e).contains("x.gz") && msg(&e).contains("decompressed bytes"), "{e}");
     // Corrupted deflate data / checksum.
     let mut z2 = z.clone();
     let mid = z2.len() / 2;
@@ -462,41 +351,15 @@ fn idx_bad_gzip() {
 fn mnist_count_mismatch_and_label_range() {
     let d = TempDir::new("mnist-count");
     write_mnist(d.path(), 4, 2);
-    std::fs::write(
-        d.path().join("train-labels-idx1-ubyte"),
-        idx_labels(&[1, 2, 3]),
-    )
-    .unwrap();
+    std::fs::write(d.path().join("train-labels-idx1-ubyte"), idx_labels(&[1, 2, 3])).unwrap();
     let e = load_mnist(d.path()).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::CountMismatch {
-                n_images: 4,
-                n_labels: 3,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::CountMismatch { n_images: 4, n_labels: 3, .. }), "{e:?}");
     let m = msg(&e);
-    assert!(
-        m.contains("train-images-idx3-ubyte") && m.contains("train-labels-idx1-ubyte"),
-        "{m}"
-    );
+    assert!(m.contains("train-images-idx3-ubyte") && m.contains("train-labels-idx1-ubyte"), "{m}");
 
-    std::fs::write(
-        d.path().join("train-labels-idx1-ubyte"),
-        idx_labels(&[1, 2, 10, 3]),
-    )
-    .unwrap();
+    std::fs::write(d.path().join("train-labels-idx1-ubyte"), idx_labels(&[1, 2, 10, 3])).unwrap();
     let m = msg(&load_mnist(d.path()).unwrap_err());
-    assert!(
-        m.contains("train-labels-idx1-ubyte")
-            && m.contains("record 2")
-            && m.contains("byte offset 10"),
-        "{m}"
-    );
+    assert!(m.contains("train-labels-idx1-ubyte") && m.contains("record 2") && m.contains("byte offset 10"), "{m}");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -584,10 +447,7 @@ mod no_panic {
             assert!(parse_idx(&img[..cut], Path::new("f"), 2051, "").is_err());
         }
         for cut in 0..z.len() {
-            assert!(
-                parse_idx(&z[..cut], Path::new("f"), 2051, "").is_err(),
-                "cut {cut}"
-            );
+            assert!(parse_idx(&z[..cut], Path::new("f"), 2051, "").is_err(), "cut {cut}");
         }
         let rec: Vec<u8> = (0..2).flat_map(|k| cifar_record(k as u8, k)).collect();
         for cut in 0..rec.len() {
@@ -610,10 +470,7 @@ mod no_panic {
         std::fs::create_dir_all(&cls).unwrap();
         std::fs::write(cls.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
         let e = load_folder(&d.path().join("img"), [1, 2, 2], 0.0, false, 0).unwrap_err();
-        assert!(
-            matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("broken.png"),
-            "{e:?}"
-        );
+        assert!(matches!(e, DataError::ImageDecode { .. }) && msg(&e).contains("broken.png"), "{e:?}");
     }
 }
 
@@ -631,9 +488,7 @@ fn folder_train_test_layout_sorted_classes_chw() {
     let d = TempDir::new("folder");
     let r = d.path();
     // Classes deliberately created out of order; "zebra" sorts last.
-    write_png_rgb(&r.join("train/zebra/b.png"), 3, 2, |x, y| {
-        [x as u8, y as u8, 200]
-    });
+    write_png_rgb(&r.join("train/zebra/b.png"), 3, 2, |x, y| [x as u8, y as u8, 200]);
     write_png_rgb(&r.join("train/zebra/a.png"), 3, 2, |_, _| [1, 2, 3]);
     write_png_rgb(&r.join("train/ant/x.png"), 3, 2, |_, _| [9, 9, 9]);
     write_png_rgb(&r.join("test/zebra/c.png"), 3, 2, |_, _| [5, 6, 7]);
@@ -642,15 +497,9 @@ fn folder_train_test_layout_sorted_classes_chw() {
     assert_eq!(s.train.class_names, vec!["ant", "zebra"]);
     assert_eq!(s.train.labels, vec![0, 1, 1]);
     assert_eq!(s.test.labels, vec![1]);
-    assert_eq!(
-        s.train.image(1),
-        &[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]
-    );
+    assert_eq!(s.train.image(1), &[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]);
     // b.png: R plane = x, G plane = y, B = 200.
-    assert_eq!(
-        s.train.image(2),
-        &[0, 1, 2, 0, 1, 2, 0, 0, 0, 1, 1, 1, 200, 200, 200, 200, 200, 200]
-    );
+    assert_eq!(s.train.image(2), &[0, 1, 2, 0, 1, 2, 0, 0, 0, 1, 1, 1, 200, 200, 200, 200, 200, 200]);
     // Grey view of the same files.
     let g = load_folder(r, [1, 2, 3], 0.0, false, 0).unwrap();
     assert_eq!(g.train.shape, [1, 2, 3]);
@@ -664,22 +513,9 @@ fn folder_wrong_size_names_file_unless_resizing() {
     write_png_rgb(&r.join("cat/ok.png"), 4, 4, |_, _| [10, 20, 30]);
     write_png_rgb(&r.join("dog/big.png"), 6, 5, |_, _| [10, 20, 30]);
     let e = load_folder(r, [3, 4, 4], 0.0, false, 0).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            DataError::ImageSize {
-                found_w: 6,
-                found_h: 5,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(e, DataError::ImageSize { found_w: 6, found_h: 5, .. }), "{e:?}");
     let m = msg(&e);
-    assert!(
-        m.contains("big.png") && m.contains("expected 4x4") && m.contains("found 6x5"),
-        "{m}"
-    );
+    assert!(m.contains("big.png") && m.contains("expected 4x4") && m.contains("found 6x5"), "{m}");
     let s = load_folder(r, [3, 4, 4], 0.0, true, 0).unwrap();
     assert_eq!(s.train.len(), 2);
     assert!(s.train.image(1)[..16].iter().all(|&p| p == 10));
@@ -691,9 +527,7 @@ fn folder_fraction_split_is_stratified_and_seeded() {
     let r = d.path();
     for c in ["a", "b"] {
         for i in 0..10 {
-            write_png_rgb(&r.join(format!("{c}/{i:02}.png")), 2, 2, |_, _| {
-                [i as u8, 0, 0]
-            });
+            write_png_rgb(&r.join(format!("{c}/{i:02}.png")), 2, 2, |_, _| [i as u8, 0, 0]);
         }
     }
     let s = load_folder(r, [3, 2, 2], 0.3, false, 5).unwrap();
@@ -725,14 +559,7 @@ fn synthetic_is_seeded_balanced_and_learnable() {
     let spec = SyntheticSpec::new([3, 8, 8], 5, 500, 200, 3);
     let a = synthetic_split(&spec).unwrap();
     assert_eq!(a, synthetic_split(&spec).unwrap());
-    assert_ne!(
-        a.train,
-        synthetic(&SyntheticSpec {
-            seed: 4,
-            ..spec.clone()
-        })
-        .unwrap()
-    );
+    assert_ne!(a.train, synthetic(&SyntheticSpec { seed: 4, ..spec.clone() }).unwrap());
     assert_eq!(a.train.label_histogram(), vec![100; 5]);
     assert_ne!(a.train.images[..192], a.test.images[..192]);
     // Nearest class mean (fitted on train) classifies the test set well: the classes are learnable.
@@ -747,13 +574,7 @@ fn synthetic_is_seeded_balanced_and_learnable() {
     let correct = (0..a.test.len())
         .filter(|&i| {
             let x = a.test.image(i);
-            let dist = |c: usize| -> f32 {
-                means[c * n..(c + 1) * n]
-                    .iter()
-                    .zip(x)
-                    .map(|(m, &p)| (m - p as f32).powi(2))
-                    .sum()
-            };
+            let dist = |c: usize| -> f32 { means[c * n..(c + 1) * n].iter().zip(x).map(|(m, &p)| (m - p as f32).powi(2)).sum() };
             let best = (0..5).min_by(|&p, &q| dist(p).total_cmp(&dist(q))).unwrap();
             best == a.test.labels[i] as usize
         })
@@ -801,54 +622,21 @@ fn preprocess_scale_mean_std_and_mean_image() {
 
     // Channel statistics helper agrees with a direct computation.
     let (m, s) = p.train.channel_mean_std(1.0);
-    let ch0: Vec<f64> = (0..40)
-        .flat_map(|i| p.train.image(i)[..64].to_vec())
-        .map(|v| v as f64)
-        .collect();
+    let ch0: Vec<f64> = (0..40).flat_map(|i| p.train.image(i)[..64].to_vec()).map(|v| v as f64).collect();
     let mean0 = ch0.iter().sum::<f64>() / ch0.len() as f64;
     let std0 = (ch0.iter().map(|v| (v - mean0).powi(2)).sum::<f64>() / ch0.len() as f64).sqrt();
     assert!((m[0] as f64 - mean0).abs() < 1e-3 && (s[0] as f64 - std0).abs() < 1e-3);
 
     for bad in [
-        DataConfig {
-            mean_image: true,
-            mean: Some(vec![0.1]),
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            std: Some(vec![0.0]),
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            mean: Some(vec![0.1, 0.2]),
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            scale: f32::NAN,
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            crop: Some([13, 8]),
-            pad: 2,
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            train_batch: 0,
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            drop_last: true,
-            train_batch: 64,
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            pad: usize::MAX / 2,
-            ..synth_config(40, 10)
-        },
-        DataConfig {
-            crop: Some([usize::MAX, 1]),
-            ..synth_config(40, 10)
-        },
+        DataConfig { mean_image: true, mean: Some(vec![0.1]), ..synth_config(40, 10) },
+        DataConfig { std: Some(vec![0.0]), ..synth_config(40, 10) },
+        DataConfig { mean: Some(vec![0.1, 0.2]), ..synth_config(40, 10) },
+        DataConfig { scale: f32::NAN, ..synth_config(40, 10) },
+        DataConfig { crop: Some([13, 8]), pad: 2, ..synth_config(40, 10) },
+        DataConfig { train_batch: 0, ..synth_config(40, 10) },
+        DataConfig { drop_last: true, train_batch: 64, ..synth_config(40, 10) },
+        DataConfig { pad: usize::MAX / 2, ..synth_config(40, 10) },
+        DataConfig { crop: Some([usize::MAX, 1]), ..synth_config(40, 10) },
     ] {
         let e = Pipeline::load(&bad).unwrap_err();
         assert!(matches!(e, DataError::Config { .. }), "{e:?}");
@@ -858,18 +646,8 @@ fn preprocess_scale_mean_std_and_mean_image() {
 
 /// A 1x4x4 data set whose pixel (y, x) of image i is 10*y + x + 100*i, with identity preprocessing.
 fn tiny_pipeline(pad: usize, crop: Option<[usize; 2]>, mirror: bool, seq: bool) -> Pipeline {
-    let images: Vec<u8> = (0..6)
-        .flat_map(|i| (0..16).map(move |j| (10 * (j / 4) + j % 4 + 40 * i) as u8))
-        .collect();
-    let ds = Dataset::new(
-        images,
-        vec![0, 1, 0, 1, 0, 1],
-        [1, 4, 4],
-        2,
-        vec![],
-        "tiny".into(),
-    )
-    .unwrap();
+    let images: Vec<u8> = (0..6).flat_map(|i| (0..16).map(move |j| (10 * (j / 4) + j % 4 + 40 * i) as u8)).collect();
+    let ds = Dataset::new(images, vec![0, 1, 0, 1, 0, 1], [1, 4, 4], 2, vec![], "tiny".into()).unwrap();
     let mut c = test_config(Source::Synthetic(SyntheticSpec::new([1, 4, 4], 2, 0, 0, 0)));
     c.scale = 1.0;
     c.pad = pad;
@@ -879,14 +657,7 @@ fn tiny_pipeline(pad: usize, crop: Option<[usize; 2]>, mirror: bool, seq: bool) 
     c.train_batch = 2;
     c.test_batch = 4;
     c.seed = 99;
-    Pipeline::from_split(
-        &c,
-        Split {
-            train: ds.clone(),
-            test: ds,
-        },
-    )
-    .unwrap()
+    Pipeline::from_split(&c, Split { train: ds.clone(), test: ds }).unwrap()
 }
 
 #[test]
@@ -909,11 +680,7 @@ fn augmentation_pad_crop_mirror_is_a_shifted_copy_and_deterministic() {
                 for x in 0..4isize {
                     let sx = ox + if flip { 3 - x } else { x };
                     let sy = oy + y;
-                    let want = if (0..4).contains(&sy) && (0..4).contains(&sx) {
-                        (10 * sy + sx + 40 * idx as isize) as f32
-                    } else {
-                        0.0
-                    };
+                    let want = if (0..4).contains(&sy) && (0..4).contains(&sx) { (10 * sy + sx + 40 * idx as isize) as f32 } else { 0.0 };
                     assert_eq!(a[(y * 4 + x) as usize], want);
                 }
             }
@@ -948,10 +715,7 @@ fn sequence_rows_layout() {
     let p = tiny_pipeline(0, None, false, true);
     assert_eq!(p.sample_shape(), vec![4, 4]);
     let b = p.test_stream().next().unwrap();
-    assert_eq!(
-        b.inputs[..16],
-        [0., 1., 2., 3., 10., 11., 12., 13., 20., 21., 22., 23., 30., 31., 32., 33.]
-    );
+    assert_eq!(b.inputs[..16], [0., 1., 2., 3., 10., 11., 12., 13., 20., 21., 22., 23., 30., 31., 32., 33.]);
     // Three channels: step t = row t of R, then G, then B.
     let mut c = synth_config(20, 4);
     c.scale = 1.0;
@@ -963,21 +727,12 @@ fn sequence_rows_layout() {
     for t in 0..8 {
         for ch in 0..3 {
             for x in 0..8 {
-                assert_eq!(
-                    b.inputs[t * 24 + ch * 8 + x],
-                    img[ch * 64 + t * 8 + x] as f32
-                );
+                assert_eq!(b.inputs[t * 24 + ch * 8 + x], img[ch * 64 + t * 8 + x] as f32);
             }
         }
     }
     // MNIST-shaped: 28 steps of 28 features.
-    let mut c = test_config(Source::Synthetic(SyntheticSpec::new(
-        [1, 28, 28],
-        10,
-        30,
-        10,
-        1,
-    )));
+    let mut c = test_config(Source::Synthetic(SyntheticSpec::new([1, 28, 28], 10, 30, 10, 1)));
     c.sequence_rows = true;
     assert_eq!(Pipeline::load(&c).unwrap().sample_shape(), vec![28, 28]);
 }
@@ -1000,18 +755,9 @@ fn train_stream_epochs_are_seeded_permutations() {
         assert_eq!((b.epoch, b.step), (k as u64 / 4, k as u64 % 4));
         assert_eq!(b.n, if k % 4 == 3 { 2 } else { 16 });
         assert_eq!(b.inputs.len(), b.n * 192);
-        assert_eq!(
-            b.labels,
-            b.indices
-                .iter()
-                .map(|&i| p.train.labels[i as usize])
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(b.labels, b.indices.iter().map(|&i| p.train.labels[i as usize]).collect::<Vec<_>>());
     }
-    let epochs: Vec<Vec<u32>> = batches
-        .chunks(4)
-        .map(|e| e.iter().flat_map(|b| b.indices.clone()).collect())
-        .collect();
+    let epochs: Vec<Vec<u32>> = batches.chunks(4).map(|e| e.iter().flat_map(|b| b.indices.clone()).collect()).collect();
     for e in &epochs {
         let mut s = e.clone();
         s.sort();
@@ -1020,21 +766,10 @@ fn train_stream_epochs_are_seeded_permutations() {
     assert_ne!(epochs[0], epochs[1]);
     assert_ne!(epochs[0], (0..50).collect::<Vec<u32>>());
     // Another seed shuffles differently.
-    let p2 = Pipeline::load(&DataConfig {
-        seed: 12,
-        ..c.clone()
-    })
-    .unwrap();
-    assert_ne!(
-        collect(p2.train_stream(0), 1)[0].indices,
-        batches[0].indices
-    );
+    let p2 = Pipeline::load(&DataConfig { seed: 12, ..c.clone() }).unwrap();
+    assert_ne!(collect(p2.train_stream(0), 1)[0].indices, batches[0].indices);
     // drop_last drops the partial batch.
-    let p3 = Pipeline::load(&DataConfig {
-        drop_last: true,
-        ..c
-    })
-    .unwrap();
+    let p3 = Pipeline::load(&DataConfig { drop_last: true, ..c }).unwrap();
     assert_eq!(p3.steps_per_epoch(), 3);
     assert!(collect(p3.train_stream(0), 7).iter().all(|b| b.n == 16));
 }
@@ -1092,10 +827,7 @@ fn test_stream_fixed_order_covers_all_once() {
     assert_eq!(labels, p.test.labels);
     let tr: Vec<Batch> = p.train_eval_stream().collect();
     assert_eq!(tr.iter().map(|b| b.n).collect::<Vec<_>>(), vec![10, 10]);
-    assert_eq!(
-        tr.iter().flat_map(|b| b.labels.clone()).collect::<Vec<_>>(),
-        p.train.labels
-    );
+    assert_eq!(tr.iter().flat_map(|b| b.labels.clone()).collect::<Vec<_>>(), p.train.labels);
     assert!(tr.iter().all(|b| b.epoch == 0));
 }
 
@@ -1145,21 +877,13 @@ fn committed_mnist_small_loads() {
     let s = load_mnist(&repo_path("data/mnist-small")).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (5000, 1000));
     assert_eq!(s.train.shape, [1, 28, 28]);
-    assert_eq!(
-        s.train.label_histogram(),
-        vec![479, 563, 488, 493, 535, 434, 501, 550, 462, 495]
-    );
-    assert_eq!(
-        s.test.label_histogram(),
-        vec![85, 126, 116, 107, 110, 87, 87, 99, 89, 94]
-    );
+    assert_eq!(s.train.label_histogram(), vec![479, 563, 488, 493, 535, 434, 501, 550, 462, 495]);
+    assert_eq!(s.test.label_histogram(), vec![85, 126, 116, 107, 110, 87, 87, 99, 89, 94]);
     // The well-known first training labels 5, 0, 4, 1, 9 and first test labels 7, 2, 1, 0, 4.
     assert_eq!(s.train.labels[..5], [5, 0, 4, 1, 9]);
     assert_eq!(s.test.labels[..5], [7, 2, 1, 0, 4]);
     // Through the whole pipeline as sequences.
-    let mut c = test_config(Source::Mnist {
-        root: repo_path("data/mnist-small"),
-    });
+    let mut c = test_config(Source::Mnist { root: repo_path("data/mnist-small") });
     c.sequence_rows = true;
     c.train_batch = 100;
     let p = Pipeline::from_split(&c, s).unwrap();
@@ -1172,9 +896,7 @@ fn committed_mnist_small_loads() {
 #[test]
 #[ignore = "needs the official MNIST files: EXPC_MNIST=DIR (default ../shared/data/mnist) cargo test -- --ignored"]
 fn real_mnist() {
-    let root = std::env::var_os("EXPC_MNIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_path("../shared/data/mnist"));
+    let root = std::env::var_os("EXPC_MNIST").map(PathBuf::from).unwrap_or_else(|| repo_path("../shared/data/mnist"));
     assert!(root.is_dir(), "no MNIST at {} (set EXPC_MNIST)", root.display());
     let s = load_mnist(&root).unwrap();
     assert_eq!((s.train.len(), s.test.len()), (60_000, 10_000));

@@ -16,10 +16,10 @@ pub mod schedule;
 pub mod trainer;
 mod worker;
 
-pub use schedule::ParamInfo;
 pub use error::EngineError;
 pub use gradcheck::{gradcheck, TensorCheck};
 pub use network::{Backend, LayerMacs, MemoryReport, NetOptions, Network, PassStats};
+pub use schedule::ParamInfo;
 pub use trainer::{StepStats, Trainer, TrainerConfig};
 
 #[cfg(test)]

@@ -14,12 +14,12 @@
 
 use rayon::prelude::*;
 
-use super::schedule::{schedule, Kernel, ParamInfo, Schedule};
 use super::error::EngineError;
 use super::init;
-use crate::lower::{Plan, Producer};
+use super::schedule::{schedule, Kernel, ParamInfo, Schedule};
 use super::worker::{BnStats, Ctx, Worker};
 use crate::kernels::Float;
+use crate::lower::{Plan, Producer};
 
 /// Where a network runs. CPU is the only implementation; a CUDA backend would add a
 /// variant and its own executor behind the same [`Network`] API.
@@ -178,12 +178,7 @@ impl<T: Float> Network<T> {
         }
         let workers = (0..threads).map(|_| Worker::new(&schedule, cap, per_worker, mb)).collect::<Result<Vec<_>, _>>()?;
         let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| EngineError::InvalidPlan(format!("cannot start thread pool: {e}")))?,
-            )
+            Some(rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| EngineError::InvalidPlan(format!("cannot start thread pool: {e}")))?)
         } else {
             None
         };
@@ -270,11 +265,7 @@ impl<T: Float> Network<T> {
             return Err(EngineError::Input(format!("batch size {n} not in 1..={}", self.opts.max_batch)));
         }
         if inputs.len() != n * self.schedule.in_len {
-            return Err(EngineError::Input(format!(
-                "inputs have {} values, expected {n} × {}",
-                inputs.len(),
-                self.schedule.in_len
-            )));
+            return Err(EngineError::Input(format!("inputs have {} values, expected {n} × {}", inputs.len(), self.schedule.in_len)));
         }
         if let Some(l) = labels.iter().find(|&&l| l as usize >= self.schedule.classes) {
             return Err(EngineError::Input(format!("label {l} out of range for {} classes", self.schedule.classes)));
@@ -326,15 +317,7 @@ impl<T: Float> Network<T> {
         if self.lockstep && train {
             self.run_lockstep(inputs, labels, n, scale, backward, &slice);
         } else {
-            let ctx = Ctx {
-                layers: &self.schedule.layers,
-                params: &self.params,
-                train,
-                drop_key: self.drop_key,
-                bn: &self.bn,
-                labels,
-                scale,
-            };
+            let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale };
             let nl = self.schedule.layers.len();
             let collect = self.collect_scores;
             par_workers(&self.pool, &mut self.workers, |w, wk| {
@@ -392,15 +375,7 @@ impl<T: Float> Network<T> {
         });
         macro_rules! ctx {
             () => {
-                Ctx {
-                    layers: &self.schedule.layers,
-                    params: &self.params,
-                    train: true,
-                    drop_key: self.drop_key,
-                    bn: &self.bn,
-                    labels,
-                    scale,
-                }
+                Ctx { layers: &self.schedule.layers, params: &self.params, train: true, drop_key: self.drop_key, bn: &self.bn, labels, scale }
             };
         }
         let chunk = self.chunk;
@@ -658,9 +633,7 @@ impl<T: Float> Network<T> {
         let bad = |v: &[T]| v.iter().any(|x| !x.to_f64().is_finite());
         for (l, layer) in self.schedule.layers.iter().enumerate() {
             let bad_param = layer.param_ranges.iter().any(|&(o, n)| bad(&self.params[o..o + n]));
-            let bad_out = self.workers.iter().any(|w| {
-                w.out.get(l).is_some_and(|o| bad(&o[..(w.n * layer.out_len).min(o.len())]))
-            });
+            let bad_out = self.workers.iter().any(|w| w.out.get(l).is_some_and(|o| bad(&o[..(w.n * layer.out_len).min(o.len())])));
             let bad_running = self.running.get(l).is_some_and(|(m, v)| m.iter().chain(v).any(|x| !x.is_finite()));
             if bad_param || bad_out || bad_running {
                 return Some(layer.name.clone());
@@ -681,7 +654,8 @@ impl<T: Float> Network<T> {
 
     /// Restores the running statistics of batch-norm layer `layer` (from a checkpoint).
     pub fn set_running_stats(&mut self, layer: usize, mean: &[f64], var: &[f64]) -> Result<(), EngineError> {
-        let r = self.running.get_mut(layer).filter(|r| !r.0.is_empty()).ok_or_else(|| EngineError::Input(format!("layer #{layer} has no running statistics")))?;
+        let r =
+            self.running.get_mut(layer).filter(|r| !r.0.is_empty()).ok_or_else(|| EngineError::Input(format!("layer #{layer} has no running statistics")))?;
         if mean.len() != r.0.len() || var.len() != r.1.len() {
             return Err(EngineError::Input(format!("layer #{layer}: running statistics have {} channels, got {}", r.0.len(), mean.len())));
         }

@@ -24,24 +24,58 @@ use crate::param::Init;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Kernel {
-    Conv { g: ConvGeom, bias: bool },
+    Conv {
+        g: ConvGeom,
+        bias: bool,
+    },
     /// Max pooling; `true` when a preceding ReLU was fused in (`y = max(0, max(x))`).
     MaxPool(PoolGeom, bool),
     /// A layer fused into its consumer: no buffers, no work.
     Fused,
     AvgPool(PoolGeom),
-    Linear { rows: usize, fin: usize, fout: usize, bias: bool },
+    Linear {
+        rows: usize,
+        fin: usize,
+        fout: usize,
+        bias: bool,
+    },
     Act(Activation),
-    BatchNorm { c: usize, sp: usize, eps: f64, momentum: f64, affine: bool },
-    Dropout { p: f32 },
+    BatchNorm {
+        c: usize,
+        sp: usize,
+        eps: f64,
+        momentum: f64,
+        affine: bool,
+    },
+    Dropout {
+        p: f32,
+    },
     Flatten,
     Add,
-    Concat { lens: Vec<usize> },
-    Rnn { t: usize, f: usize, h: usize },
-    Lstm { t: usize, f: usize, h: usize },
-    LastStep { t: usize, h: usize },
+    Concat {
+        lens: Vec<usize>,
+    },
+    Rnn {
+        t: usize,
+        f: usize,
+        h: usize,
+    },
+    Lstm {
+        t: usize,
+        f: usize,
+        h: usize,
+    },
+    LastStep {
+        t: usize,
+        h: usize,
+    },
     /// Softmax cross-entropy; accuracy counts a label among the `top` highest scores.
-    SoftmaxCe { t: usize, c: usize, top: usize, smoothing: f64 },
+    SoftmaxCe {
+        t: usize,
+        c: usize,
+        top: usize,
+        smoothing: f64,
+    },
 }
 
 /// One parameter tensor in the flat parameter vector.
@@ -170,7 +204,11 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
         let ins = &l.input_shapes;
         let out = &l.out_shape;
         debug_assert_eq!(l.inputs.len(), ins.len(), "layer `{}`: one shape per input", l.name);
-        debug_assert!(l.inputs.iter().all(|p| matches!(p, Producer::Data) || matches!(p, Producer::Layer(j) if *j < li)), "layer `{}` reads a later layer", l.name);
+        debug_assert!(
+            l.inputs.iter().all(|p| matches!(p, Producer::Data) || matches!(p, Producer::Layer(j) if *j < li)),
+            "layer `{}` reads a later layer",
+            l.name
+        );
         debug_assert!(
             {
                 let ins64: Vec<Vec<u64>> = ins.iter().map(|s| s.iter().map(|&d| d as u64).collect()).collect();

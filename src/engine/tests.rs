@@ -54,11 +54,7 @@ train { lr 0.05
 }
 
 fn every_kind_seq_plan(per_step_loss: bool) -> Plan {
-    let head = if per_step_loss {
-        "fc: fc 3 bias=false init=msra"
-    } else {
-        "last: last\n  bn: batchnorm affine=false eps=1e-3\n  fc: fc 3 init=msra"
-    };
+    let head = if per_step_loss { "fc: fc 3 bias=false init=msra" } else { "last: last\n  bn: batchnorm affine=false eps=1e-3\n  fc: fc 3 init=msra" };
     lower_text(
         "every_kind_seq.exp",
         &format!(
@@ -119,7 +115,12 @@ fn plans_count_parameters_and_steps_check_their_inputs() {
     assert_eq!(good.param_count(), 62006);
     assert_eq!(Network::<f32>::new(&good, 0).unwrap().params().len(), 62006);
     // Bad step inputs.
-    let mut t = Trainer::new(&good, 0, TrainerConfig { weight_decay: 0.0, solver: Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: 4, threads: 1, micro_batch: 0 }).unwrap();
+    let mut t = Trainer::new(
+        &good,
+        0,
+        TrainerConfig { weight_decay: 0.0, solver: Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: 4, threads: 1, micro_batch: 0 },
+    )
+    .unwrap();
     assert!(t.train_step(&[0.0; 10], &[0], 0.01).is_err());
     assert!(t.train_step(&vec![0.0; 3072], &[10], 0.01).is_err());
     assert!(t.train_step(&vec![0.0; 3072 * 5], &[0; 5], 0.01).is_err());

@@ -36,7 +36,6 @@ pub struct TrainerConfig {
     pub micro_batch: usize,
 }
 
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
     /// Mean loss of the batch (before the update).

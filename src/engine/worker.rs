@@ -7,11 +7,11 @@
 //! Batch norm in training mode is driven phase by phase by the network (whole-batch
 //! statistics); `fwd`/`bwd` handle it only in evaluation mode.
 
-use super::schedule::{Kernel, Schedule, ScheduledLayer};
 use super::error::EngineError;
-use crate::lower::Producer;
-use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
+use super::schedule::{Kernel, Schedule, ScheduledLayer};
 use crate::kernels::matmul::{matmul, MatRef};
+use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
+use crate::lower::Producer;
 use std::mem::take;
 
 /// Per-layer batch statistics used during one pass (mean, 1/sqrt(var + eps)).
@@ -194,7 +194,8 @@ impl<T: Float> Worker<T> {
             + vv(&self.saved)
             + vv(&self.saved_cells)
             + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
-        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.recurrent_step.len() + self.recurrent_grad.len() + self.recurrent_scratch.len()) * s
+        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.recurrent_step.len() + self.recurrent_grad.len() + self.recurrent_scratch.len())
+            * s
             + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
             + (vv(&self.lin_x) + vv(&self.lin_dy));
         (act, ws)
@@ -437,8 +438,24 @@ impl<T: Float> Worker<T> {
                     let y = &self.out[l][ob..];
                     let (ga, ce) = (&self.saved[l][o * t * 4 * h..], &self.saved_cells[l][o * t * h..]);
                     lstm::backward(
-                        n, *t, *f, *h, x, wih, whh, &y[..ol], ga, ce, &dy[..ol], dxs, dwih, dwhh, db,
-                        &mut self.recurrent_grad, &mut self.recurrent_scratch, &mut self.recurrent_step,
+                        n,
+                        *t,
+                        *f,
+                        *h,
+                        x,
+                        wih,
+                        whh,
+                        &y[..ol],
+                        ga,
+                        ce,
+                        &dy[..ol],
+                        dxs,
+                        dwih,
+                        dwhh,
+                        db,
+                        &mut self.recurrent_grad,
+                        &mut self.recurrent_scratch,
+                        &mut self.recurrent_step,
                     );
                 }
                 Kernel::LastStep { t, h } => {
@@ -525,7 +542,12 @@ impl<T: Float> Worker<T> {
             let mut y = take(&mut self.out[l]);
             let mut xh = take(&mut self.saved[l]);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-            let (g, b) = if affine { let (g, b) = params2(ctx, layer, true); (Some(g), b) } else { (None, None) };
+            let (g, b) = if affine {
+                let (g, b) = params2(ctx, layer, true);
+                (Some(g), b)
+            } else {
+                (None, None)
+            };
             let st = &ctx.bn[l];
             batchnorm::normalize(self.n, c, sp, x, &st.mean, &st.invstd, g, b, Some(&mut xh[..ol]), &mut y[..ol]);
             self.out[l] = y;

@@ -118,15 +118,7 @@ pub fn normalize<T: Float>(
 }
 
 /// `sdy[c] += Σ dy_c`, `sdyx[c] += Σ dy_c·x̂_c`.
-pub fn partial_grad_sums<T: Float>(
-    n: usize,
-    c: usize,
-    sp: usize,
-    dy: &[T],
-    xhat: &[T],
-    sdy: &mut [f64],
-    sdyx: &mut [f64],
-) {
+pub fn partial_grad_sums<T: Float>(n: usize, c: usize, sp: usize, dy: &[T], xhat: &[T], sdy: &mut [f64], sdyx: &mut [f64]) {
     for s in 0..n {
         for ch in 0..c {
             let b = (s * c + ch) * sp;

@@ -35,7 +35,6 @@ pub struct ConvGeom {
     pub wo: usize,
 }
 
-
 impl ConvGeom {
     /// Reduction length per group: `C/groups · kh · kw`.
     pub fn kg(&self) -> usize {
@@ -296,16 +295,7 @@ pub fn forward<T: Float>(g: &ConvGeom, n: usize, x: &[T], w: &[T], b: Option<&[T
             }
         }
         for gi in 0..g.groups {
-            matmul(
-                og,
-                hw,
-                kg,
-                MatRef::rm(&w[gi * og * kg..], kg),
-                MatRef::rm(&src[gi * kg * hw..], hw),
-                &mut ys[gi * og * hw..],
-                hw,
-                b.is_some(),
-            );
+            matmul(og, hw, kg, MatRef::rm(&w[gi * og * kg..], kg), MatRef::rm(&src[gi * kg * hw..], hw), &mut ys[gi * og * hw..], hw, b.is_some());
         }
     }
 }
@@ -366,16 +356,7 @@ pub fn backward<T: Float>(
             let target: &mut [T] = if g.is_pointwise() { dxs } else { &mut *dcol };
             for gi in 0..g.groups {
                 // dcol_g[kg, hw] = W_g[og, kg]^T · dy_g[og, hw]
-                matmul(
-                    kg,
-                    hw,
-                    og,
-                    MatRef::tr(&w[gi * og * kg..], kg),
-                    MatRef::rm(&dys[gi * og * hw..], hw),
-                    &mut target[gi * kg * hw..],
-                    hw,
-                    false,
-                );
+                matmul(kg, hw, og, MatRef::tr(&w[gi * og * kg..], kg), MatRef::rm(&dys[gi * og * hw..], hw), &mut target[gi * kg * hw..], hw, false);
             }
             if !g.is_pointwise() {
                 col2im(g, dcol, &mut dx[s * il..(s + 1) * il]);
@@ -403,8 +384,7 @@ mod tests {
                                 let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
                                 let ix = (ox * g.sw + j * g.dw) as isize - g.pw as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                    s += w[((o * cg + c) * g.kh + i) * g.kw + j]
-                                        * x[((gi * cg + c) * g.h + iy as usize) * g.w + ix as usize];
+                                    s += w[((o * cg + c) * g.kh + i) * g.kw + j] * x[((gi * cg + c) * g.h + iy as usize) * g.w + ix as usize];
                                 }
                             }
                         }

@@ -30,17 +30,7 @@ fn hsum<T: Float, const L: usize>(v: &[T; L]) -> T {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn kernel<T: Float, const L: usize, const FMA: bool>(
-    m: usize,
-    n: usize,
-    p: usize,
-    a: &[T],
-    lda: usize,
-    b: &[T],
-    ldb: usize,
-    c: &mut [T],
-    ldc: usize,
-) {
+fn kernel<T: Float, const L: usize, const FMA: bool>(m: usize, n: usize, p: usize, a: &[T], lda: usize, b: &[T], ldb: usize, c: &mut [T], ldc: usize) {
     let pm = p / L * L;
     let mut i0 = 0;
     while i0 < m {
@@ -243,9 +233,7 @@ pub fn gemm_nt_acc_batched<T: Float>(
     if m == 0 || n == 0 || p == 0 || nb == 0 {
         return;
     }
-    assert!(
-        a.len() >= (nb - 1) * a_bs + (m - 1) * lda + p && b.len() >= (nb - 1) * b_bs + (n - 1) * ldb + p && c.len() >= (m - 1) * ldc + n
-    );
+    assert!(a.len() >= (nb - 1) * a_bs + (m - 1) * lda + p && b.len() >= (nb - 1) * b_bs + (n - 1) * ldb + p && c.len() >= (m - 1) * ldc + n);
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;

@@ -19,16 +19,7 @@ pub fn splitmix64(mut z: u64) -> u64 {
 /// Fills `mask` for samples `first_sample .. first_sample + n` (per-sample length `len`)
 /// and applies it: `y = x · mask`.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_train<T: Float>(
-    p: f32,
-    key: u64,
-    first_sample: usize,
-    n: usize,
-    len: usize,
-    x: &[T],
-    y: &mut [T],
-    mask: &mut [T],
-) {
+pub fn forward_train<T: Float>(p: f32, key: u64, first_sample: usize, n: usize, len: usize, x: &[T], y: &mut [T], mask: &mut [T]) {
     let scale = T::from_f64(1.0 / (1.0 - p as f64));
     let thresh = (p as f64 * (1u64 << 53) as f64) as u64;
     for s in 0..n {

@@ -27,7 +27,8 @@ unsafe fn tile<const MR: usize, const NV: usize>(
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     for p in 0..k {
         let bp = b.add(p * ldb);
-        let bv: [__m512; NV] = core::array::from_fn(|v| if v + 1 == NV { _mm512_maskz_loadu_ps(last, bp.add(16 * v)) } else { _mm512_loadu_ps(bp.add(16 * v)) });
+        let bv: [__m512; NV] =
+            core::array::from_fn(|v| if v + 1 == NV { _mm512_maskz_loadu_ps(last, bp.add(16 * v)) } else { _mm512_loadu_ps(bp.add(16 * v)) });
         for i in 0..MR {
             let av = _mm512_set1_ps(*a.add(i * a_rs + p * a_cs));
             for v in 0..NV {
@@ -48,7 +49,18 @@ unsafe fn tile<const MR: usize, const NV: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn strip<const MR: usize>(n: usize, k: usize, a: *const f32, a_rs: usize, a_cs: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+unsafe fn strip<const MR: usize>(
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     // NV = 2 (32 columns) per tile when MR ≤ 6
     let mut j = 0;
     while j + 32 <= n {
@@ -71,7 +83,19 @@ unsafe fn strip<const MR: usize>(n: usize, k: usize, a: *const f32, a_rs: usize,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nn_f32(m: usize, n: usize, k: usize, a: *const f32, a_rs: usize, a_cs: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+pub unsafe fn gemm_nn_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let mut i = 0;
     while m - i >= 6 {
         strip::<6>(n, k, a.add(i * a_rs), a_rs, a_cs, b, ldb, c.add(i * ldc), ldc, accumulate);

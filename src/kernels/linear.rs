@@ -19,17 +19,7 @@ pub fn forward<T: Float>(rows: usize, fin: usize, fout: usize, x: &[T], w: &[T],
 
 /// Overwrites `dx` (if given), accumulates `dw`, `db`.
 #[allow(clippy::too_many_arguments)]
-pub fn backward<T: Float>(
-    rows: usize,
-    fin: usize,
-    fout: usize,
-    x: &[T],
-    w: &[T],
-    dy: &[T],
-    dx: Option<&mut [T]>,
-    dw: &mut [T],
-    db: Option<&mut [T]>,
-) {
+pub fn backward<T: Float>(rows: usize, fin: usize, fout: usize, x: &[T], w: &[T], dy: &[T], dx: Option<&mut [T]>, dw: &mut [T], db: Option<&mut [T]>) {
     if let Some(db) = db {
         for r in 0..rows {
             for (d, v) in db[..fout].iter_mut().zip(&dy[r * fout..(r + 1) * fout]) {

@@ -42,16 +42,7 @@ fn need(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 /// `C = (acc ? C : 0) + A·B` with `C` row-major, leading dimension `ldc`.
-pub fn matmul<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-    c: &mut [T],
-    ldc: usize,
-    accumulate: bool,
-) {
+pub fn matmul<T: Float>(m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [T], ldc: usize, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }

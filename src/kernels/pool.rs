@@ -29,7 +29,6 @@ pub struct PoolGeom {
     pub wo: usize,
 }
 
-
 impl PoolGeom {
     pub fn in_len(&self) -> usize {
         self.c * self.h * self.w

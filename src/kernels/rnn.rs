@@ -19,18 +19,7 @@ pub fn forward_ws(n: usize, h: usize) -> usize {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn forward<T: Float>(
-    n: usize,
-    t: usize,
-    f: usize,
-    h: usize,
-    x: &[T],
-    wih: &[T],
-    whh: &[T],
-    b: &[T],
-    y: &mut [T],
-    tmp: &mut [T],
-) {
+pub fn forward<T: Float>(n: usize, t: usize, f: usize, h: usize, x: &[T], wih: &[T], whh: &[T], b: &[T], y: &mut [T], tmp: &mut [T]) {
     linear::forward(n * t, f, h, x, wih, Some(b), y);
     for step in 0..t {
         if step > 0 {

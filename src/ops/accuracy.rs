@@ -23,8 +23,11 @@ impl Accuracy {
         let out = super::softmax_loss::shape(x)?;
         let classes = super::softmax_loss::classes(x);
         if self.top > classes {
-            return Err(ShapeError::new(format!("`accuracy top={}` asks for more classes than the {classes} logits it reads", self.top), format!("top={} of {classes}", self.top))
-                .help(format!("use `top=` between 1 and {classes}")));
+            return Err(ShapeError::new(
+                format!("`accuracy top={}` asks for more classes than the {classes} logits it reads", self.top),
+                format!("top={} of {classes}", self.top),
+            )
+            .help(format!("use `top=` between 1 and {classes}")));
         }
         Ok(out)
     }

@@ -6,8 +6,8 @@
 //! is the unbiased one). γ (`weight`) and β (`bias`) exist only when affine.
 
 use crate::args::Args;
-use serde::Serialize;
 use crate::param::{Init, ParamSpec};
+use serde::Serialize;
 
 /// Settings of the γ when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
 pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Constant { value: 1.0 }, lr_mult: 1.0, decay_mult: 0e+00 };

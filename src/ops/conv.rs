@@ -5,8 +5,8 @@
 //! Weight shape [O, C/G, kh, kw], bias [O]. Forward MACs per sample: O·Ho·Wo·(C/G)·kh·kw.
 
 use crate::args::Args;
-use serde::Serialize;
 use crate::param::{Init, ParamSpec, VarianceNorm};
+use serde::Serialize;
 
 /// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
 pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };
@@ -43,7 +43,7 @@ impl Conv {
     pub fn shape(&self, x: &[u64]) -> Result<Dims, ShapeError> {
         need_rank(x, &[3], "a C×H×W input", "conv")?;
         let (c, g) = (x[0], self.groups);
-        if c % g != 0 || self.out_channels % g != 0 {
+        if !c.is_multiple_of(g) || !self.out_channels.is_multiple_of(g) {
             return Err(ShapeError::new(
                 format!("groups={g} must divide the input channels ({c}) and the output channels ({})", self.out_channels),
                 format!("{g} groups"),
@@ -54,16 +54,18 @@ impl Conv {
         let mut out = vec![self.out_channels];
         for (axis, name) in [(0usize, "height"), (1, "width")] {
             let len = x[axis + 1];
-            match crate::geometry::conv_out(len as usize, self.kernel[axis] as usize, self.stride[axis] as usize, self.padding[axis] as usize, self.dilation[axis] as usize) {
+            match crate::geometry::conv_out(
+                len as usize,
+                self.kernel[axis] as usize,
+                self.stride[axis] as usize,
+                self.padding[axis] as usize,
+                self.dilation[axis] as usize,
+            ) {
                 Some(o) => out.push(o as u64),
                 None => {
                     let span = self.dilation[axis] * (self.kernel[axis] - 1) + 1;
                     return Err(ShapeError::new(
-                        format!(
-                            "the conv window ({span} along the {name}) is larger than its input {} padded to {}",
-                            show(x),
-                            len + 2 * self.padding[axis]
-                        ),
+                        format!("the conv window ({span} along the {name}) is larger than its input {} padded to {}", show(x), len + 2 * self.padding[axis]),
                         "window larger than the input",
                     )
                     .code("E0211")

@@ -5,8 +5,8 @@
 //! W_h [4H, H], b [4H]. Forward MACs per sample: T·4H·F + (T−1)·4H·H (h_0 = 0).
 
 use crate::args::Args;
-use serde::Serialize;
 use crate::param::{Init, ParamSpec, VarianceNorm};
+use serde::Serialize;
 
 /// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
 pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };

@@ -106,8 +106,7 @@ impl Op {
 
     /// Whether the op has a weight tensor (and so takes `init=`, `lr_mult=`, …).
     pub fn has_weights(&self) -> bool {
-        matches!(self, Op::Conv(_) | Op::Linear(_) | Op::Rnn(_) | Op::Lstm(_))
-            || matches!(self, Op::BatchNorm(b) if b.affine)
+        matches!(self, Op::Conv(_) | Op::Linear(_) | Op::Rnn(_) | Op::Lstm(_)) || matches!(self, Op::BatchNorm(b) if b.affine)
     }
 
     /// Whether the op has a bias tensor.

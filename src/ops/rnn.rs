@@ -7,8 +7,8 @@
 //! (h_0 = 0: the first step has no W_hh product).
 
 use crate::args::Args;
-use serde::Serialize;
 use crate::param::{Init, ParamSpec, VarianceNorm};
+use serde::Serialize;
 
 /// Settings of the weights when the line sets none (`init=`, `lr_mult=`, `decay_mult=`).
 pub const DEFAULT_WEIGHT: ParamSpec = ParamSpec { init: Init::Xavier { norm: VarianceNorm::FanIn }, lr_mult: 1.0, decay_mult: 1e+00 };

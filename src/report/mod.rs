@@ -14,6 +14,8 @@
 //!   AdaDelta: 2× the parameters),
 //!   activations kept for backward × B, and the largest im2col workspace of one sample.
 
+pub mod html;
+
 use crate::graph::{Analysis, Graph};
 use crate::ops::shape::show;
 use crate::ops::Op;
@@ -320,7 +322,14 @@ fn devices(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Option<
             let elems = a.shapes[j].as_deref().map(crate::ops::shape::count).unwrap_or(0);
             let fwd = elems * batch * F32;
             let bwd = if a.needs_input_grad[i] { fwd } else { 0 };
-            edges.push(CrossEdge { from: from.name.clone(), to: to.name.clone(), from_device: from.device, to_device: to.device, forward_bytes: fwd, backward_bytes: bwd });
+            edges.push(CrossEdge {
+                from: from.name.clone(),
+                to: to.name.clone(),
+                from_device: from.device,
+                to_device: to.device,
+                forward_bytes: fwd,
+                backward_bytes: bwd,
+            });
             waits.push(format!(
                 "`{}` (device {}) waits for `{}` from device {} in the forward pass{}",
                 to.name,
@@ -363,9 +372,8 @@ pub fn bytes(n: u64) -> String {
 }
 
 fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], left: usize) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).chain([header[c].chars().count()]).max().unwrap_or(0)).collect();
     let line = |cells: Vec<String>| {
         cells
             .iter()
@@ -429,7 +437,13 @@ impl Report {
         let m = &self.memory;
         let _ = writeln!(s);
         let _ = writeln!(s, "training memory at batch {}: {}", self.batch, bytes(m.total));
-        let parts = [("parameters", m.parameters), ("gradients", m.gradients), ("solver state", m.optimizer_state), ("activations kept", m.activations), ("workspace", m.workspace)];
+        let parts = [
+            ("parameters", m.parameters),
+            ("gradients", m.gradients),
+            ("solver state", m.optimizer_state),
+            ("activations kept", m.activations),
+            ("workspace", m.workspace),
+        ];
         let max = parts.iter().map(|p| p.1).max().unwrap_or(0);
         for (name, b) in parts {
             let pct = if m.total > 0 { 100.0 * b as f64 / m.total as f64 } else { 0.0 };
@@ -454,7 +468,15 @@ impl Report {
                 .recurrent
                 .iter()
                 .map(|r| {
-                    vec![r.name.clone(), r.steps.to_string(), r.params.to_string(), r.forward_macs_per_step.to_string(), r.forward_macs.to_string(), r.backward_macs.to_string(), bytes(r.bptt_bytes)]
+                    vec![
+                        r.name.clone(),
+                        r.steps.to_string(),
+                        r.params.to_string(),
+                        r.forward_macs_per_step.to_string(),
+                        r.forward_macs.to_string(),
+                        r.backward_macs.to_string(),
+                        bytes(r.bptt_bytes),
+                    ]
                 })
                 .collect();
             table(&mut s, &["layer", "T", "params", "fwd MACs/step", "fwd MACs", "bwd MACs", "BPTT memory"], &rows, 1);
@@ -465,11 +487,14 @@ impl Report {
             let rows: Vec<Vec<String>> = d
                 .edges
                 .iter()
-                .map(|e| vec![format!("{} -> {}", e.from, e.to), format!("{} -> {}", e.from_device, e.to_device), bytes(e.forward_bytes), bytes(e.backward_bytes)])
+                .map(|e| {
+                    vec![format!("{} -> {}", e.from, e.to), format!("{} -> {}", e.from_device, e.to_device), bytes(e.forward_bytes), bytes(e.backward_bytes)]
+                })
                 .collect();
             table(&mut s, &["edge", "devices", "forward", "backward"], &rows, 2);
             for p in &d.pairs {
-                let _ = writeln!(s, "  devices {} <-> {}: {} forward, {} backward", p.from_device, p.to_device, bytes(p.forward_bytes), bytes(p.backward_bytes));
+                let _ =
+                    writeln!(s, "  devices {} <-> {}: {} forward, {} backward", p.from_device, p.to_device, bytes(p.forward_bytes), bytes(p.backward_bytes));
             }
             for w in &d.waits {
                 let _ = writeln!(s, "  {w}");

@@ -60,23 +60,17 @@ pub fn checksum(t: &Tensors) -> String {
 /// Writes `t` to `path` atomically (temporary file, fsync, rename), with its checksum in the
 /// metadata.
 pub fn save(path: &Path, t: &Tensors) -> Result<(), RunError> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = t
-        .tensors
-        .iter()
-        .map(|(k, (shape, v))| (k.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape.clone()))
-        .collect();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        t.tensors.iter().map(|(k, (shape, v))| (k.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), shape.clone())).collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
         .map(|(k, b, s)| {
-            TensorView::new(Dtype::F32, s.clone(), b)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| RunError::new("E0502", format!("checkpoint tensor `{k}`: {e:?}")))
+            TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)).map_err(|e| RunError::new("E0502", format!("checkpoint tensor `{k}`: {e:?}")))
         })
         .collect::<Result<_, _>>()?;
     let mut meta: std::collections::HashMap<String, String> = t.metadata.clone().into_iter().collect();
     meta.insert(CHECKSUM_KEY.into(), checksum(t));
-    let data = safetensors::serialize(views, &Some(meta))
-        .map_err(|e| RunError::new("E0502", format!("cannot serialize checkpoint: {e:?}")))?;
+    let data = safetensors::serialize(views, &Some(meta)).map_err(|e| RunError::new("E0502", format!("cannot serialize checkpoint: {e:?}")))?;
     let tmp: PathBuf = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| RunError::io(&tmp, "create", e))?;
     f.write_all(&data).and_then(|_| f.sync_all()).map_err(|e| RunError::io(&tmp, "write", e))?;

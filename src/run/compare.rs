@@ -108,11 +108,8 @@ pub fn render_table(lines: &[RunLine]) -> String {
     let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut s = String::new();
     for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, x)| if c == 0 { format!("{x:<w$}", w = widths[c]) } else { format!("{x:>w$}", w = widths[c]) })
-            .collect();
+        let cells: Vec<String> =
+            r.iter().enumerate().map(|(c, x)| if c == 0 { format!("{x:<w$}", w = widths[c]) } else { format!("{x:>w$}", w = widths[c]) }).collect();
         s.push_str(cells.join("  ").trim_end());
         s.push('\n');
     }

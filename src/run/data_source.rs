@@ -2,9 +2,9 @@
 
 use super::error::RunError;
 use crate::config::Settings;
+use crate::data::{DataConfig, Source, SyntheticSpec};
 use crate::diagnostic::Diagnostic;
 use crate::graph::DataFacts;
-use crate::data::{DataConfig, Source, SyntheticSpec};
 use crate::spec::{DataSpec, Dataset, Mean, SequenceMode};
 
 /// The share of each class an image folder without train/ and test/ gives to the test set.
@@ -21,10 +21,8 @@ fn root_missing(name: &str) -> RunError {
     } else {
         ""
     };
-    RunError::new("E0520", format!("no folder is configured for dataset `{name}`{extra}")).help(format!(
-        "add `{name} = \"PATH\"` under [data] in expc.toml, pass `--data {name}=PATH`, or set EXPC_DATA_{}",
-        name.to_uppercase()
-    ))
+    RunError::new("E0520", format!("no folder is configured for dataset `{name}`{extra}"))
+        .help(format!("add `{name} = \"PATH\"` under [data] in expc.toml, pass `--data {name}=PATH`, or set EXPC_DATA_{}", name.to_uppercase()))
 }
 
 pub fn data_config(spec: &DataSpec, settings: &Settings, seed: u64) -> Result<DataConfig, RunError> {
@@ -97,21 +95,23 @@ pub fn data_facts(spec: &DataSpec, settings: &Settings) -> Result<DataFacts, Dia
             let name = if spec.dataset == Dataset::Cifar10 { "cifar10" } else { "mnist" };
             let root = settings.data_root(name).ok_or_else(|| located(root_missing(name)))?;
             if !root.is_dir() {
-                return Err(located(RunError::new("E0520", format!("the folder `{}` configured for dataset `{name}` does not exist", root.display()))
-                    .help(format!("fix `{name} = \"…\"` under [data] in expc.toml, or pass `--data {name}=PATH`"))));
+                return Err(located(
+                    RunError::new("E0520", format!("the folder `{}` configured for dataset `{name}` does not exist", root.display()))
+                        .help(format!("fix `{name} = \"…\"` under [data] in expc.toml, or pass `--data {name}=PATH`")),
+                ));
             }
         }
         Dataset::Folder { root, .. } => {
             let path = settings.data_root(root).map(|p| p.to_path_buf()).unwrap_or_else(|| root.into());
             let layout = "an image folder holds one sub-folder per class (ROOT/<class>/*.png), or train/ and test/ with one per class";
             if !path.is_dir() {
-                return Err(located(RunError::new("E0520", format!("the image folder `{}` does not exist", path.display())).help(format!(
-                    "{layout}; give its path, or a key of [data] in expc.toml (`--data {root}=PATH` on the command line)"
-                ))));
+                return Err(located(
+                    RunError::new("E0520", format!("the image folder `{}` does not exist", path.display()))
+                        .help(format!("{layout}; give its path, or a key of [data] in expc.toml (`--data {root}=PATH` on the command line)")),
+                ));
             }
-            let classes = crate::data::folder_class_names(&path).map_err(|_| {
-                located(RunError::new("E0520", format!("the image folder `{}` has no class sub-folders", path.display())).help(layout))
-            })?;
+            let classes = crate::data::folder_class_names(&path)
+                .map_err(|_| located(RunError::new("E0520", format!("the image folder `{}` has no class sub-folders", path.display())).help(layout)))?;
             facts.classes = Some(classes.len() as u64);
             if let Ok((train, test)) = crate::data::folder_image_counts(&path, FOLDER_TEST_FRACTION) {
                 facts.train_images = Some(train);

@@ -301,8 +301,8 @@ impl Loop<'_> {
                     row.test_loss = Some(l);
                     row.test_accuracy = Some(a);
                     last_eval = Some((l, a));
-                    let better_accuracy = progress.best_accuracy.map_or(true, |b| a > b);
-                    let better_loss = progress.best_loss.map_or(true, |b| l < b);
+                    let better_accuracy = progress.best_accuracy.is_none_or(|b| a > b);
+                    let better_loss = progress.best_loss.is_none_or(|b| l < b);
                     if better_accuracy {
                         progress.best_accuracy = Some(a);
                         progress.best_iteration = Some(done);

@@ -75,9 +75,7 @@ impl Model for CpuModel {
         // A finite loss with non-finite gradients, or an update that overflowed the weights,
         // is divergence too: report it before anything is checkpointed.
         let net = self.trainer.network();
-        let running_finite = self.batch_norms.iter().all(|(l, _)| {
-            net.running_stats(*l).is_none_or(|(m, v)| m.iter().chain(v).all(|x| x.is_finite()))
-        });
+        let running_finite = self.batch_norms.iter().all(|(l, _)| net.running_stats(*l).is_none_or(|(m, v)| m.iter().chain(v).all(|x| x.is_finite())));
         if st.loss.is_finite() && (!net.grads_finite() || !net.params().iter().all(|x| x.is_finite()) || !running_finite) {
             return Ok(f64::NAN);
         }
@@ -135,7 +133,8 @@ impl Model for CpuModel {
 
     fn restore(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError> {
         self.restore_tensors(params, state)?;
-        let missing = |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
+        let missing =
+            |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
         let a = state.get("solver.history").ok_or_else(|| missing("solver.history"))?;
         let b = state.get("solver.history2").ok_or_else(|| missing("solver.history2"))?;
         self.trainer.set_solver_state(&a.1, &b.1).map_err(engine_err)
@@ -150,7 +149,8 @@ impl Model for CpuModel {
 impl CpuModel {
     /// Weights and running statistics (bit-exact ones from the state file when present).
     fn restore_tensors(&mut self, params: &Tensors, state: &Tensors) -> Result<(), RunError> {
-        let missing = |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
+        let missing =
+            |n: &str| RunError::new("E0503", format!("the checkpoint has no tensor `{n}`")).help("was it written by a run of a different experiment?");
         let net = self.trainer.network_mut();
         for (id, name) in &self.names {
             let (_, mut values) = params.get(name).cloned().ok_or_else(|| missing(name))?;
@@ -189,10 +189,12 @@ pub fn estimated_bytes(checked: &Checked) -> u64 {
 
 /// f64 values stored losslessly in an f32 tensor: each value's bits as two f32 bit patterns.
 fn f64_bits(v: &[f64]) -> Vec<f32> {
-    v.iter().flat_map(|x| {
-        let b = x.to_bits();
-        [f32::from_bits(b as u32), f32::from_bits((b >> 32) as u32)]
-    }).collect()
+    v.iter()
+        .flat_map(|x| {
+            let b = x.to_bits();
+            [f32::from_bits(b as u32), f32::from_bits((b >> 32) as u32)]
+        })
+        .collect()
 }
 
 fn from_f64_bits(v: &[f32]) -> Vec<f64> {

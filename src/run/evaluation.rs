@@ -104,7 +104,15 @@ fn load_model(checked: &Checked, plan: &Plan, model_file: &Path, threads: usize)
 }
 
 /// Evaluates a model file over a whole split; `top` is the k of the top-k accuracy.
-pub fn evaluate(checked: &Checked, plan: &Plan, settings: &Settings, model_file: &Path, split: Split, top: usize, threads: usize) -> Result<Evaluation, RunError> {
+pub fn evaluate(
+    checked: &Checked,
+    plan: &Plan,
+    settings: &Settings,
+    model_file: &Path,
+    split: Split,
+    top: usize,
+    threads: usize,
+) -> Result<Evaluation, RunError> {
     let exp = &checked.experiment;
     let config = super::data_source::data_config(&exp.data, settings, exp.train.seed)?;
     let data = Pipeline::load(&config).map_err(data_err)?;
@@ -118,7 +126,9 @@ pub fn evaluate(checked: &Checked, plan: &Plan, settings: &Settings, model_file:
         Split::Validation => match data.validation_pipeline() {
             Some(v) => Box::new(v.test_stream()),
             None => {
-                return Err(RunError::new("E0532", "this run has no validation set").help("add `validation N` to its `data` section, or evaluate `--split test`"))
+                return Err(
+                    RunError::new("E0532", "this run has no validation set").help("add `validation N` to its `data` section, or evaluate `--split test`")
+                )
             }
         },
         Split::Train => Box::new(data.train_eval_stream()),
@@ -144,7 +154,12 @@ pub fn evaluate(checked: &Checked, plan: &Plan, settings: &Settings, model_file:
     let per_class = (0..classes)
         .map(|c| {
             let total: u64 = confusion[c].iter().sum();
-            ClassAccuracy { class: names[c].clone(), samples: total, correct: confusion[c][c], accuracy: if total > 0 { confusion[c][c] as f64 / total as f64 } else { 0.0 } }
+            ClassAccuracy {
+                class: names[c].clone(),
+                samples: total,
+                correct: confusion[c][c],
+                accuracy: if total > 0 { confusion[c][c] as f64 / total as f64 } else { 0.0 },
+            }
         })
         .collect();
     let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
@@ -176,7 +191,12 @@ pub fn write_evaluation(dir: &Path, e: &Evaluation) -> Result<Vec<PathBuf>, RunE
     }
     super::run_folder::write_atomic(&csv, t.as_bytes())?;
     let png = dir.join("confusion.png");
-    super::plot::confusion(&e.confusion, &e.class_names, &format!("{} — {:?} split, top-1 {:.2}% (rows: true class, columns: predicted)", e.experiment, e.split, 100.0 * e.top1), &png)?;
+    super::plot::confusion(
+        &e.confusion,
+        &e.class_names,
+        &format!("{} — {:?} split, top-1 {:.2}% (rows: true class, columns: predicted)", e.experiment, e.split, 100.0 * e.top1),
+        &png,
+    )?;
     Ok(vec![json, csv, png])
 }
 
@@ -210,7 +230,8 @@ pub fn predict(checked: &Checked, plan: &Plan, settings: &Settings, model_file: 
     for p in images {
         crate::data::read_image(p, shape, true, &mut bytes).map_err(data_err)?;
     }
-    let given = crate::data::Dataset::new(bytes, vec![0; images.len()], shape, plan.classes().max(1), vec![], PathBuf::from("the images given")).map_err(data_err)?;
+    let given =
+        crate::data::Dataset::new(bytes, vec![0; images.len()], shape, plan.classes().max(1), vec![], PathBuf::from("the images given")).map_err(data_err)?;
     // The mean image needs the training set; per-channel statistics need nothing.
     let (split, names) = if config.mean_image {
         let mut s = crate::data::load_source(&config.source, config.seed).map_err(data_err)?;

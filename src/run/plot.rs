@@ -102,20 +102,14 @@ where
     acc.configure_mesh().x_desc("iteration").y_desc("accuracy (%)").x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(e)?;
     for (i, s) in series.iter().enumerate() {
         let c = COLORS[i % COLORS.len()];
-        let pts: Vec<(f64, f64)> =
-            s.rows.iter().filter_map(|r| r.test_accuracy.map(|a| (r.iteration as f64, 100.0 * a))).collect();
+        let pts: Vec<(f64, f64)> = s.rows.iter().filter_map(|r| r.test_accuracy.map(|a| (r.iteration as f64, 100.0 * a))).collect();
         let best = pts.iter().map(|p| p.1).fold(f64::NAN, f64::max);
         acc.draw_series(LineSeries::new(pts, c.stroke_width(2)).point_size(2))
             .map_err(e)?
             .label(if best.is_finite() { format!("{} (best {best:.2}%)", s.label) } else { s.label.clone() })
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    acc.configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(e)?;
+    acc.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(e)?;
     root.present().map_err(e)?;
     Ok(())
 }

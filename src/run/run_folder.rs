@@ -44,9 +44,8 @@ impl RunRecord {
 
     pub fn load(dir: &Path) -> Result<RunRecord, RunError> {
         let p = dir.join("run.json");
-        let text = crate::source::read_text_file(&p, MAX_RECORD_BYTES).map_err(|e| {
-            RunError::io(&p, "read", e).help("pass a folder made by `expc run` (it holds run.json, metrics.csv and checkpoints/)")
-        })?;
+        let text = crate::source::read_text_file(&p, MAX_RECORD_BYTES)
+            .map_err(|e| RunError::io(&p, "read", e).help("pass a folder made by `expc run` (it holds run.json, metrics.csv and checkpoints/)"))?;
         serde_json::from_str(&text).map_err(|e| RunError::new("E0503", format!("`{}` is corrupt: {e}", p.display())))
     }
 
@@ -59,9 +58,7 @@ impl RunRecord {
     pub fn resolve(&self) -> Resolved {
         let sources = self.sources.clone();
         let read = move |p: &Path| {
-            sources.get(&p.display().to_string()).cloned().ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "not recorded in run.json")
-            })
+            sources.get(&p.display().to_string()).cloned().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not recorded in run.json"))
         };
         let text = self.sources.get(&self.root).cloned().unwrap_or_default();
         resolve_text(&self.root, &text, &self.root_dir, &read)
@@ -84,13 +81,8 @@ impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock, RunError> {
         let path = dir.join("expc.lock");
         for _ in 0..16 {
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| RunError::io(&path, "create", e))?;
+            let mut file =
+                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| RunError::io(&path, "create", e))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -110,10 +102,7 @@ impl RunLock {
             }
             use std::io::Write;
             let pid = std::process::id().to_string();
-            file.set_len(0)
-                .and_then(|_| file.write_all(pid.as_bytes()))
-                .and_then(|_| file.flush())
-                .map_err(|e| RunError::io(&path, "write", e))?;
+            file.set_len(0).and_then(|_| file.write_all(pid.as_bytes())).and_then(|_| file.flush()).map_err(|e| RunError::io(&path, "write", e))?;
             return Ok(RunLock { file, path });
         }
         Err(RunError::new("E0506", format!("cannot lock the run folder `{}`: its lock file keeps changing", dir.display())))

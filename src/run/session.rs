@@ -5,9 +5,9 @@
 use super::driver::{self, Loop, Observer, Outcome};
 use super::error::RunError;
 use super::{data_source, engine_model, metrics, plot, run_folder};
+use crate::compile::Checked;
 use crate::config::Settings;
 use crate::data::Pipeline;
-use crate::compile::Checked;
 use crate::lower::Plan;
 use crate::spec::Experiment;
 use serde::Serialize;
@@ -113,11 +113,10 @@ fn restore_newest_good(dir: &Path, model: &mut dyn engine_model::EngineModel, ob
     }
     match last_error {
         None => Ok(None),
-        Some(e) => Err(RunError::new(
-            "E0503",
-            format!("no intact checkpoint is left in `{}` ({} damaged); the last problem: {}", dir.display(), all.len(), e.message),
-        )
-        .help("start the run again with `expc run` (the damaged files are kept as *.corrupt)")),
+        Some(e) => {
+            Err(RunError::new("E0503", format!("no intact checkpoint is left in `{}` ({} damaged); the last problem: {}", dir.display(), all.len(), e.message))
+                .help("start the run again with `expc run` (the damaged files are kept as *.corrupt)"))
+        }
     }
 }
 

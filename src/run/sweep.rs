@@ -41,11 +41,8 @@ pub fn parse_assignment(s: &str) -> Result<Assignment, RunError> {
     let (key, value) = s.split_once('=').ok_or_else(|| bad_key(s))?;
     check_key(key, s)?;
     if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(RunError::new(
-            "E0510",
-            format!("`{}`: the value holds the control character U+{:04X}", s.escape_debug(), c as u32),
-        )
-        .help("a --set value is one line of text: remove line breaks, tabs and other control characters"));
+        return Err(RunError::new("E0510", format!("`{}`: the value holds the control character U+{:04X}", s.escape_debug(), c as u32))
+            .help("a --set value is one line of text: remove line breaks, tabs and other control characters"));
     }
     let mut quoted = false;
     for c in value.chars() {
@@ -170,14 +167,7 @@ fn check_scriptable(what: &str, s: &str) -> Result<(), RunError> {
 /// No value is ever evaluated by the shell: every path and value is a single-quoted word, each
 /// task's arguments are one bash array selected by `case`, and `srun` is run without `eval`.
 /// `extra` holds the arguments every task gets (`--set` options, `--iterations`, `--data`).
-pub fn slurm_script(
-    spec: &Path,
-    name: &str,
-    out: &Path,
-    combos: &[Vec<Assignment>],
-    threads: usize,
-    extra: &[String],
-) -> Result<String, RunError> {
+pub fn slurm_script(spec: &Path, name: &str, out: &Path, combos: &[Vec<Assignment>], threads: usize, extra: &[String]) -> Result<String, RunError> {
     let spec_s = spec.display().to_string();
     let out_s = out.display().to_string();
     check_scriptable("the spec path", &spec_s)?;

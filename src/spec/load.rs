@@ -121,9 +121,7 @@ impl<'a> Loader<'a> {
             if let Item::Extends(p) = item {
                 if let Some(first) = seen_extends {
                     self.diags.push(
-                        Diagnostic::error("E0011", "a file can extend only one base")
-                            .primary(p.span, "second `extends`")
-                            .secondary(first, "first `extends`"),
+                        Diagnostic::error("E0011", "a file can extend only one base").primary(p.span, "second `extends`").secondary(first, "first `extends`"),
                     );
                     continue;
                 }
@@ -139,8 +137,8 @@ impl<'a> Loader<'a> {
                 let base_path = dir.join(&p.value);
                 let canon = canonical(&base_path);
                 if let Some(pos) = stack.iter().position(|v| v.path == canon) {
-                    let mut d = Diagnostic::error("E0012", format!("`extends` cycle: `{}` extends itself", p.value))
-                        .primary(p.span, "this `extends` closes the cycle");
+                    let mut d =
+                        Diagnostic::error("E0012", format!("`extends` cycle: `{}` extends itself", p.value)).primary(p.span, "this `extends` closes the cycle");
                     for v in &stack[pos + 1..] {
                         if let Some(s) = v.extends_span {
                             d = d.secondary(s, "which is extended here");
@@ -161,11 +159,8 @@ impl<'a> Loader<'a> {
             match item {
                 Item::Experiment(name) => {
                     if let Some(first) = own_name {
-                        self.diags.push(
-                            Diagnostic::error("E0013", "the experiment is named twice")
-                                .primary(name.span, "second name")
-                                .secondary(first, "first name"),
-                        );
+                        self.diags
+                            .push(Diagnostic::error("E0013", "the experiment is named twice").primary(name.span, "second name").secondary(first, "first name"));
                     }
                     own_name = Some(name.span);
                     doc.name = Some(name.clone());
@@ -239,13 +234,7 @@ impl<'a> Loader<'a> {
         Some(doc)
     }
 
-    fn edit(
-        &mut self,
-        doc: &mut Doc,
-        pattern: &ast::Ident,
-        span: Span,
-        apply: impl FnOnce(&mut Self, &mut Vec<RawLayer>, Vec<usize>),
-    ) {
+    fn edit(&mut self, doc: &mut Doc, pattern: &ast::Ident, span: Span, apply: impl FnOnce(&mut Self, &mut Vec<RawLayer>, Vec<usize>)) {
         let Some((_, layers)) = doc.model.as_mut() else {
             self.diags.push(
                 Diagnostic::error("E0015", "this edit has no model to change")
@@ -254,8 +243,7 @@ impl<'a> Loader<'a> {
             );
             return;
         };
-        let idx: Vec<usize> =
-            layers.iter().enumerate().filter(|(_, l)| glob_match(&pattern.name, &l.name)).map(|(i, _)| i).collect();
+        let idx: Vec<usize> = layers.iter().enumerate().filter(|(_, l)| glob_match(&pattern.name, &l.name)).map(|(i, _)| i).collect();
         if idx.is_empty() {
             let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
             let d = Diagnostic::error("E0016", format!("`{}` matches no layer", pattern.name))
@@ -287,9 +275,7 @@ impl<'a> Loader<'a> {
             };
             if let Some(label) = &cmd.label {
                 self.diags.push(
-                    Diagnostic::error("E0018", "settings take no `name:` label")
-                        .primary(label.span, "label here")
-                        .help(format!("write `{} …`", cmd.head.name)),
+                    Diagnostic::error("E0018", "settings take no `name:` label").primary(label.span, "label here").help(format!("write `{} …`", cmd.head.name)),
                 );
             }
             if let Some(&first) = own.get(&cmd.head.name) {
@@ -342,14 +328,7 @@ impl<'a> Loader<'a> {
         true
     }
 
-    fn expand(
-        &mut self,
-        body: &[Stmt],
-        out: &mut Vec<RawLayer>,
-        cx: &mut ExpandCx,
-        suffix: &str,
-        subst: &HashMap<String, String>,
-    ) {
+    fn expand(&mut self, body: &[Stmt], out: &mut Vec<RawLayer>, cx: &mut ExpandCx, suffix: &str, subst: &HashMap<String, String>) {
         for stmt in body {
             if cx.overflow {
                 return;
@@ -396,8 +375,7 @@ impl<'a> Loader<'a> {
                 Stmt::Repeat(r) => {
                     if r.count == 0 || r.count > MAX_LAYERS as u64 {
                         self.diags.push(
-                            Diagnostic::error("E0020", format!("repeat count must be between 1 and {MAX_LAYERS}"))
-                                .primary(r.count_span, "invalid count"),
+                            Diagnostic::error("E0020", format!("repeat count must be between 1 and {MAX_LAYERS}")).primary(r.count_span, "invalid count"),
                         );
                         continue;
                     }

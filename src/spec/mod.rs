@@ -66,9 +66,7 @@ fn typed(doc: &load::Doc, _sources: &SourceMap) -> (Option<Experiment>, Vec<Diag
     let train = settings::train(doc.train.as_ref(), anchor, &mut diags);
     let model = model::model(doc.model.as_ref(), anchor, doc.too_big, &mut diags);
     let exp = match (doc.name.as_ref(), data, train, model) {
-        (Some(name), Some(data), Some(train), Some(model)) => {
-            Some(Experiment { name: name.name.clone(), name_span: name.span, data, model, train })
-        }
+        (Some(name), Some(data), Some(train), Some(model)) => Some(Experiment { name: name.name.clone(), name_span: name.span, data, model, train }),
         _ => None,
     };
     (exp, diags)
@@ -86,8 +84,6 @@ fn mark_override(diags: &mut [Diagnostic], base: Span, message: &str) {
 
 /// Orders diagnostics as a reader meets them: by file (the root file first), then position.
 pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
-    let key = |d: &Diagnostic| {
-        d.labels.iter().find(|l| l.primary).map(|l| (l.span.file, l.span.start)).unwrap_or_default()
-    };
+    let key = |d: &Diagnostic| d.labels.iter().find(|l| l.primary).map(|l| (l.span.file, l.span.start)).unwrap_or_default();
     diags.sort_by_key(key);
 }

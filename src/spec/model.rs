@@ -1,11 +1,11 @@
 //! The `model` section: expanded raw layers → [`LayerSpec`]s.
 
-use crate::args::Args;
 use super::load::RawLayer;
 use super::types::*;
-use crate::param::{Init, ParamSpec, VarianceNorm};
+use crate::args::Args;
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::ops::{heads, Op};
+use crate::param::{Init, ParamSpec, VarianceNorm};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, Value, ValueKind};
 
@@ -37,7 +37,7 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, too_big: bool, dia
                     Diagnostic::error("E0100", format!("unknown layer `{head}`"))
                         .primary(r.cmd.head.span, "unknown layer")
                         .note(format!("layers: {}", heads().join(", ")))
-                        .with_help(did_you_mean(head, heads().into_iter())),
+                        .with_help(did_you_mean(head, heads())),
                 );
                 continue;
             }
@@ -139,11 +139,7 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, too_big: bool, dia
         }
     }
     if raw.is_empty() && !too_big {
-        diags.push(
-            Diagnostic::error("E0114", "the model is empty")
-                .primary(*header, "no layers")
-                .help("start with a line like `input 3x32x32`"),
-        );
+        diags.push(Diagnostic::error("E0114", "the model is empty").primary(*header, "no layers").help("start with a line like `input 3x32x32`"));
     }
     if diags.len() > n0 {
         return None;

@@ -1,8 +1,8 @@
 //! The `data` and `train` sections: each head is a setting with a fixed argument form.
 
-use crate::args::Args;
 use super::load::{SettingCmd, SettingSection};
 use super::types::*;
+use crate::args::Args;
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::source::Span;
 use crate::syntax::ast::ValueKind;
@@ -11,16 +11,14 @@ use crate::syntax::ast::ValueKind;
 pub const MAX_BATCH: u64 = 1 << 24;
 
 const DATA_KEYS: &[&str] = &["dataset", "batch", "test_batch", "scale", "mean", "std", "augment", "sequence", "shuffle", "validation"];
-const TRAIN_KEYS: &[&str] = &[
-    "solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log", "clip_gradients", "early_stop",
-];
+const TRAIN_KEYS: &[&str] = &["solver", "lr", "policy", "weight_decay", "iterations", "eval", "seed", "checkpoint", "log", "clip_gradients", "early_stop"];
 
 fn unknown_setting(cmd: &SettingCmd, section: &str, keys: &[&str]) -> Diagnostic {
     let head = cmd.cmd.head.name.as_str();
     let help = match head {
         "momentum" | "beta1" | "beta2" | "nesterov" => Some(format!("`{head}` belongs to the solver: `solver sgd momentum=0.9`")),
         "gamma" | "power" | "stepsize" | "steps" => Some(format!("`{head}` belongs to the policy: `policy step gamma=0.1 stepsize=1000`")),
-        "pad" | "crop" | "mirror" => Some(format!("augmentation is one line: `augment pad=4 crop=32x32 mirror`")),
+        "pad" | "crop" | "mirror" => Some("augmentation is one line: `augment pad=4 crop=32x32 mirror`".to_string()),
         "max_iter" | "iters" => Some("write `iterations 10000`".to_string()),
         "test_interval" | "test_iter" => Some("write `eval every=500 batches=100`".to_string()),
         _ => did_you_mean(head, keys.iter().copied()),
@@ -239,8 +237,17 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
         if shape.len() == 3 && (crop[0] > shape[1] + 2 * spec.augment.pad || crop[1] > shape[2] + 2 * spec.augment.pad) {
             let c = sec.cmds.iter().find(|c| c.cmd.head.name == "augment").map(|c| c.cmd.span).unwrap_or(sec.header);
             diags.push(
-                Diagnostic::error("E0106", format!("crop {}x{} is larger than the padded image {}x{}", crop[0], crop[1], shape[1] + 2 * spec.augment.pad, shape[2] + 2 * spec.augment.pad))
-                    .primary(c, "crop too large"),
+                Diagnostic::error(
+                    "E0106",
+                    format!(
+                        "crop {}x{} is larger than the padded image {}x{}",
+                        crop[0],
+                        crop[1],
+                        shape[1] + 2 * spec.augment.pad,
+                        shape[2] + 2 * spec.augment.pad
+                    ),
+                )
+                .primary(c, "crop too large"),
             );
         }
     }
@@ -308,14 +315,12 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                         "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.0) }),
                         "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
                         "adagrad" => Some(Solver::AdaGrad { delta: positive(a, "delta", 1e-8)? }),
-                        "rmsprop" => Some(Solver::RmsProp {
-                            rms_decay: a.kw_f64_in("rms_decay", 0.0, 1.0, true).unwrap_or(0.99),
-                            delta: positive(a, "delta", 1e-8)?,
-                        }),
-                        "adadelta" => Some(Solver::AdaDelta {
-                            momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.95),
-                            delta: positive(a, "delta", 1e-6)?,
-                        }),
+                        "rmsprop" => {
+                            Some(Solver::RmsProp { rms_decay: a.kw_f64_in("rms_decay", 0.0, 1.0, true).unwrap_or(0.99), delta: positive(a, "delta", 1e-8)? })
+                        }
+                        "adadelta" => {
+                            Some(Solver::AdaDelta { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.95), delta: positive(a, "delta", 1e-6)? })
+                        }
                         adam => {
                             let beta1 = a.kw_f64_in("beta1", 0.0, 1.0, true).unwrap_or(0.9);
                             let beta2 = a.kw_f64_in("beta2", 0.0, 1.0, true).unwrap_or(0.999);
@@ -397,9 +402,7 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                 }
             }
             "eval" => {
-                if let Some((every, batches)) = with_args(c, what, diags, |a| {
-                    Some((a.kw_uint("every", 1), a.kw_uint("batches", 1)))
-                }) {
+                if let Some((every, batches)) = with_args(c, what, diags, |a| Some((a.kw_uint("every", 1), a.kw_uint("batches", 1)))) {
                     spec.eval_every = every.unwrap_or(0);
                     spec.eval_batches = batches;
                 }
@@ -441,9 +444,12 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
     if spec.warmup > 0 && spec.iterations > 0 && spec.warmup >= spec.iterations {
         let c = sec.cmds.iter().find(|c| c.cmd.head.name == "policy").map(|c| c.cmd.span).unwrap_or(sec.header);
         diags.push(
-            Diagnostic::error("E0106", format!("setting `train.policy`: a warm-up of {} iterations leaves none of the {} for the policy", spec.warmup, spec.iterations))
-                .primary(c, "warm-up as long as the run")
-                .help("shorten `warmup=` (a few percent of `iterations` is usual)"),
+            Diagnostic::error(
+                "E0106",
+                format!("setting `train.policy`: a warm-up of {} iterations leaves none of the {} for the policy", spec.warmup, spec.iterations),
+            )
+            .primary(c, "warm-up as long as the run")
+            .help("shorten `warmup=` (a few percent of `iterations` is usual)"),
         );
     }
     if let LrPolicy::Multistep { steps, .. } = &spec.policy {
@@ -541,7 +547,8 @@ fn policy(a: &mut Args) -> Option<LrPolicy> {
             let div = a.kw_f64("div").unwrap_or(25.0);
             let final_div = a.kw_f64("final_div").unwrap_or(1e4);
             if div < 1.0 || final_div < 1.0 {
-                let d = Diagnostic::error("E0106", "policy `onecycle`: `div` and `final_div` must be at least 1").primary(a.cmd.span, "the rate starts and ends below `lr`");
+                let d = Diagnostic::error("E0106", "policy `onecycle`: `div` and `final_div` must be at least 1")
+                    .primary(a.cmd.span, "the rate starts and ends below `lr`");
                 a.error(d);
                 return None;
             }

@@ -52,9 +52,17 @@ pub enum Dataset {
     Cifar10,
     Mnist,
     /// Seeded, class-dependent random images, for tests.
-    Synthetic { shape: Vec<u64>, classes: u64, train: u64, test: u64 },
+    Synthetic {
+        shape: Vec<u64>,
+        classes: u64,
+        train: u64,
+        test: u64,
+    },
     /// One sub-folder per class; `root` is a key of `[data]` in expc.toml or a path.
-    Folder { root: String, shape: Vec<u64> },
+    Folder {
+        root: String,
+        shape: Vec<u64>,
+    },
 }
 
 impl Dataset {
@@ -175,18 +183,38 @@ pub struct TrainSpec {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Solver {
-    Sgd { momentum: f64 },
-    Nesterov { momentum: f64 },
-    Adam { beta1: f64, beta2: f64, eps: f64 },
+    Sgd {
+        momentum: f64,
+    },
+    Nesterov {
+        momentum: f64,
+    },
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
     /// Adam with decoupled weight decay (Loshchilov & Hutter): the decay shrinks the weights
     /// directly instead of entering the moments.
-    AdamW { beta1: f64, beta2: f64, eps: f64 },
+    AdamW {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
     /// Caffe's AdaGrad: h ← h + g²; W ← W − α·g/(√h + δ).
-    AdaGrad { delta: f64 },
+    AdaGrad {
+        delta: f64,
+    },
     /// Caffe's RMSProp: h ← ρ·h + (1 − ρ)·g²; W ← W − α·g/(√h + δ).
-    RmsProp { rms_decay: f64, delta: f64 },
+    RmsProp {
+        rms_decay: f64,
+        delta: f64,
+    },
     /// Caffe's AdaDelta: h ← μh + (1 − μ)g²; u = g·√((h_u + δ)/(h + δ)); h_u ← μh_u + (1 − μ)u²; W ← W − α·u.
-    AdaDelta { momentum: f64, delta: f64 },
+    AdaDelta {
+        momentum: f64,
+        delta: f64,
+    },
 }
 
 impl Solver {

@@ -124,7 +124,11 @@ pub struct Value {
 #[serde(rename_all = "snake_case")]
 pub enum ValueKind {
     /// A number as written (`256`, `0.9`, `1e-4`, `1/255`) and its value.
-    Number { text: String, value: f64, integer: bool },
+    Number {
+        text: String,
+        value: f64,
+        integer: bool,
+    },
     /// `5x5`, `3x32x32`.
     Dims(Vec<u64>),
     Bool(bool),
@@ -132,7 +136,10 @@ pub enum ValueKind {
     Ident(String),
     List(Vec<Value>),
     /// `gaussian(0.01)`, `msra(fan_out)`.
-    Call { name: Ident, args: Vec<Arg> },
+    Call {
+        name: Ident,
+        args: Vec<Arg>,
+    },
 }
 
 impl ValueKind {

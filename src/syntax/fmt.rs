@@ -139,17 +139,8 @@ impl Printer<'_> {
         self.trailing_comment(header_end);
         for stmt in body {
             match stmt {
-                Stmt::Command(c) => {
-                    self.statement(c.span.start as usize, c.span.end as usize, indent + 1, &command(c), true)
-                }
-                Stmt::Repeat(r) => self.block(
-                    format!("repeat {}", r.count),
-                    r.span.start as usize,
-                    &r.body,
-                    r.span.end as usize - 1,
-                    indent + 1,
-                    false,
-                ),
+                Stmt::Command(c) => self.statement(c.span.start as usize, c.span.end as usize, indent + 1, &command(c), true),
+                Stmt::Repeat(r) => self.block(format!("repeat {}", r.count), r.span.start as usize, &r.body, r.span.end as usize - 1, indent + 1, false),
             }
         }
         self.comments_before(close, indent + 1);
@@ -223,12 +214,7 @@ fn format_lf(src: &str, file: &File) -> String {
                     Item::Set(e) => (e.span, format!("set {} {}", e.pattern.name, args(&e.args, " "))),
                     Item::Insert(e) => (
                         e.span,
-                        format!(
-                            "insert {} {}: {}",
-                            if e.position == Position::After { "after" } else { "before" },
-                            e.pattern.name,
-                            command(&e.command)
-                        ),
+                        format!("insert {} {}: {}", if e.position == Position::After { "after" } else { "before" }, e.pattern.name, command(&e.command)),
                     ),
                     Item::Remove(e) => (e.span, format!("remove {}", e.pattern.name)),
                     Item::Section(_) => unreachable!(),
@@ -254,9 +240,7 @@ fn format_lf(src: &str, file: &File) -> String {
 /// A section holding a single command and no comment is written on one line:
 /// `train { weight_decay 0 }`, the typical line of a variant.
 fn one_liner(src: &str, s: &Section) -> bool {
-    s.body.len() == 1
-        && matches!(s.body[0], Stmt::Command(_))
-        && !src.get(s.span.range()).unwrap_or("#").contains('#')
+    s.body.len() == 1 && matches!(s.body[0], Stmt::Command(_)) && !src.get(s.span.range()).unwrap_or("#").contains('#')
 }
 
 fn command(c: &Command) -> String {

@@ -249,9 +249,7 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
     let rest = &text[pos.min(text.len())..];
     let token_len = match rest.chars().next() {
         None => 0,
-        Some(c) if c.is_alphanumeric() || c == '_' => {
-            rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len())
-        }
+        Some(c) if c.is_alphanumeric() || c == '_' => rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.')).unwrap_or(rest.len()),
         Some('\n') | Some('\r') => 0,
         Some(c) => c.len_utf8(),
     };
@@ -305,8 +303,8 @@ fn syntax_error(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Diagno
             .primary(span, format!("an invisible U+{:04X} is here", c as u32))
             .help(format!("delete the {name}: it cannot be seen in most editors (copied text often carries one)"));
     }
-    let mut d = Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}"))
-        .primary(span, format!("expected {expected_words}"));
+    let mut d =
+        Diagnostic::error("E0001", format!("syntax error: expected {expected_words}, found {found}")).primary(span, format!("expected {expected_words}"));
     if top_level && token_len > 0 {
         if let Some(h) = did_you_mean(found_text, TOP_LEVEL_WORDS.iter().copied()) {
             d = d.help(h);

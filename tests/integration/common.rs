@@ -41,18 +41,14 @@ pub fn experiment_files() -> Vec<PathBuf> {
 /// (no colour), as `expc check` would print it.
 pub fn diagnostics_for(files: &[(&str, &str)]) -> String {
     let map: HashMap<PathBuf, String> = files.iter().map(|(n, t)| (PathBuf::from(n), t.to_string())).collect();
-    let read = |p: &Path| {
-        map.get(p).cloned().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"))
-    };
+    let read = |p: &Path| map.get(p).cloned().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"));
     let r = expc::spec::resolve_path(Path::new(files[0].0), &read);
     render(&r.diagnostics, &r.sources, false)
 }
 
 /// A valid experiment with `model` replaced by the given body lines.
 pub fn with_model(body: &str) -> String {
-    format!(
-        "experiment t\ndata {{\n  dataset cifar10\n}}\nmodel {{\n{body}\n}}\ntrain {{\n  lr 0.01\n  iterations 10\n}}\n"
-    )
+    format!("experiment t\ndata {{\n  dataset cifar10\n}}\nmodel {{\n{body}\n}}\ntrain {{\n  lr 0.01\n  iterations 10\n}}\n")
 }
 
 /// A fresh folder under the system's temp dir, removed when dropped.

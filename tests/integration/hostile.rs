@@ -116,19 +116,16 @@ fn expc(cwd: &Path, args: &[&str]) -> Outcome {
 fn every_hostile_spec_is_a_located_error_in_check_and_run() {
     let dir = repo().join("tests/hostile");
     let out = tmp("battery-out");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/hostile")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "exp"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&dir).expect("tests/hostile").flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "exp")).collect();
     files.sort();
     assert!(files.len() >= 25, "the battery holds its cases: {}", files.len());
     for f in &files {
         let text = std::fs::read(f).expect("readable");
         let text = String::from_utf8_lossy(&text);
         let name = f.file_name().expect("name").to_string_lossy().into_owned();
-        let expect = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{name}: first line `# expect: E0xxx`")).trim().to_string();
+        let expect =
+            text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| panic!("{name}: first line `# expect: E0xxx`")).trim().to_string();
         let forbid = text.lines().nth(1).and_then(|l| l.strip_prefix("# forbid: ")).map(|s| s.trim().to_string());
         let out_dir = out.display().to_string();
         for args in [vec!["check", name.as_str()], vec!["run", name.as_str(), "--quiet", "--out", out_dir.as_str()]] {
@@ -248,7 +245,23 @@ fn slurm_scripts_quote_hostile_names_and_values() {
     let spec = "x$(touch PWNED)`touch PWNED2`'q\" ;.exp";
     std::fs::write(d.join(spec), VALID).expect("write");
     let out = "o$(touch PWNED3) 'x";
-    let o = expc(&d, &["run", spec, "--sweep", "train.lr=0.1,0.01", "--sweep", "data.augment=pad=1 crop=8x8", "--set", "train.weight_decay=1e-4", "--emit", "slurm", "--out", out]);
+    let o = expc(
+        &d,
+        &[
+            "run",
+            spec,
+            "--sweep",
+            "train.lr=0.1,0.01",
+            "--sweep",
+            "data.augment=pad=1 crop=8x8",
+            "--set",
+            "train.weight_decay=1e-4",
+            "--emit",
+            "slurm",
+            "--out",
+            out,
+        ],
+    );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let script_path = d.join(out).join("tiny-sweep.sbatch");
     let script = std::fs::read_to_string(&script_path).expect("script written");
@@ -274,8 +287,20 @@ fn slurm_scripts_quote_hostile_names_and_values() {
         let raw = std::fs::read(&args_out).expect("srun was called");
         let args: Vec<String> = raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         let expected: Vec<String> = [
-            "expc", "run", spec, "--quiet", "--threads", "", "--out", out, "--set", "train.weight_decay=1e-4", "--set",
-            &format!("train.lr={lr}"), "--set", "data.augment=pad=1 crop=8x8",
+            "expc",
+            "run",
+            spec,
+            "--quiet",
+            "--threads",
+            "",
+            "--out",
+            out,
+            "--set",
+            "train.weight_decay=1e-4",
+            "--set",
+            &format!("train.lr={lr}"),
+            "--set",
+            "data.augment=pad=1 crop=8x8",
         ]
         .iter()
         .map(|s| s.to_string())

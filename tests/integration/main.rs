@@ -1,16 +1,18 @@
 //! The integration test binary: one module per pipeline stage (see ARCHITECTURE.md).
 //! Snapshots live in the top-level `snapshots/` folder.
 
+mod browser;
 mod common;
 mod engine;
 mod errors;
 mod fmt;
 mod fuzz;
 mod hostile;
+mod lsp;
 mod parse;
 mod pipeline;
 mod report;
 mod resolve;
 mod run;
-mod train;
 mod torch;
+mod train;

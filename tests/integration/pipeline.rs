@@ -182,7 +182,9 @@ fn run_checks_the_classes_of_an_image_folder_before_training() {
        │
        = help: make the last layer `fc 3`
     ");
-    let one = BASE.replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"one\" shape=3x8x8").replace("batch 16", "batch 2\n  test_batch 1");
+    let one = BASE
+        .replace("dataset synthetic shape=3x8x8 classes=4 train=64 test=32", "dataset folder \"one\" shape=3x8x8")
+        .replace("batch 16", "batch 2\n  test_batch 1");
     insta::assert_snapshot!(run_rejected_with(&one.replace("fc1: fc 4", "fc1: fc 2"), false), @"
     error[E0221]: `loss` gets 2 logits but the data has 1 class
        ┌─ spec.exp:13:3
@@ -376,7 +378,8 @@ fn ctrl_c_stops_after_a_checkpoint_and_resume_finishes_the_run() {
     assert_eq!(code, 0, "{err}");
     let full = trained_rows(&text, &[]);
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
-    let resumed: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect();
+    let resumed: Vec<Vec<String>> =
+        csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect();
     assert_eq!(column(&resumed, 0), column(&full, 0));
     assert_eq!(column(&resumed, 2), column(&full, 2), "train losses equal an uninterrupted run's");
 }
@@ -387,7 +390,10 @@ fn a_sweep_over_one_section_draws_its_figure_in_a_fresh_folder_and_reports_faile
     // Unscaled pixels (no `scale`): lr 10 blows the loss up, lr 0.001 trains.
     let text = BASE.replace("  scale 1/255\n", "");
     std::fs::write(d.join("spec.exp"), text).expect("write");
-    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--sweep", "train.lr=10,0.001", "--sweep", "train.weight_decay=0,5e-4", "--out", "fresh/out", "--quiet", "--jobs", "1"]);
+    let (code, out, err) = expc_in(
+        &d,
+        &["run", "spec.exp", "--sweep", "train.lr=10,0.001", "--sweep", "train.weight_decay=0,5e-4", "--out", "fresh/out", "--quiet", "--jobs", "1"],
+    );
     assert_eq!(code, 1, "a failed member fails the sweep:\n{err}");
     assert!(err.contains("sweep: 2 of 4 runs failed: lr10_weight_decay0, lr10_weight_decay5em4"), "{err}");
     assert!(!err.contains("E0014"), "two settings of one section make one block: {err}");
@@ -414,7 +420,8 @@ fn tensorboard_reads_the_event_file_of_a_run() {
     let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet"]);
     assert_eq!(code, 0, "{err}");
     let dir = d.join(out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("run folder").trim());
-    let events: Vec<_> = std::fs::read_dir(&dir).expect("ls").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents.")).collect();
+    let events: Vec<_> =
+        std::fs::read_dir(&dir).expect("ls").flatten().filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents.")).collect();
     assert_eq!(events.len(), 1, "one event file beside metrics.csv");
     let Some(python) = python_with("tensorboard") else {
         println!("skipped the read-back: no Python with the `tensorboard` package (set EXPC_PYTHON, or run .ci/run once)");

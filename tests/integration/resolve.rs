@@ -42,7 +42,7 @@ fn variants_change_only_what_they_say() {
 
     let msra = resolve("experiments/cifar10/msra_fc.exp");
     for l in &msra.model.layers {
-        let w = l.weight.as_ref().map(|w| w.init.clone());
+        let w = l.weight.as_ref().map(|w| w.init);
         if l.name.starts_with("fc") && !l.name.contains('.') {
             assert_eq!(w, Some(Init::Msra { norm: VarianceNorm::FanIn }), "{}", l.name);
         } else if l.name.starts_with("conv") && !l.name.contains('.') {

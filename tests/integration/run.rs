@@ -34,8 +34,8 @@ fn rows() -> Vec<metrics::Row> {
             epoch: i as f64 * 0.5,
             lr: 0.01,
             train_loss: Some(2.3 - i as f64 * 0.3),
-            test_loss: (i % 2 == 0).then(|| 2.4 - i as f64 * 0.3),
-            test_accuracy: (i % 2 == 0).then(|| 0.1 + i as f64 * 0.15),
+            test_loss: (i % 2 == 0).then_some(2.4 - i as f64 * 0.3),
+            test_accuracy: (i % 2 == 0).then_some(0.1 + i as f64 * 0.15),
             elapsed_s: i as f64,
             img_per_s: Some(1000.0),
         })

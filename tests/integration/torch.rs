@@ -216,7 +216,20 @@ fn torch_run_writes_the_native_run_folder_and_compares_with_a_native_run() {
     let (out, dir) = expc(&root, &py, &["run", "tiny.exp", "--quiet", "--backend", "torch", "--out", "runs"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dir = dir.expect("run folder printed");
-    for f in ["run.json", "spec.json", "metrics.csv", "summary.json", "curves.png", "curves.svg", "filters.png", "checkpoints/best.safetensors", "checkpoints/ckpt-0000030.safetensors", "checkpoints/ckpt-0000030.state.safetensors", "torch/model.py", "torch/train.py"] {
+    for f in [
+        "run.json",
+        "spec.json",
+        "metrics.csv",
+        "summary.json",
+        "curves.png",
+        "curves.svg",
+        "filters.png",
+        "checkpoints/best.safetensors",
+        "checkpoints/ckpt-0000030.safetensors",
+        "checkpoints/ckpt-0000030.state.safetensors",
+        "torch/model.py",
+        "torch/train.py",
+    ] {
         assert!(dir.join(f).exists(), "missing {f}");
     }
     assert!(!dir.join("checkpoints/ckpt-0000010.safetensors").exists(), "keep=2 rotates");
@@ -266,7 +279,14 @@ fn torch_killed_two_process_run_resumes_to_the_same_metrics() {
     assert!(!out.status.success(), "the aborted run must fail");
     let killed = killed.expect("run folder printed");
     assert_eq!(expc::run::driver::latest_checkpoint(&killed).expect("checkpoint").0, 20);
-    let resume = Command::new(env!("CARGO_BIN_EXE_expc")).current_dir(&*root).env("EXPC_PYTHON", &py).arg("resume").arg(&killed).arg("--quiet").output().expect("resume");
+    let resume = Command::new(env!("CARGO_BIN_EXE_expc"))
+        .current_dir(&*root)
+        .env("EXPC_PYTHON", &py)
+        .arg("resume")
+        .arg(&killed)
+        .arg("--quiet")
+        .output()
+        .expect("resume");
     assert!(resume.status.success(), "{}", String::from_utf8_lossy(&resume.stderr));
     let (a, b) = (curves(&full.expect("run folder")), curves(&killed));
     assert_eq!(a.len(), b.len());
@@ -321,7 +341,8 @@ fn torch_slurm_script_quotes_every_path_and_value() {
 #[test]
 fn torch_export_refuses_what_it_cannot_express_with_a_located_error() {
     let text = "experiment p\ndata {\n  dataset synthetic shape=1x8x8 classes=2\n}\nmodel {\n  input 1x8x8\n  mp: maxpool 3 pad=2\n  fc 2\n  loss\n}\ntrain {\n  lr 0.1\n  iterations 1\n}\n";
-    let c = expc::compile::compile_text("p.exp", text, Path::new("."), &|p: &Path| Err(std::io::Error::new(std::io::ErrorKind::NotFound, p.display().to_string())));
+    let c =
+        expc::compile::compile_text("p.exp", text, Path::new("."), &|p: &Path| Err(std::io::Error::new(std::io::ErrorKind::NotFound, p.display().to_string())));
     let checked = c.into_checked().expect("checks");
     let plan = expc::lower::lower(&checked).expect("lowers");
     let d = expc::backend::torch::export(&checked, &plan, "p.exp", None).expect_err("refused");
@@ -349,7 +370,8 @@ fn torch_data_pipeline_equals_the_native_test_batches() {
         let code = dir.join("code");
         export(&checked, &plan, &code);
         let exp = &checked.experiment;
-        let settings = expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
+        let settings =
+            expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
         let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
         let pipeline = expc::data::Pipeline::load(&config).expect("data");
         expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");

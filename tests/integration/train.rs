@@ -80,12 +80,11 @@ fn train(text: &str, dir: &Path, iterations: u64, resuming: bool) -> Result<sess
 }
 
 /// Metrics without the timing columns.
-fn losses(dir: &Path) -> Vec<(u64, f64, Option<f64>, Option<f64>, Option<f64>)> {
-    metrics::read(&dir.join("metrics.csv"))
-        .expect("metrics")
-        .into_iter()
-        .map(|r| (r.iteration, r.lr, r.train_loss, r.test_loss, r.test_accuracy))
-        .collect()
+/// (iteration, lr, train loss, test loss, test accuracy) of a metrics row.
+type LossRow = (u64, f64, Option<f64>, Option<f64>, Option<f64>);
+
+fn losses(dir: &Path) -> Vec<LossRow> {
+    metrics::read(&dir.join("metrics.csv")).expect("metrics").into_iter().map(|r| (r.iteration, r.lr, r.train_loss, r.test_loss, r.test_accuracy)).collect()
 }
 
 #[test]

@@ -64,9 +64,12 @@ pub fn unsupported(checked: &Checked, plan: &Plan) -> Vec<Diagnostic> {
             if let Some(k) = p.kernel {
                 if (0..2).any(|a| 2 * p.padding[a] > k[a]) {
                     d.push(
-                        Diagnostic::error("E0310", format!("the torch backend cannot export `{}`: padding {:?} is more than half its window {:?}", l.name, p.padding, k))
-                            .primary(l.span, "PyTorch's pooling takes at most half the window as padding")
-                            .help("use `pad=` of at most half the window, or train with the native engine"),
+                        Diagnostic::error(
+                            "E0310",
+                            format!("the torch backend cannot export `{}`: padding {:?} is more than half its window {:?}", l.name, p.padding, k),
+                        )
+                        .primary(l.span, "PyTorch's pooling takes at most half the window as padding")
+                        .help("use `pad=` of at most half the window, or train with the native engine"),
                     );
                 }
             }
@@ -121,10 +124,8 @@ pub fn write_synthetic(pipeline_train: &crate::data::Dataset, pipeline_test: &cr
         owned.push((format!("{part}_images"), Dtype::U8, vec![ds.len(), c, h, w], ds.images.clone()));
         owned.push((format!("{part}_labels"), Dtype::I64, vec![ds.len()], ds.labels.iter().flat_map(|&l| (l as i64).to_le_bytes()).collect()));
     }
-    let views: Vec<(String, TensorView)> = owned
-        .iter()
-        .map(|(n, dt, s, b)| TensorView::new(*dt, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{e:?}")))
-        .collect::<Result<_, _>>()?;
+    let views: Vec<(String, TensorView)> =
+        owned.iter().map(|(n, dt, s, b)| TensorView::new(*dt, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{e:?}"))).collect::<Result<_, _>>()?;
     let bytes = safetensors::serialize(views, &None).map_err(|e| format!("{e:?}"))?;
     std::fs::write(dir.join("synthetic.safetensors"), bytes).map_err(|e| e.to_string())
 }

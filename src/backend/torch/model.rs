@@ -267,11 +267,7 @@ pub fn model_py(plan: &Plan, info: &ModelInfo) -> String {
             })
             .collect();
         let chained = i + 1 < loss && consumers(Producer::Layer(i)) == [i + 1] && plan.layers[i + 1].inputs.len() == 1;
-        let out = if chained || i + 1 == loss {
-            "x".to_string()
-        } else {
-            local(&l.name, &mut taken)
-        };
+        let out = if chained || i + 1 == loss { "x".to_string() } else { local(&l.name, &mut taken) };
         let e = expression(l, i, &ins, &attr_path("self", &l.name));
         let _ = writeln!(s, "        {out} = {e}  # {}", l.name);
         var[i] = out;

@@ -5,17 +5,15 @@
 //! model.py nests modules along the dots, exactly as `load_state_dict` expects.
 
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else",
-    "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise",
-    "return", "try", "while", "with", "yield", "match", "case", "type",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else", "except", "finally", "for",
+    "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield", "match",
+    "case", "type",
 ];
 
 /// Whether `s` can be written as a Python attribute (`self.s`).
 pub fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
-        && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
-        && !KEYWORDS.contains(&s)
+    matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic()) && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric()) && !KEYWORDS.contains(&s)
 }
 
 /// A Python string literal (double quotes, escaped).
@@ -56,9 +54,9 @@ pub fn local(name: &str, taken: &mut Vec<String>) -> String {
         v = format!("l_{v}");
     }
     const RESERVED: &[&str] = &[
-        "self", "x", "F", "torch", "nn", "np", "data", "sum", "max", "min", "abs", "all", "any", "input", "id", "len", "list", "dict", "map",
-        "filter", "range", "round", "pow", "iter", "next", "object", "print", "set", "str", "int", "float", "bool", "tuple", "zip", "slice",
-        "type", "format", "hash", "super",
+        "self", "x", "F", "torch", "nn", "np", "data", "sum", "max", "min", "abs", "all", "any", "input", "id", "len", "list", "dict", "map", "filter",
+        "range", "round", "pow", "iter", "next", "object", "print", "set", "str", "int", "float", "bool", "tuple", "zip", "slice", "type", "format", "hash",
+        "super",
     ];
     while !is_identifier(&v) || RESERVED.contains(&v.as_str()) || taken.contains(&v) {
         v.push('_');

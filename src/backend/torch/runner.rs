@@ -90,8 +90,11 @@ pub fn check_launch(launch: &Launch, checked: &Checked, info: &TorchInfo) -> Res
     let world = launch.nproc * launch.nnodes;
     let batch = checked.experiment.data.batch as usize;
     if world == 0 || !batch.is_multiple_of(world) {
-        return Err(RunError::new("E0602", format!("the batch ({batch}) does not divide over {world} processes ({} per node × {} nodes)", launch.nproc, launch.nnodes))
-            .help("choose --nproc (× --nnodes) dividing the batch, or change `batch` (each process takes batch / processes samples)"));
+        return Err(RunError::new(
+            "E0602",
+            format!("the batch ({batch}) does not divide over {world} processes ({} per node × {} nodes)", launch.nproc, launch.nnodes),
+        )
+        .help("choose --nproc (× --nnodes) dividing the batch, or change `batch` (each process takes batch / processes samples)"));
     }
     if launch.nnodes > 1 && launch.rdzv.is_none() {
         return Err(RunError::new("E0603", "--nnodes above 1 needs --rdzv HOST:PORT (the rendezvous every node connects to)"));
@@ -229,8 +232,11 @@ pub fn train(checked: &Checked, dir: &Path, launch: &Launch, resuming: bool, obs
     let status = child.wait().map_err(|e| RunError::new("E0604", format!("waiting for the PyTorch process: {e}")))?;
     let figures = draw(exp, dir);
     if let Some(it) = diverged {
-        return Err(RunError::new("E0531", format!("training diverged: the loss is not finite at iteration {it} (torch backend); the last good checkpoint is kept"))
-            .help("lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`)"));
+        return Err(RunError::new(
+            "E0531",
+            format!("training diverged: the loss is not finite at iteration {it} (torch backend); the last good checkpoint is kept"),
+        )
+        .help("lower `lr`, add warm-up with a gentler `policy`, or check the input scaling (`scale`, `mean`, `std`)"));
     }
     if !status.success() {
         return Err(RunError::new("E0604", format!("the PyTorch process failed ({status}); its messages are above"))

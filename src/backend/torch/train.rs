@@ -56,12 +56,9 @@ fn policy_expr(p: &LrPolicy) -> String {
         LrPolicy::Inv { gamma, power } => format!("BASE_LR * (1 + {} * t) ** -{}", py_f(*gamma), py_f(*power)),
         LrPolicy::Poly { power } => format!("BASE_LR * max(0.0, 1 - t / max(T, 1)) ** {}", py_f(*power)),
         LrPolicy::Sigmoid { gamma, stepsize } => format!("BASE_LR / (1 + math.exp(-{} * (t - {stepsize})))", py_f(*gamma)),
-        LrPolicy::Cosine { min, cycle, cycle_mult } => format!(
-            "cosine_rate(t, T, {}, {}, {})",
-            py_f(*min),
-            cycle.map(|c| c.to_string()).unwrap_or_else(|| "None".into()),
-            py_f(*cycle_mult)
-        ),
+        LrPolicy::Cosine { min, cycle, cycle_mult } => {
+            format!("cosine_rate(t, T, {}, {}, {})", py_f(*min), cycle.map(|c| c.to_string()).unwrap_or_else(|| "None".into()), py_f(*cycle_mult))
+        }
         LrPolicy::OneCycle { pct, div, final_div } => format!("one_cycle_rate(t, T, {}, {}, {})", py_f(*pct), py_f(*div), py_f(*final_div)),
     }
 }

@@ -3,7 +3,7 @@
 # checked graph and recipe lowered to PyTorch: same net, initialisers, solver, schedule, data
 # pipeline, evaluations), on real data, one configuration after the other in one invocation.
 #
-# Usage: bench/run_path.sh [--quick]      (THREADS=1 bench/run_path.sh for one thread)
+# Usage: bench/run_path.sh [--quick]      (THREADS=1 for one thread, ONLY=NAME for one net)
 # Writes bench/out/run_path.jsonl and prints a table; the README's speed table is this output.
 # Data: MNIST from ../shared/data/mnist (else the 5,000 digits in data/mnist-small); CIFAR-10 from
 # ../shared/data/cifar10-jpg.tar.gz, converted once into bench/out/cifar10 (skipped when absent).
@@ -37,17 +37,18 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(n
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)  (timings are only comparable on an idle machine)"
 RESULTS=$OUT/run_path.jsonl
 : > "$RESULTS"
-# name | spec | iterations (full protocol) | dataset
+# name | spec | iterations (full protocol) | dataset | --set for the shortened run
 CONFIGS=(
-  "simple|experiments/cifar10/baseline.exp|200|cifar10"
-  "simple+bn|experiments/cifar10/batchnorm.exp|200|cifar10"
-  "lenet|experiments/mnist/lenet.exp|400|mnist"
-  "cifar10_quick|experiments/cifar10/quick.exp|100|cifar10"
-  "resnet_small|experiments/resnet/resnet_small.exp|40|cifar10"
-  "vgg|experiments/cifar10/vgg.exp|40|cifar10"
+  "simple|experiments/cifar10/baseline.exp|200|cifar10|"
+  "simple+bn|experiments/cifar10/batchnorm.exp|200|cifar10|"
+  "lenet|experiments/mnist/lenet.exp|400|mnist|"
+  "cifar10_quick|experiments/cifar10/quick.exp|100|cifar10|"
+  "resnet_small|experiments/resnet/resnet_small.exp|40|cifar10|"
+  "vgg|experiments/cifar10/vgg.exp|40|cifar10|train.policy=cosine warmup=4"
 )
 for c in "${CONFIGS[@]}"; do
-  IFS='|' read -r name spec iters data <<<"$c"
+  IFS='|' read -r name spec iters data set <<<"$c"
+  if [[ -n ${ONLY:-} && $name != "$ONLY" ]]; then continue; fi
   iters=$((iters / SCALE))
   if [[ $data == cifar10 && -z $CIFAR ]]; then
     echo "$name: skipped (no CIFAR-10 in ../shared/data)"
@@ -58,6 +59,8 @@ for c in "${CONFIGS[@]}"; do
   for backend in native torch; do
     extra=()
     [[ $backend == torch ]] && extra=(--backend torch)
+    # A warm-up longer than the shortened run is refused: the run keeps the policy, shorter.
+    [[ -n $set ]] && extra+=(--set "$set")
     log=$OUT/run_path-$name-$backend.log
     start=$(date +%s.%N)
     # The whole command, as a user runs it: checks, data loading, training, the final evaluation.

@@ -5,7 +5,7 @@ use expc::config::{Overrides, Settings};
 use expc::run::driver::{self, Quiet};
 use expc::run::{checkpoint, compare, engine_model, metrics, session};
 use expc::source::SourceMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const SPEC: &str = "experiment tiny
 data {
@@ -38,27 +38,10 @@ train {
 }
 ";
 
-/// A fresh folder under the system's temp dir, removed when the guard drops.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::TempDir;
 
 fn tmp(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("expc-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("mkdir");
-    TempDir(d)
+    TempDir::new(&format!("train-{name}"))
 }
 
 fn settings(dir: &Path) -> Settings {

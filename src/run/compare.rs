@@ -87,7 +87,7 @@ pub fn table(runs: &[Loaded]) -> Vec<RunLine> {
 
 /// Writes the overlay figure (`stem.png`, `stem.svg`).
 pub fn figure(runs: &[Loaded], stem: &Path) -> Result<(), RunError> {
-    let series: Vec<plot::Series> = runs.iter().map(|r| plot::Series { label: r.label.clone(), rows: &r.rows }).collect();
+    let series: Vec<plot::Series> = runs.iter().map(|r| plot::Series { label: r.label.clone(), rows: &r.rows, evaluated_on: "test" }).collect();
     plot::curves(&series, "comparison", stem)
 }
 

@@ -23,6 +23,8 @@ fn font() {
 pub struct Series<'a> {
     pub label: String,
     pub rows: &'a [Row],
+    /// What the evaluations read: `"test"`, or `"validation"` for a run with `validation N`.
+    pub evaluated_on: &'static str,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> RunError {
@@ -84,7 +86,7 @@ where
         chart
             .draw_series(LineSeries::new(test.clone(), c.stroke_width(3)).point_size(3))
             .map_err(e)?
-            .label(format!("{} test", s.label))
+            .label(format!("{} {}", s.label, s.evaluated_on))
             .legend(move |(x, y)| EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (18, 0)], c.stroke_width(3)) + Circle::new((9, 0), 3, c.filled()));
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(e)?;
@@ -93,7 +95,7 @@ where
     let lowest = series.iter().flat_map(|s| s.rows.iter().filter_map(|r| r.test_accuracy)).fold(1.0f64, f64::min);
     let floor = ((100.0 * lowest - 5.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
     let mut acc = ChartBuilder::on(&right)
-        .caption("test accuracy", ("sans-serif", 18))
+        .caption(if series.iter().all(|s| s.evaluated_on == "validation") { "validation accuracy" } else { "test accuracy" }, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)

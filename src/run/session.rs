@@ -122,7 +122,11 @@ fn restore_newest_good(dir: &Path, model: &mut dyn engine_model::EngineModel, ob
 
 fn draw(exp: &Experiment, dir: &Path, model: &dyn engine_model::EngineModel) -> Result<(), RunError> {
     let rows = metrics::read(&dir.join("metrics.csv"))?;
-    plot::curves(&[plot::Series { label: exp.name.clone(), rows: &rows }], &exp.name, &dir.join("curves"))?;
+    plot::curves(
+        &[plot::Series { label: exp.name.clone(), rows: &rows, evaluated_on: if exp.data.validation > 0 { "validation" } else { "test" } }],
+        &exp.name,
+        &dir.join("curves"),
+    )?;
     let first_conv = exp.model.layers.iter().find(|l| matches!(l.op, crate::ops::Op::Conv(_)));
     if let Some(conv) = first_conv {
         let params = model.params();

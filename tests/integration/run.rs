@@ -69,7 +69,8 @@ fn metrics_round_trip_and_resume_truncates() {
 fn figures_are_written() {
     let d = tmp("plots");
     let r = rows();
-    let series = [plot::Series { label: "a".into(), rows: &r }, plot::Series { label: "b".into(), rows: &r[..3] }];
+    let series =
+        [plot::Series { label: "a".into(), rows: &r, evaluated_on: "test" }, plot::Series { label: "b".into(), rows: &r[..3], evaluated_on: "validation" }];
     plot::curves(&series, "test", &d.join("curves")).expect("curves");
     for f in ["curves.png", "curves.svg"] {
         let len = std::fs::metadata(d.join(f)).expect("exists").len();

@@ -283,7 +283,7 @@ pub fn train(checked: &Checked, dir: &Path, launch: &Launch, resuming: bool, obs
 /// Curves from metrics.csv and the first conv layer's filters from the newest checkpoint.
 fn draw(exp: &crate::spec::Experiment, dir: &Path) -> Result<(), RunError> {
     let Ok(rows) = metrics::read(&dir.join("metrics.csv")) else { return Ok(()) };
-    plot::curves(&[plot::Series { label: exp.name.clone(), rows: &rows }], &exp.name, &dir.join("curves"))?;
+    plot::curves(&[plot::Series { label: exp.name.clone(), rows: &rows, evaluated_on: "test" }], &exp.name, &dir.join("curves"))?;
     let first_conv = exp.model.layers.iter().find(|l| matches!(l.op, crate::ops::Op::Conv(_)));
     if let (Some(conv), Some((_, model, _))) = (first_conv, crate::run::driver::latest_checkpoint(dir)) {
         let params = checkpoint::load(&model)?;

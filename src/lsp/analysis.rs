@@ -803,15 +803,7 @@ fn op_args(head: &str) -> String {
 
 /// 1234567 → "1,234,567".
 fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    crate::ops::shape::thousands(n as u128)
 }
 
 fn walk_commands<'a>(body: &'a [Stmt], f: &mut dyn FnMut(&'a Command)) {

@@ -52,6 +52,19 @@ pub fn show(d: &[u64]) -> String {
     }
 }
 
+/// `1234567` → `1,234,567`: counts in messages, hovers and reports.
+pub fn thousands(n: u128) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// `16×6×6 = 576` for multi-axis shapes, `576` otherwise.
 pub fn show_count(d: &[u64]) -> String {
     let n: u64 = d.iter().product();

@@ -10,6 +10,7 @@
 use super::{bytes, human, Report};
 use crate::graph::{Analysis, Graph};
 use crate::ops::shape::show;
+use crate::ops::shape::thousands;
 use crate::spec::Experiment;
 use layout::backends::svg::SVGWriter;
 use layout::core::base::Orientation;
@@ -321,7 +322,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
         let weight_log = (g.weight_gradient_mults.max(1) as f64).log10();
         let top = naive_log.max(reverse_log).max(weight_log).max(1.0);
         let naive = match g.path_enumeration_mults {
-            Some(n) => format!("{} (10^{naive_log:.1})", group_u128(n)),
+            Some(n) => format!("{} (10^{naive_log:.1})", thousands(n)),
             None => format!("about 10^{naive_log:.1} (beyond 128 bits)"),
         };
         let _ = write!(s, "<section id=\"gradients\"><h2>Gradients of a layered net (widths {widths})</h2><p>Multiplications to get every gradient: reverse mode (backpropagation) against summing over every path. Bars on a log scale.</p><table><tbody>");
@@ -484,19 +485,7 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn group(n: u64) -> String {
-    group_u128(n as u128)
-}
-
-fn group_u128(n: u128) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    thousands(n as u128)
 }
 
 /// Standard base64 with padding (for the data URI of an image).

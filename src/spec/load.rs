@@ -409,14 +409,7 @@ impl<'a> Loader<'a> {
 
 /// `1234567` → `1,234,567`; saturated counts read "more than 18,446,744,073,709,551,614".
 fn big(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
+    let out = crate::ops::shape::thousands(n as u128);
     if n == u64::MAX {
         format!("more than {out}")
     } else {

@@ -250,7 +250,12 @@ fn trained_rows(text: &str, args: &[&str]) -> Vec<Vec<String>> {
     let (code, out, err) = expc_in(&d, &all);
     assert_eq!(code, 0, "{err}");
     let dir = out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("prints its run folder");
-    let csv = std::fs::read_to_string(d.join(dir.trim()).join("metrics.csv")).expect("metrics.csv");
+    metrics_rows(&d.join(dir.trim()))
+}
+
+/// A run folder's metrics rows as (iteration, lr, train_loss, test_loss, test_accuracy) strings.
+fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
     // Columns: iteration, epoch, lr, train_loss, test_loss, test_accuracy, … (epoch dropped).
     csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect()
 }
@@ -377,9 +382,7 @@ fn ctrl_c_stops_after_a_checkpoint_and_resume_finishes_the_run() {
     let (code, _, err) = expc_in(&d, &["resume", dir.to_str().expect("utf-8"), "--quiet", "--threads", "1"]);
     assert_eq!(code, 0, "{err}");
     let full = trained_rows(&text, &[]);
-    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
-    let resumed: Vec<Vec<String>> =
-        csv.lines().skip(1).map(|l| l.split(',').take(6).enumerate().filter(|(i, _)| *i != 1).map(|(_, v)| v.to_string()).collect()).collect();
+    let resumed = metrics_rows(&dir);
     assert_eq!(column(&resumed, 0), column(&full, 0));
     assert_eq!(column(&resumed, 2), column(&full, 2), "train losses equal an uninterrupted run's");
 }

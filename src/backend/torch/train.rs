@@ -233,6 +233,7 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
         }
     }
     s.push_str(&section("params_head").replace("{{PARAMS}}", &table));
+    s.push_str(section("solver_base"));
     s.push_str(section(match t.solver {
         Solver::Sgd { .. } => "solver_sgd",
         Solver::Nesterov { .. } => "solver_nesterov",

@@ -237,16 +237,27 @@ def initialise(model, seed):
         value = fill(torch.empty(state[name].shape), g)
         state[name].copy_(value)
 
-#@ solver_sgd
+#@ solver_base
 
 
-class Solver:
-    """Caffe's SGD: V <- momentum V + a (g + wd decay_mult W); W <- W - V, a = lr lr_mult."""
+class SolverBase:
+    """The parameters with their lr and decay multipliers (PARAMS), and one history tensor per
+    parameter (a second one for solvers with MOMENTS = 2)."""
+
+    MOMENTS = 1
 
     def __init__(self, model):
         state = dict(model.named_parameters())
         self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
         self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
+        if self.MOMENTS == 2:
+            self.history2 = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
+
+#@ solver_sgd
+
+
+class Solver(SolverBase):
+    """Caffe's SGD: V <- momentum V + a (g + wd decay_mult W); W <- W - V, a = lr lr_mult."""
 
     @torch.no_grad()
     def step(self, lr, iteration):
@@ -259,13 +270,8 @@ class Solver:
 #@ solver_nesterov
 
 
-class Solver:
+class Solver(SolverBase):
     """Caffe's Nesterov: V' <- momentum V + a g; W <- W - ((1 + momentum) V' - momentum V)."""
-
-    def __init__(self, model):
-        state = dict(model.named_parameters())
-        self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
-        self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
 
     @torch.no_grad()
     def step(self, lr, iteration):
@@ -279,14 +285,10 @@ class Solver:
 #@ solver_adam
 
 
-class Solver:
+class Solver(SolverBase):
     """Caffe's Adam: m, v moments; W <- W - a sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
 
-    def __init__(self, model):
-        state = dict(model.named_parameters())
-        self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
-        self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
-        self.history2 = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
+    MOMENTS = 2
 
     @torch.no_grad()
     def step(self, lr, iteration):
@@ -307,14 +309,8 @@ class Solver:
 #@ solver_adagrad
 
 
-class Solver:
+class Solver(SolverBase):
     """Caffe's AdaGrad: h <- h + g^2; W <- W - a g / (sqrt(h) + delta)."""
-
-    def __init__(self, model):
-        state = dict(model.named_parameters())
-        self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
-        self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
-        self.history2 = {name: torch.zeros(0) for name, _, _, _ in self.params}
 
     @torch.no_grad()
     def step(self, lr, iteration):
@@ -327,14 +323,8 @@ class Solver:
 #@ solver_rmsprop
 
 
-class Solver:
+class Solver(SolverBase):
     """Caffe's RMSProp: h <- r h + (1 - r) g^2; W <- W - a g / (sqrt(h) + delta)."""
-
-    def __init__(self, model):
-        state = dict(model.named_parameters())
-        self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
-        self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
-        self.history2 = {name: torch.zeros(0) for name, _, _, _ in self.params}
 
     @torch.no_grad()
     def step(self, lr, iteration):
@@ -347,14 +337,10 @@ class Solver:
 #@ solver_adadelta
 
 
-class Solver:
+class Solver(SolverBase):
     """Caffe's AdaDelta: h <- m h + (1 - m) g^2; u = g sqrt((hu + d) / (h + d)); hu <- m hu + (1 - m) u^2; W <- W - a u."""
 
-    def __init__(self, model):
-        state = dict(model.named_parameters())
-        self.params = [(name, state[name], lr_mult, decay_mult) for name, (_, lr_mult, decay_mult) in PARAMS.items()]
-        self.history = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
-        self.history2 = {name: torch.zeros_like(p) for name, p, _, _ in self.params}
+    MOMENTS = 2
 
     @torch.no_grad()
     def step(self, lr, iteration):

@@ -157,7 +157,7 @@ pub fn dump_graph(out: &Out, file: &Path, format: GraphFormat, unroll: Option<u6
             })
             .collect();
         let shape = a.shapes[i].clone().unwrap_or_default();
-        let params = a.params[i].weight_count() + a.params[i].bias_count();
+        let params = a.owned_params(i);
         let recurrent = matches!(l.op, Op::Rnn(_) | Op::Lstm(_));
         match (unroll, recurrent) {
             (Some(t), true) => {

@@ -230,7 +230,17 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
             return Err(EngineError::Shape { layer: l.name.clone(), msg: "tensor too large for the engine (2³² elements per sample at most)".into() });
         }
         let mut ids = vec![];
-        for p in &l.params {
+        if let Some(owner) = l.shares {
+            // `share=`: the owner's tensors (same shapes, checked by `check`); gradients add up in them.
+            let theirs: &ScheduledLayer =
+                layers.get(owner).filter(|_| owner < li).ok_or_else(|| invalid(format!("layer `{}` shares a later layer", l.name)))?;
+            let same = theirs.params.len() == l.params.len() && theirs.params.iter().zip(&l.params).all(|(&id, p)| params[id].shape == p.shape);
+            if !same {
+                return Err(invalid(format!("layer `{}` shares tensors of other shapes", l.name)));
+            }
+            ids = theirs.params.clone();
+        }
+        for p in l.params.iter().filter(|_| l.shares.is_none()) {
             let len: usize = p.shape.iter().product();
             ids.push(params.len());
             params.push(ParamInfo {

@@ -45,6 +45,8 @@ pub struct Graph {
     pub order: Vec<NodeIndex>,
     /// Producers of each layer's inputs in slot order (by layer index), computed once.
     producers: Vec<Vec<NodeIndex>>,
+    /// The layer named by each layer's `share=` (by layer index); checked by [`check`].
+    pub shares: Vec<Option<usize>>,
 }
 
 impl Graph {
@@ -77,6 +79,29 @@ pub fn build(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
                             .note(format!("layers: {}", crate::spec::load::abbreviate(&names))),
                     );
                 }
+            }
+        }
+    }
+    // `share=NAME`: resolved here, once; whether the parameters match is `check`'s business.
+    let mut shares = vec![None; layers.len()];
+    for (i, l) in layers.iter().enumerate() {
+        let Some(r) = &l.share else { continue };
+        let at = r.span.unwrap_or(l.span);
+        match by_name.get(r.name.as_str()) {
+            Some(&j) if j == i => diags.push(
+                Diagnostic::error("E0204", format!("layer `{}` shares its parameters with itself", l.name))
+                    .primary(at, "the layer's own name")
+                    .help("name the layer whose parameters this one should use, or remove `share=`"),
+            ),
+            Some(&j) => shares[i] = Some(j),
+            None => {
+                let names: Vec<&str> = layers.iter().filter(|x| x.op.has_weights()).map(|x| x.name.as_str()).collect();
+                diags.push(
+                    Diagnostic::error("E0204", format!("layer `{}` shares the parameters of `{}`, which is not a layer of this model", l.name, r.name))
+                        .primary(at, "no layer has this name")
+                        .with_help(did_you_mean(&r.name, names.iter().copied()))
+                        .note(format!("layers with parameters: {}", crate::spec::load::abbreviate(&names))),
+                );
             }
         }
     }
@@ -168,7 +193,7 @@ pub fn build(exp: &Experiment) -> (Option<Graph>, Vec<Diagnostic>) {
             e.into_iter().map(|x| x.1).collect()
         })
         .collect();
-    (Some(Graph { g, nodes, order, producers }), diags)
+    (Some(Graph { g, nodes, order, producers, shares }), diags)
 }
 
 /// Shapes, parameters and costs of every node (side table, indexed by layer).
@@ -183,6 +208,21 @@ pub struct Analysis {
     pub needs_input_grad: Vec<bool>,
     /// Whether the layer's output carries a gradient (it or something upstream has parameters).
     pub carries_grad: Vec<bool>,
+    /// For a layer with `share=`: the layer that owns the parameters it uses (the end of the
+    /// `share=` chain). Such a layer's `params` are the owner's shapes; counts take them once.
+    pub param_owner: Vec<Option<usize>>,
+}
+
+impl Analysis {
+    /// Parameter elements a layer owns: its weights and biases, or 0 when it uses another
+    /// layer's (`share=`).
+    pub fn owned_params(&self, layer: usize) -> u64 {
+        if self.param_owner[layer].is_some() {
+            0
+        } else {
+            self.params[layer].weight_count() + self.params[layer].bias_count()
+        }
+    }
 }
 
 /// What is known about the data before any of it is read: from the spec (built-in datasets), or
@@ -233,6 +273,7 @@ pub fn check(exp: &Experiment, graph: &Graph, facts: &DataFacts) -> (Analysis, V
         costs: vec![Cost::default(); n],
         needs_input_grad: vec![false; n],
         carries_grad: vec![false; n],
+        param_owner: vec![None; n],
     };
     let mut diags = vec![];
     for &node in &graph.order {
@@ -262,8 +303,63 @@ pub fn check(exp: &Experiment, graph: &Graph, facts: &DataFacts) -> (Analysis, V
             }
         }
     }
+    diags.extend(check_sharing(exp, graph, &mut a));
     diags.extend(check_data(exp, &a, facts));
     (a, diags)
+}
+
+/// `share=`: follows each chain to the layer that owns the parameters (refusing cycles) and
+/// checks that the sharing layer's parameters would have the owner's kind and shapes.
+fn check_sharing(exp: &Experiment, graph: &Graph, a: &mut Analysis) -> Vec<Diagnostic> {
+    let layers = &exp.model.layers;
+    let mut diags = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        let Some(mut owner) = graph.shares[i] else { continue };
+        let at = l.share.as_ref().and_then(|r| r.span).unwrap_or(l.span);
+        let mut seen = vec![i];
+        while let Some(next) = graph.shares[owner] {
+            if seen.contains(&owner) {
+                break;
+            }
+            seen.push(owner);
+            owner = next;
+        }
+        if let Some(start) = seen.iter().position(|&k| k == owner) {
+            // Reported once, at the circle's first layer (a layer leading into it says nothing).
+            let circle = &seen[start..];
+            if circle.iter().min() != Some(&i) {
+                continue;
+            }
+            let names: Vec<String> = circle.iter().map(|&k| format!("`{}`", layers[k].name)).collect();
+            diags.push(
+                Diagnostic::error("E0204", format!("the layers {} share parameters in a circle: none of them owns any", names.join(", ")))
+                    .primary(at, format!("`{}` shares `{}`'s parameters", l.name, layers[graph.shares[i].unwrap_or(i)].name))
+                    .help("remove `share=` from the layer that should own the parameters"),
+            );
+            continue;
+        }
+        let (mine, theirs) = (&a.params[i], &a.params[owner]);
+        let kinds_differ = std::mem::discriminant(&l.op) != std::mem::discriminant(&layers[owner].op);
+        if a.shapes[i].is_some() && a.shapes[owner].is_some() && (kinds_differ || mine != theirs) {
+            let describe = |p: &ParamShapes| {
+                let all: Vec<String> = p.weights.iter().chain(&p.biases).map(|(n, s)| format!("{n} {}", show(s))).collect();
+                if all.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    all.join(", ")
+                }
+            };
+            diags.push(
+                Diagnostic::error("E0215", format!("layer `{}` cannot share the parameters of `{}`: they differ", l.name, layers[owner].name))
+                    .primary(at, format!("needs {} ({})", describe(mine), l.op.kind()))
+                    .secondary(layers[owner].name_span, format!("`{}` has {} ({})", layers[owner].name, describe(theirs), layers[owner].op.kind()))
+                    .help("a shared layer must be the same kind of layer with the same sizes, and read inputs with the same channels or features"),
+            );
+            continue;
+        }
+        a.param_owner[i] = Some(owner);
+    }
+    diags
 }
 
 /// The model's input and output against the data: sample shape, number of classes, images.

@@ -15,6 +15,9 @@
 //! - An `fc` on a C×H×W input reads it flattened (Caffe's InnerProduct); the plan keeps the
 //!   rank-3 input shape and the `[out, C·H·W]` weight, and backends read the buffer as a vector.
 //! - Parameter names are the op file's (PyTorch's): `weight`, `bias`, `weight_ih`, `weight_hh`.
+//! - Layers tied by `share=` form a group; the group's first layer in plan order owns the
+//!   tensors (with the initialisers and multipliers of the layer the spec's chain ends at) and
+//!   every other member's [`PlanLayer::shares`] points back at it.
 //! - `accuracy` layers are not layers of the plan: they become [`Plan::accuracy_top`], measured by
 //!   the backend on the loss's logits (lowering refuses an `accuracy` reading other logits).
 
@@ -51,7 +54,11 @@ pub struct PlanLayer {
     pub inputs: Vec<Producer>,
     pub input_shapes: Vec<Vec<usize>>,
     pub out_shape: Vec<usize>,
+    /// The layer's parameter tensors (for a layer that shares, the shapes of the tensors it uses).
     pub params: Vec<PlanParam>,
+    /// `share=`: the earlier layer (index into [`Plan::layers`]) whose parameters this layer uses;
+    /// that layer owns them, this one adds its gradients to them.
+    pub shares: Option<usize>,
     /// The `device=` placement (model parallelism).
     pub device: u32,
     /// The layer's line in the spec.
@@ -74,9 +81,9 @@ impl Plan {
         self.layers.last().and_then(|l| l.input_shapes.first()).and_then(|s| s.last().copied()).unwrap_or(0)
     }
 
-    /// Total number of parameter elements.
+    /// Total number of parameter elements (shared tensors once).
     pub fn param_count(&self) -> usize {
-        self.layers.iter().flat_map(|l| &l.params).map(|p| p.shape.iter().product::<usize>()).sum()
+        self.layers.iter().filter(|l| l.shares.is_none()).flat_map(|l| &l.params).map(|p| p.shape.iter().product::<usize>()).sum()
     }
 }
 
@@ -153,6 +160,8 @@ pub fn lower(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
     let mut plan = Plan { input_shape: shape_of(input), layers: vec![], accuracy_top: accuracy_top.unwrap_or(1) };
     let mut index: Vec<Option<Producer>> = vec![None; layers.len()];
     index[input] = Some(Producer::Data);
+    // Owner of each sharing group in the plan, keyed by the spec layer its `share=` chain ends at.
+    let mut group_owner: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     for &node in &graph.order {
         let i = graph.g[node].layer;
         if !needed[i] || i == input {
@@ -164,7 +173,11 @@ pub fn lower(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
         let input_shapes = producers.iter().map(|&p| shape_of(p)).collect();
         let shapes = &analysis.params[i];
         let mut params = vec![];
-        for (tensors, spec) in [(&shapes.weights, &l.weight), (&shapes.biases, &l.bias)] {
+        // Settings of the tensors: the owning layer's (the end of a `share=` chain).
+        let root = analysis.param_owner[i].unwrap_or(i);
+        let shares = group_owner.get(&root).copied();
+        let settings = &layers[root];
+        for (tensors, spec) in [(&shapes.weights, &settings.weight), (&shapes.biases, &settings.bias)] {
             for (name, shape) in tensors {
                 let spec = spec.as_ref().expect("the resolver fills parameter settings of every op with parameters");
                 params.push(PlanParam { name, shape: dims(shape), init: spec.init, lr_mult: spec.lr_mult, decay_mult: spec.decay_mult });
@@ -177,10 +190,14 @@ pub fn lower(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             input_shapes,
             out_shape: shape_of(i),
             params,
+            shares,
             device: l.device,
             span: l.span,
         });
         index[i] = Some(Producer::Layer(plan.layers.len() - 1));
+        if !plan.layers[plan.layers.len() - 1].params.is_empty() {
+            group_owner.entry(root).or_insert(plan.layers.len() - 1);
+        }
     }
     Ok(plan)
 }

@@ -55,7 +55,7 @@ enum Found<'a> {
     /// A layer or setting line's head word; `section` is `None` at the top level.
     Head(Option<SectionKind>, &'a Command),
     Key(Option<SectionKind>, &'a Command, &'a ast::Ident),
-    /// A layer name read by a command (`from=`, `add`/`concat` inputs).
+    /// A layer name read by a command (`from=`, `share=`, `add`/`concat` inputs).
     Ref(NameRef<'a>),
     /// `in` inside a repeat body: the layer before the iteration.
     In(Vec<Span>),
@@ -96,7 +96,7 @@ fn for_each_ref<'a>(c: &'a Command, f: &mut dyn FnMut(NameRef<'a>)) {
     let named_inputs = matches!(c.head.name.as_str(), "add" | "concat");
     for a in &c.args {
         let v = match a {
-            Arg::Keyword { key, value } if key.name == "from" => value,
+            Arg::Keyword { key, value } if key.name == "from" || key.name == "share" => value,
             Arg::Positional(v) if named_inputs => v,
             _ => continue,
         };
@@ -383,11 +383,21 @@ impl Analysis {
         let bwd_in = if a.needs_input_grad[i] { cost.backward_input_macs } else { 0 };
         let bwd_w = if has_params { cost.backward_weight_macs + cost.backward_recurrent_macs } else { 0 };
         if a.shapes[i].is_some() {
+            match a.param_owner[i] {
+                Some(o) => s.push_str(&format!(
+                    "- parameters: those of `{}` ({}, counted there)\n",
+                    exp.model.layers[o].name,
+                    group(p.weight_count() + p.bias_count())
+                )),
+                None => s.push_str(&format!(
+                    "- parameters: {} ({} weights + {} biases)\n",
+                    group(p.weight_count() + p.bias_count()),
+                    group(p.weight_count()),
+                    group(p.bias_count())
+                )),
+            }
             s.push_str(&format!(
-                "- parameters: {} ({} weights + {} biases)\n- forward: {} MACs per sample\n- backward: {} MACs per sample (input gradient {}, weight gradient {})\n",
-                group(p.weight_count() + p.bias_count()),
-                group(p.weight_count()),
-                group(p.bias_count()),
+                "- forward: {} MACs per sample\n- backward: {} MACs per sample (input gradient {}, weight gradient {})\n",
                 group(cost.forward_macs),
                 group(bwd_in + bwd_w),
                 group(bwd_in),

@@ -117,8 +117,10 @@ fn visual_graph(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report) -> Vi
         let i = graph.g[node].layer;
         let l = &layers[i];
         let mut label = format!("{}\n{} · {}", l.name, l.op.kind(), a.shapes[i].as_deref().map(shape_text).unwrap_or_else(|| "?".into()));
-        let params = a.params[i].weight_count() + a.params[i].bias_count();
-        if params > 0 {
+        let params = a.owned_params(i);
+        if let Some(o) = a.param_owner[i] {
+            let _ = write!(label, "\nshares {}", layers[o].name);
+        } else if params > 0 {
             let _ = write!(label, "\n{} params", human(params));
         }
         if multi {
@@ -307,7 +309,7 @@ pub fn html(exp: &Experiment, graph: &Graph, a: &Analysis, r: &Report, run: Opti
             esc(&row.name),
             esc(&row.op),
             shape_text(&row.output_shape),
-            bar_cell(row.params, mp, group(row.params), "params"),
+            bar_cell(row.params, mp, row.shares.as_deref().map(|o| format!("= {}", esc(o))).unwrap_or_else(|| group(row.params)), "params"),
             bar_cell(row.forward_macs, mf, group(row.forward_macs), "fwd"),
             bar_cell(bwd, mb, group(bwd), "bwd"),
             bar_cell(row.activations_kept, mk, group(row.activations_kept), "kept"),

@@ -49,6 +49,9 @@ pub struct LayerRow {
     pub elementwise_ops: u64,
     pub activations_kept: u64,
     pub device: u32,
+    /// `share=`: the layer whose parameters this one uses (its weights and biases count 0 here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -155,6 +158,7 @@ pub fn report(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Repo
         let l = &layers[i];
         let c = a.costs[i];
         let p = &a.params[i];
+        let owner = a.param_owner[i];
         let bwd_in = if a.needs_input_grad[i] { c.backward_input_macs } else { 0 };
         let has_params = p.weight_count() + p.bias_count() > 0;
         let bwd_w = if has_params { c.backward_weight_macs + c.backward_recurrent_macs } else { 0 };
@@ -171,15 +175,16 @@ pub fn report(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Repo
             name: l.name.clone(),
             op: l.op.kind().to_string(),
             output_shape: a.shapes[i].clone().unwrap_or_default(),
-            weights: p.weight_count(),
-            biases: p.bias_count(),
-            params: p.weight_count() + p.bias_count(),
+            weights: if owner.is_some() { 0 } else { p.weight_count() },
+            biases: if owner.is_some() { 0 } else { p.bias_count() },
+            params: a.owned_params(i),
             forward_macs: c.forward_macs,
             backward_input_macs: bwd_in,
             backward_weight_macs: bwd_w,
             elementwise_ops: c.elementwise,
             activations_kept: if a.carries_grad[i] || a.needs_input_grad[i] { c.kept } else { 0 },
             device: l.device,
+            shares: owner.map(|o| layers[o].name.clone()),
         });
     }
     let sum = |f: &dyn Fn(&LayerRow) -> u64| rows.iter().map(f).sum::<u64>();
@@ -291,7 +296,7 @@ fn recurrent(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Vec<R
         out.push(RecurrentRow {
             name: layers[i].name.clone(),
             steps,
-            params: a.params[i].weight_count() + a.params[i].bias_count(),
+            params: a.owned_params(i),
             // A full step: every input and recurrent weight once (the first step has no h_0 product).
             forward_macs_per_step: a.params[i].weight_count(),
             forward_macs: c.forward_macs,
@@ -412,8 +417,11 @@ impl Report {
                     r.name.clone(),
                     r.op.clone(),
                     if r.output_shape.is_empty() { "scalar".into() } else { format!("N×{}", show(&r.output_shape)) },
-                    r.weights.to_string(),
-                    r.biases.to_string(),
+                    match &r.shares {
+                        Some(o) => format!("= {o}"),
+                        None => r.weights.to_string(),
+                    },
+                    if r.shares.is_some() { "-".into() } else { r.biases.to_string() },
                     r.forward_macs.to_string(),
                     r.backward_input_macs.to_string(),
                     r.backward_weight_macs.to_string(),
@@ -430,6 +438,14 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(s);
         let _ = writeln!(s, "parameters        {} ({} weights + {} biases)", t.params, t.weights, t.biases);
+        for r in self.layers.iter().filter(|r| r.shares.is_some()) {
+            let _ = writeln!(
+                s,
+                "  `{}` shares the parameters of `{}` (counted once, with `{0}`'s gradients added to them)",
+                r.name,
+                r.shares.as_deref().unwrap_or("")
+            );
+        }
         let _ = writeln!(s, "forward           {} MACs per sample, {} per step", t.forward_macs_per_sample, human(t.forward_macs));
         let _ = writeln!(s, "backward          {} MACs per sample, {} per step", t.backward_macs_per_sample, human(t.backward_macs));
         let _ = writeln!(s, "training step     {} FLOPs at batch {}", human(t.flops_per_step), self.batch);

@@ -74,6 +74,39 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, too_big: bool, dia
                 }
             }
         }
+        // Weight sharing: the parameters are another layer's, so none of their settings apply here.
+        let share = match a.keyword("share") {
+            None => None,
+            Some(v) => match (&v.kind, &op) {
+                (ValueKind::Ident(n), Some(Op::Conv(_) | Op::Linear(_) | Op::Rnn(_) | Op::Lstm(_))) => {
+                    for arg in &r.cmd.args {
+                        if let Arg::Keyword { key, .. } = arg {
+                            if let Some(k) = PARAM_KEYS.iter().find(|k| **k == key.name) {
+                                params_ok = false;
+                                let d = Diagnostic::error("E0117", format!("layer `{}` shares `{n}`'s parameters and cannot set `{k}`", r.name))
+                                    .primary(key.span, "a setting of the shared parameters")
+                                    .secondary(v.span, format!("the parameters are `{n}`'s"))
+                                    .help(format!("set `{k}` on `{n}`, the layer that owns the parameters"));
+                                a.error(d);
+                            }
+                        }
+                    }
+                    Some(InputRef { name: n.clone(), span: Some(v.span) })
+                }
+                (ValueKind::Ident(_), Some(o)) => {
+                    let d = Diagnostic::error("E0109", format!("layer `{}` ({}) cannot share parameters", r.name, o.kind()))
+                        .primary(v.span, if o.has_weights() { "batch norm keeps running statistics of its own" } else { "no parameters" })
+                        .help("`share=` applies to conv, fc, rnn and lstm layers");
+                    a.error(d);
+                    None
+                }
+                (ValueKind::Ident(_), None) => None,
+                _ => {
+                    a.type_error(v, "a layer name");
+                    None
+                }
+            },
+        };
         let device = a.kw_uint("device", 0).unwrap_or(0) as u32;
         // Inputs.
         let mut inputs = vec![];
@@ -133,7 +166,7 @@ pub fn model(m: Option<&(Span, Vec<RawLayer>)>, anchor: Span, too_big: bool, dia
             continue;
         }
         let terminal = op.is_terminal();
-        layers.push(LayerSpec { name: r.name.clone(), op, inputs, weight, bias, device, span: r.cmd.span, name_span: r.name_span });
+        layers.push(LayerSpec { name: r.name.clone(), op, inputs, weight, bias, share, device, span: r.cmd.span, name_span: r.name_span });
         if !terminal {
             prev = Some(layers.len() - 1);
         }

@@ -129,6 +129,9 @@ pub struct LayerSpec {
     pub weight: Option<ParamSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias: Option<ParamSpec>,
+    /// `share=NAME`: this layer uses `NAME`'s parameters (resolved and checked by the graph stage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<InputRef>,
     pub device: u32,
     /// The whole line.
     #[serde(skip)]

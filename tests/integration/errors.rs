@@ -142,7 +142,7 @@ fn e0102_unknown_argument() {
     7 │   conv1: conv 6 5x5 strde=2
       │                     ^^^^^ unknown argument
       │
-      = note: known: bias, bias_decay_mult, bias_init, bias_lr_mult, decay_mult, device, dilation, from, groups, init, lr_mult, pad, stride
+      = note: known: bias, bias_decay_mult, bias_init, bias_lr_mult, decay_mult, device, dilation, from, groups, init, lr_mult, pad, share, stride
       = help: did you mean `stride`?
     ");
 }
@@ -470,7 +470,7 @@ fn e0102_override_unknown_key_in_both_files() {
     8 │   conv1: conv 6 5x5
       │   ----- layer `conv1` is defined here
       │
-      = note: known: bias, bias_decay_mult, bias_init, bias_lr_mult, decay_mult, device, dilation, from, groups, init, lr_mult, pad, stride
+      = note: known: bias, bias_decay_mult, bias_init, bias_lr_mult, decay_mult, device, dilation, from, groups, init, lr_mult, pad, share, stride
       = help: did you mean `stride`?
     ");
 }
@@ -662,4 +662,45 @@ fn e0021_deep_extends_chain() {
     let out = diagnostics_for(&refs);
     assert!(out.starts_with("error[E0021]: `extends` chain deeper than 64 files"), "{out}");
     assert!(out.contains("f63.exp:2:9"), "{out}");
+}
+
+#[test]
+fn e0117_share_with_its_own_initialiser() {
+    insta::assert_snapshot!(model("  input 3x32x32\n  a: conv 6 3x3 pad=1\n  b: conv 6 3x3 pad=1 share=a init=msra\n"), @"
+    error[E0117]: layer `b` shares `a`'s parameters and cannot set `init`
+      ┌─ main.exp:8:31
+      │
+    8 │   b: conv 6 3x3 pad=1 share=a init=msra
+      │                             - ^^^^ a setting of the shared parameters
+      │                             │  
+      │                             the parameters are `a`'s
+      │
+      = help: set `init` on `a`, the layer that owns the parameters
+    ");
+}
+
+#[test]
+fn e0109_share_on_a_layer_without_parameters() {
+    insta::assert_snapshot!(model("  input 3x32x32\n  a: conv 6 3x3 pad=1\n  r: relu share=a\n"), @"
+    error[E0109]: layer `r` (relu) cannot share parameters
+      ┌─ main.exp:8:17
+      │
+    8 │   r: relu share=a
+      │                 ^ no parameters
+      │
+      = help: `share=` applies to conv, fc, rnn and lstm layers
+    ");
+}
+
+#[test]
+fn e0109_share_on_batch_norm() {
+    insta::assert_snapshot!(model("  input 3x32x32\n  a: batchnorm\n  b: batchnorm share=a\n"), @"
+    error[E0109]: layer `b` (batchnorm) cannot share parameters
+      ┌─ main.exp:8:22
+      │
+    8 │   b: batchnorm share=a
+      │                      ^ batch norm keeps running statistics of its own
+      │
+      = help: `share=` applies to conv, fc, rnn and lstm layers
+    ");
 }

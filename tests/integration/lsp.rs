@@ -567,3 +567,16 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn share_targets_have_a_definition_and_the_hover_says_whose_parameters() {
+    let d = TempDir::new("lsp-share");
+    let text = with_model("  input 3x32x32\n  left: conv 6 3x3 pad=1\n  right: conv 6 3x3 pad=2 dilation=2 share=left from=input\n  both: add left right\n  fc 10\n  loss: softmax_loss");
+    let a = open(&d.join("s.exp"), &text);
+    let locs = a.definition(pos_of(&text, "share=left", 7));
+    assert_eq!(locs.len(), 1, "{locs:#?}");
+    assert_eq!(locs[0].range.start, pos_of(&text, "left: conv", 0));
+    let h = hover_text(&a, pos_of(&text, "right: conv", 1));
+    assert!(h.contains("parameters: those of `left` (168, counted there)"), "{h}");
+    assert!(h.contains("forward: "), "{h}");
+}

@@ -197,6 +197,101 @@ fn e0201_cycle() {
 }
 
 #[test]
+fn e0204_share_names_no_layer() {
+    insta::assert_snapshot!(shape_error("  input 3x32x32\n  conv1: conv 6 3x3 pad=1\n  conv2: conv 6 3x3 pad=1 share=cnv1 from=input\n  sum: add conv1 conv2\n  fc 10\n  loss: softmax_loss\n"), @"
+    error[E0204]: layer `conv2` shares the parameters of `cnv1`, which is not a layer of this model
+      ┌─ main.exp:8:33
+      │
+    8 │   conv2: conv 6 3x3 pad=1 share=cnv1 from=input
+      │                                 ^^^^ no layer has this name
+      │
+      = note: layers with parameters: conv1, conv2, sum.fc
+      = help: did you mean `conv1`?
+    ");
+}
+
+#[test]
+fn e0204_share_with_itself() {
+    insta::assert_snapshot!(shape_error("  input 3x32x32\n  conv1: conv 6 3x3 pad=1 share=conv1\n  fc 10\n  loss: softmax_loss\n"), @"
+    error[E0204]: layer `conv1` shares its parameters with itself
+      ┌─ main.exp:7:33
+      │
+    7 │   conv1: conv 6 3x3 pad=1 share=conv1
+      │                                 ^^^^^ the layer's own name
+      │
+      = help: name the layer whose parameters this one should use, or remove `share=`
+    ");
+}
+
+#[test]
+fn e0204_sharing_in_a_circle() {
+    insta::assert_snapshot!(shape_error("  input 3x32x32\n  a: conv 3 3x3 pad=1 share=b\n  b: conv 3 3x3 pad=1 share=a\n  fc 10\n  loss: softmax_loss\n"), @"
+    error[E0204]: the layers `a`, `b` share parameters in a circle: none of them owns any
+      ┌─ main.exp:7:29
+      │
+    7 │   a: conv 3 3x3 pad=1 share=b
+      │                             ^ `a` shares `b`'s parameters
+      │
+      = help: remove `share=` from the layer that should own the parameters
+    ");
+}
+
+#[test]
+fn e0215_shared_parameters_differ() {
+    insta::assert_snapshot!(shape_error("  input 3x32x32\n  conv1: conv 6 5x5\n  conv2: conv 6 3x3 share=conv1\n  fc 10\n  loss: softmax_loss\n"), @"
+    error[E0215]: layer `conv2` cannot share the parameters of `conv1`: they differ
+      ┌─ main.exp:8:27
+      │
+    7 │   conv1: conv 6 5x5
+      │   ----- `conv1` has weight 6×3×5×5, bias 6 (conv)
+    8 │   conv2: conv 6 3x3 share=conv1
+      │                           ^^^^^ needs weight 6×6×3×3, bias 6 (conv)
+      │
+      = help: a shared layer must be the same kind of layer with the same sizes, and read inputs with the same channels or features
+    ");
+}
+
+#[test]
+fn e0215_shared_layer_of_another_kind() {
+    insta::assert_snapshot!(shape_error("  input 3x32x32\n  a: conv 6 1x1\n  b: fc 6 share=a\n  fc 10\n  loss: softmax_loss\n"), @"
+    error[E0215]: layer `b` cannot share the parameters of `a`: they differ
+      ┌─ main.exp:8:17
+      │
+    7 │   a: conv 6 1x1
+      │   - `a` has weight 6×3×1×1, bias 6 (conv)
+    8 │   b: fc 6 share=a
+      │                 ^ needs weight 6×6144, bias 6 (fc)
+      │
+      = help: a shared layer must be the same kind of layer with the same sizes, and read inputs with the same channels or features
+    ");
+}
+
+/// `share=`: an MLP whose hidden layers all use the second one's n×n weights and n biases counts
+/// d·n + n² + n·c weights and 2n + c biases, whatever its depth; the engine allocates as many.
+#[test]
+fn shared_layers_count_their_parameters_once() {
+    for (d, n, l, c) in [(20u64, 8u64, 4u64, 3u64), (7, 5, 2, 10), (3, 30, 6, 2)] {
+        let mut body = format!("  input {d}\n  h1: fc {n}\n  relu\n  h2: fc {n}\n  relu\n");
+        for k in 3..=l {
+            body += &format!("  h{k}: fc {n} share=h2\n  relu\n");
+        }
+        body += &format!("  out: fc {c}\n  loss: softmax_loss\n");
+        let text = with_model(&body).replace("dataset cifar10", &format!("dataset synthetic shape={d} classes={c}"));
+        let r = report_of(&compile(&text), 1);
+        assert_eq!(r.totals.weights, d * n + n * n + n * c, "L={l}");
+        assert_eq!(r.totals.biases, 2 * n + c, "L={l}");
+        assert_eq!(r.layers.iter().filter(|x| x.shares.as_deref() == Some("h2")).count() as u64, l - 2);
+        // Work is not shared: every layer still multiplies.
+        assert_eq!(r.totals.forward_macs_per_sample, d * n + (l - 1) * n * n + n * c);
+        let plan = expc::lower::lower_text("t", &text).unwrap();
+        assert_eq!(plan.param_count() as u64, r.totals.params);
+        let net = expc::engine::Network::<f32>::new(&plan, 0).unwrap();
+        assert_eq!(net.params().len() as u64, r.totals.params);
+        assert_eq!(r.text().contains("`h3` shares the parameters of `h2` (counted once"), l >= 3, "{}", r.text());
+    }
+}
+
+#[test]
 fn w0202_unused_layer() {
     insta::assert_snapshot!(shape_error("  input 3x32x32\n  side: conv 6 5x5\n  main: conv 6 5x5 from=input\n  fc 10\n  loss: softmax_loss\n"), @"
     warning[W0202]: layer `side` is computed but never used

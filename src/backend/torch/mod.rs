@@ -60,6 +60,14 @@ pub fn unsupported(checked: &Checked, plan: &Plan) -> Vec<Diagnostic> {
         );
     }
     for l in &plan.layers {
+        if let Some(owner) = l.shares.and_then(|o| plan.layers.get(o)).filter(|o| o.device != l.device) {
+            d.push(
+                Diagnostic::error("E0310", format!("the torch backend cannot share parameters across devices (`{}` and `{}`)", l.name, owner.name))
+                    .primary(l.span, format!("on device {}", l.device))
+                    .secondary(owner.span, format!("owns the parameters, on device {}", owner.device))
+                    .help("place layers that share parameters on one device"),
+            );
+        }
         if let Op::Pool(p) = &l.op {
             if let Some(k) = p.kernel {
                 if (0..2).any(|a| 2 * p.padding[a] > k[a]) {

@@ -10,6 +10,7 @@ use crate::lower::{Plan, PlanLayer, Producer};
 use crate::ops::activation::Activation;
 use crate::ops::pool::{PoolKind, Rounding};
 use crate::ops::Op;
+use crate::run::engine_model::checkpoint_name;
 use std::fmt::Write;
 
 /// What model.py needs besides the plan.
@@ -233,6 +234,27 @@ pub fn model_py(plan: &Plan, info: &ModelInfo) -> String {
         }
         defined.push(l.name.clone());
     }
+    // `share=`: the sharing module's tensors are the owner's Parameters (named_parameters() lists
+    // them once, under the owner's name; SHARED keeps them out of checkpoints).
+    let mut shared = vec![];
+    for l in &plan.layers {
+        let Some(owner) = l.shares.and_then(|o| plan.layers.get(o)) else { continue };
+        // Recurrent layers also hold the frozen, zero `bias_hh_l0` (see the module docstring).
+        let frozen = matches!(l.op, Op::Rnn(_) | Op::Lstm(_)).then(|| (format!("{}.bias_hh_l0", l.name), format!("{}.bias_hh_l0", owner.name)));
+        let names = l.params.iter().map(|p| (checkpoint_name(&l.op, &l.name, p.name), checkpoint_name(&owner.op, &owner.name, p.name)));
+        for (mine, theirs) in names.chain(frozen) {
+            let attr = |n: &str| {
+                let (module, tensor) = n.rsplit_once('.').unwrap_or(("", n));
+                (attr_path("self", module), tensor.to_string())
+            };
+            let ((m, t), (om, ot)) = (attr(&mine), attr(&theirs));
+            let _ = writeln!(s, "        setattr({m}, {}, getattr({om}, {}))  # `{}` shares `{}`", py_str(&t), py_str(&ot), l.name, owner.name);
+            shared.push(format!("{}: {}", py_str(&mine), py_str(&theirs)));
+        }
+    }
+    if !shared.is_empty() {
+        let _ = writeln!(s, "\n    # Tensors of layers with `share=`: sharer's name -> owner's name.\n    SHARED = {{{}}}", shared.join(", "));
+    }
     // forward
     s.push_str("\n    def forward(self, x):\n");
     let n = plan.layers.len();
@@ -319,7 +341,8 @@ const LOADER_RECURRENT: &str = r#"    for name in [k for k in state if k.endswit
 "#;
 
 const LOADER_END: &str = r#"    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    shared = getattr(model, "SHARED", {})
+    missing = [k for k in missing if not k.endswith("num_batches_tracked") and k not in shared]
     if missing or unexpected:
         raise KeyError(f"checkpoint {path}: missing {missing}, unexpected {unexpected}")
 "#;

@@ -214,7 +214,7 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
     // Initialisers and the parameter table.
     let mut kinds: Vec<&str> = vec![];
     let mut table = String::new();
-    for l in &plan.layers {
+    for l in plan.layers.iter().filter(|l| l.shares.is_none()) {
         for p in &l.params {
             let (f, kind) = filler(&p.init);
             if !kinds.contains(&kind) {

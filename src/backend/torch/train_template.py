@@ -457,8 +457,10 @@ class Run:
 
 
 def model_state(model):
-    """The model's tensors under expc's checkpoint names."""
-    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    """The model's tensors under expc's checkpoint names (tensors of `share=` layers once, under
+    the owner's name)."""
+    shared = getattr(model, "SHARED", {})
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked") and k not in shared}
 
 
 def peak_rss_bytes():

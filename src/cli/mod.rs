@@ -128,6 +128,8 @@ enum ExportTarget {
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
     },
+    /// ONNX (opset 17): the inference graph of a trained run with its weights (docs/backends.md).
+    Onnx(run::OnnxArgs),
 }
 
 #[derive(Subcommand)]
@@ -201,6 +203,7 @@ pub fn main() -> i32 {
         Command::Predict(args) => run::predict(&out, args),
         Command::Compare { dirs, out: fig, json } => run::compare(&dirs, fig, json),
         Command::Export { target: ExportTarget::Torch { file, out: dir } } => torch::export(&out, &file, &dir),
+        Command::Export { target: ExportTarget::Onnx(args) } => run::export_onnx(&out, args),
         Command::Lsp => lsp(),
         Command::Dump { what } => match what {
             DumpCommand::Ast { file, format } => dump_ast(&out, &file, format),

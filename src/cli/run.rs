@@ -154,6 +154,17 @@ pub struct PredictArgs {
     machine: MachineArgs,
 }
 
+#[derive(Args)]
+pub struct OnnxArgs {
+    /// A run folder (its best.safetensors, else its newest checkpoint) or a checkpoint file in one.
+    model: PathBuf,
+    /// The ONNX file to write.
+    #[arg(short = 'o', long = "out")]
+    out: PathBuf,
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
 #[derive(Args, Clone)]
 pub struct MachineArgs {
     /// Training threads (default from expc.toml / EXPC_THREADS, else all cores).
@@ -671,6 +682,35 @@ pub fn eval(out: &Out, args: EvalArgs) -> i32 {
     for f in files {
         println!("wrote {}", f.display());
     }
+    0
+}
+
+pub fn export_onnx(out: &Out, args: OnnxArgs) -> i32 {
+    // Only the spec's own facts: exporting needs the weights, not the data.
+    let (dir, file) = match expc::run::evaluation::locate_model(&args.model) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let record = match RunRecord::load(&dir) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let settings = match settings(out, None, &args.machine, None) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (checked, plan) = match check_and_lower(out, record.compile(&|d: &DataSpec| Ok(expc::graph::DataFacts::from_spec(d)))) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let bytes = match expc::run::evaluation::onnx_model(&checked, &plan, &settings, &file) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = expc::run::run_folder::write_atomic(&args.out, &bytes) {
+        return fail(e);
+    }
+    println!("wrote {} ({} bytes, opset {}) from {}", args.out.display(), bytes.len(), expc::backend::onnx::OPSET, file.display());
     0
 }
 

@@ -283,3 +283,42 @@ pub fn default_output(run_dir: &Path, model_file: &Path, split: Split) -> PathBu
     };
     run_dir.join(format!("eval-{split}-{stem}"))
 }
+
+/// The ONNX model (see [`crate::backend::onnx`]) of a model file: its tensors, checked against
+/// the plan, and metadata saying how to feed it — the input layout, the preprocessing that turns
+/// pixels into the input's values, and the class names where they are known without the data.
+pub fn onnx_model(checked: &Checked, plan: &Plan, settings: &Settings, model_file: &Path) -> Result<Vec<u8>, RunError> {
+    let tensors: Tensors = checkpoint::load_verified(model_file)?;
+    // The engine accepts exactly the plan's tensors: loading them checks names and shapes.
+    engine_model::build(plan, &checked.experiment, 1, 0)?.load_weights(&tensors)?;
+    let exp = &checked.experiment;
+    let d = &exp.data;
+    let list = |v: &[f64]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
+    let mut preprocess = format!("input = pixel (0..255) * {}", d.scale);
+    match &d.mean {
+        crate::spec::Mean::PerChannel(m) => preprocess += &format!(" - mean[c], mean = [{}]", list(m)),
+        crate::spec::Mean::Image => preprocess += " - the training set's mean image (mean_image; not stored here)",
+        crate::spec::Mean::None => {}
+    }
+    if let Some(s) = &d.std {
+        preprocess += &format!(", then / std[c], std = [{}]", list(s));
+    }
+    let layout = match (plan.input_shape.len(), d.sequence.is_some()) {
+        (3, _) => "N x C x H x W (channels first, RGB order as in the training data)",
+        (2, true) => "N x T x F: image rows as time steps (`sequence rows`)",
+        (2, false) => "N x T x F",
+        _ => "N x F",
+    };
+    let mut meta = vec![
+        ("expc.experiment".to_string(), exp.name.clone()),
+        ("expc.checkpoint".to_string(), model_file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        ("expc.input".to_string(), layout.to_string()),
+        ("expc.preprocess".to_string(), preprocess),
+        ("expc.outputs".to_string(), "logits; probabilities = softmax(logits) over the last axis".to_string()),
+    ];
+    let names = super::data_source::data_config(d, settings, exp.train.seed).map(|c| class_names_of_source(&c.source)).unwrap_or_default();
+    if names.len() == plan.classes() {
+        meta.push(("expc.classes".to_string(), names.join("\n")));
+    }
+    crate::backend::onnx::export(plan, &tensors, &meta).map_err(|e| RunError::new("E0503", format!("`{}`: {e}", model_file.display())))
+}

@@ -9,6 +9,7 @@ mod fmt;
 mod fuzz;
 mod hostile;
 mod lsp;
+mod onnx;
 mod parse;
 mod pipeline;
 mod report;

@@ -74,6 +74,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0532", "the test set is empty"),
     ("E0533", "`expc resume` on a finished run"),
     ("E0534", "the engine rejected a batch or a plan"),
+    ("E0535", "`expc run` refused before training: the engine's memory model at the training batch plus the data set exceed the memory this machine has available (MemAvailable); names both and the activations' share"),
     ("E0540", "the expc executable cannot be found to start sweep processes"),
     ("E0541", "`--emit slurm`: the spec path, the output folder or a value holds a control character and cannot be written into a job script"),
     ("E0550", "a report file cannot be written (`compile --report -o`, `expc report -o`)"),

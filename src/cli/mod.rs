@@ -59,6 +59,9 @@ enum Command {
         /// self-contained page).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Threads of the native engine's memory estimate (default: what `expc run` uses).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// A run folder's HTML report: the static report plus curves, first-layer filters, summary
     /// and the resolved spec, in one self-contained page.
@@ -194,7 +197,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { files } => check(&out, &files),
         Command::Fmt { files, check } => fmt(&out, &files, check),
-        Command::Compile { file, report: r, format, batch, output } => report::compile(&out, &file, r, format, batch, output.as_deref()),
+        Command::Compile { file, report: r, format, batch, output, threads } => report::compile(&out, &file, r, format, batch, output.as_deref(), threads),
         Command::Report { dir, output, batch } => report::run_report(&out, &dir, &output, batch),
         Command::Gradcheck { file, batch, tolerance, seed } => report::gradcheck(&out, &file, batch, tolerance, seed),
         Command::Run(args) => run::run(&out, args),

@@ -32,17 +32,37 @@ fn checked(out: &Out, file: &Path) -> Result<Compilation, i32> {
     Ok(c)
 }
 
-pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch: Option<u64>, output: Option<&Path>) -> i32 {
+pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch: Option<u64>, output: Option<&Path>, threads: Option<usize>) -> i32 {
     let c = match checked(out, file) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (Some(exp), Some(g), Some(a)) = (&c.experiment, &c.graph, &c.analysis) else { return 1 };
+    let Some(exp) = &c.experiment else { return 1 };
     if !report {
         println!("ok: {} ({} layers, shapes checked)", file.display(), exp.model.layers.len());
         return 0;
     }
-    let r = expc::report::report(exp, g, a, batch.unwrap_or(exp.data.batch));
+    let threads = match super::run::threads_setting(out, file, threads) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let Ok(checked) = c.into_checked() else { return 1 };
+    let (exp, g, a) = (&checked.experiment, &checked.graph, &checked.analysis);
+    let mut r = expc::report::report(exp, g, a, batch.unwrap_or(exp.data.batch));
+    // The native engine's own model: only for experiments it can train (one loss, one input).
+    if let Ok(plan) = expc::lower::lower(&checked) {
+        if let Ok(m) = expc::run::engine_model::engine_memory(&plan, exp, r.batch, threads) {
+            r.engine_memory = Some(expc::report::EngineMemory {
+                threads: threads as u64,
+                parameters: m.params as u64,
+                gradients: m.grads as u64,
+                optimizer_state: m.optimizer_state as u64,
+                activations: m.activations as u64,
+                workspace: m.workspace as u64,
+                total: m.total() as u64,
+            });
+        }
+    }
     let text = match format {
         ReportFormat::Text => r.text(),
         ReportFormat::Json => match serde_json::to_string_pretty(&r) {

@@ -189,6 +189,13 @@ fn fail(e: RunError) -> i32 {
     1
 }
 
+/// The threads `expc run FILE` would use (`--threads`, else expc.toml / EXPC_THREADS, else all
+/// cores).
+pub fn threads_setting(out: &Out, spec: &Path, threads: Option<usize>) -> Result<usize, i32> {
+    let m = MachineArgs { threads, data: vec![], quiet: true };
+    settings(out, Some(spec), &m, None).map(|s| s.threads.0)
+}
+
 fn settings(out: &Out, spec: Option<&Path>, m: &MachineArgs, out_dir: Option<PathBuf>) -> Result<Settings, i32> {
     let mut flags = Overrides { out: out_dir, threads: m.threads, ..Default::default() };
     for d in &m.data {
@@ -335,6 +342,12 @@ pub fn run(out: &Out, args: RunArgs) -> i32 {
     let launch = (args.backend == RunBackend::Torch).then(|| args.torch.launch((settings.threads.0 / (args.torch.nproc.max(1))).max(1)));
     if let Some(l) = &launch {
         if let Err(e) = super::torch::prepare(&checked, l, args.emit.is_some()) {
+            return fail(e);
+        }
+    }
+    if launch.is_none() {
+        let available = expc::run::engine_model::available_memory();
+        if let Err(e) = expc::run::engine_model::check_memory_fits(&plan, exp, settings.threads.0, available) {
             return fail(e);
         }
     }

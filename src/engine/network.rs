@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::error::EngineError;
 use super::init;
 use super::schedule::{schedule, Kernel, ParamInfo, Schedule};
-use super::worker::{BnStats, Ctx, Worker};
+use super::worker::{BnStats, Ctx, Worker, WorkerSizes};
 use crate::kernels::Float;
 use crate::lower::{Plan, Producer};
 
@@ -41,7 +41,8 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct NetOptions {
     pub backend: Backend,
-    /// Largest batch accepted by a step (buffers are sized for it).
+    /// Largest training batch (buffers are sized for it); evaluation passes may be larger and
+    /// run in chunks.
     pub max_batch: usize,
     /// Samples per micro-batch when no batch norm forces whole-slice execution;
     /// 0 = automatic: ≥ 256/(Ho·Wo) of the smallest conv output, clamped to 2..=8 and
@@ -139,6 +140,15 @@ pub(crate) fn auto_micro_batch(c: &Schedule) -> usize {
     mb
 }
 
+/// Samples a worker holds at once (`cap`), its share of the largest training batch, and the
+/// micro-batch. Batch-norm nets hold their whole share (whole-batch statistics, lock-step).
+fn worker_caps(schedule: &Schedule, opts: &NetOptions, threads: usize) -> (usize, usize, usize) {
+    let per_worker = opts.max_batch.div_ceil(threads);
+    let mb = if opts.micro_batch == 0 { auto_micro_batch(schedule) } else { opts.micro_batch };
+    let cap = if schedule.has_bn { per_worker } else { mb.min(per_worker) };
+    (cap, per_worker, mb)
+}
+
 fn par_workers<T: Float, F>(pool: &Option<rayon::ThreadPool>, workers: &mut [Worker<T>], f: F)
 where
     F: Fn(usize, &mut Worker<T>) + Sync + Send,
@@ -162,9 +172,7 @@ impl<T: Float> Network<T> {
             return Err(EngineError::InvalidPlan("threads must be in 1..=1024 and max_batch in 1..=2^24".into()));
         }
         let lockstep = schedule.has_bn;
-        let per_worker = opts.max_batch.div_ceil(threads);
-        let mb = if opts.micro_batch == 0 { auto_micro_batch(&schedule) } else { opts.micro_batch };
-        let cap = if lockstep { per_worker } else { mb.min(per_worker) };
+        let (cap, per_worker, mb) = worker_caps(&schedule, &opts, threads);
         let mut params = Vec::new();
         params.try_reserve_exact(schedule.n_params).map_err(|_| EngineError::InvalidPlan("cannot allocate parameters".into()))?;
         params.resize(schedule.n_params, T::ZERO);
@@ -259,10 +267,13 @@ impl<T: Float> Network<T> {
         self.drop_key = crate::kernels::dropout::splitmix64(self.seed ^ crate::kernels::dropout::splitmix64(step));
     }
 
-    fn check(&self, inputs: &[f32], labels: &[u32]) -> Result<usize, EngineError> {
+    /// `train`: a training pass, at most `max_batch` samples; evaluation passes of any size run
+    /// in chunks of the samples a worker holds.
+    fn check(&self, inputs: &[f32], labels: &[u32], train: bool) -> Result<usize, EngineError> {
         let n = labels.len();
-        if n == 0 || n > self.opts.max_batch {
-            return Err(EngineError::Input(format!("batch size {n} not in 1..={}", self.opts.max_batch)));
+        let limit = if train { self.opts.max_batch } else { 1 << 24 };
+        if n == 0 || n > limit {
+            return Err(EngineError::Input(format!("batch size {n} not in 1..={limit}")));
         }
         if inputs.len() != n * self.schedule.in_len {
             return Err(EngineError::Input(format!("inputs have {} values, expected {n} × {}", inputs.len(), self.schedule.in_len)));
@@ -297,7 +308,7 @@ impl<T: Float> Network<T> {
     }
 
     fn pass(&mut self, inputs: &[f32], labels: &[u32], train: bool, backward: bool) -> Result<PassStats, EngineError> {
-        let n = self.check(inputs, labels)?;
+        let n = self.check(inputs, labels, train)?;
         let nw = self.workers.len();
         let (base, rem) = (n / nw, n % nw);
         let slice = |w: usize| (w * base + w.min(rem), base + usize::from(w < rem));
@@ -533,6 +544,25 @@ impl<T: Float> Network<T> {
             Some(p) if self.grad.len() > 4 * chunk => p.install(|| self.grad.par_chunks_mut(chunk).enumerate().for_each(body)),
             _ => self.grad.chunks_mut(chunk).enumerate().for_each(body),
         }
+    }
+
+    /// What [`Network::with_options`] would allocate for `plan`, computed without allocating:
+    /// equal to [`Network::memory_bytes`] of the built network (tested).
+    pub fn memory_estimate(plan: &Plan, opts: &NetOptions) -> Result<MemoryReport, EngineError> {
+        let schedule = schedule(plan)?;
+        let Backend::Cpu { threads } = opts.backend;
+        let threads = threads.max(1);
+        let (cap, per_worker, mb) = worker_caps(&schedule, opts, threads);
+        let s = std::mem::size_of::<T>();
+        let (a, w) = WorkerSizes::of(&schedule, cap, per_worker, mb).bytes(s);
+        let bn: usize = schedule.layers.iter().map(|l| if let Kernel::BatchNorm { c, .. } = l.kernel { 4 * c * 8 } else { 0 }).sum();
+        Ok(MemoryReport {
+            params: schedule.n_params * s + bn,
+            grads: schedule.n_params * s * (1 + threads),
+            optimizer_state: 0,
+            activations: a * threads,
+            workspace: w * threads,
+        })
     }
 
     /// Memory held by this network (optimizer state is 0 here; see the trainer).

@@ -27,7 +27,7 @@ use crate::spec::Solver;
 pub struct TrainerConfig {
     pub weight_decay: f32,
     pub solver: Solver,
-    /// Largest batch (training or evaluation) a step accepts.
+    /// Largest training batch a step accepts (evaluations of any size run in chunks).
     pub max_batch: usize,
     pub threads: usize,
     /// Caffe's `clip_gradients` (global L2 norm bound), `None` for no clipping.
@@ -70,6 +70,15 @@ impl Trainer {
         let np = net.params().len();
         let second_moment = if cfg.solver.state_per_param() == 2 { vec![0.0; np] } else { vec![] };
         Ok(Trainer { net, cfg, iter: 0, first_moment: vec![0.0; np], second_moment })
+    }
+
+    /// What [`Trainer::new`] would allocate (network and solver history), without allocating;
+    /// equal to [`Trainer::memory_bytes`] of the built trainer.
+    pub fn memory_estimate(plan: &Plan, cfg: &TrainerConfig) -> Result<MemoryReport, EngineError> {
+        let opts = NetOptions { backend: Backend::Cpu { threads: cfg.threads }, max_batch: cfg.max_batch, micro_batch: cfg.micro_batch };
+        let mut m = Network::<f32>::memory_estimate(plan, &opts)?;
+        m.optimizer_state = m.grads / (1 + cfg.threads.max(1)) * if cfg.solver.state_per_param() == 2 { 2 } else { 1 };
+        Ok(m)
     }
 
     pub fn network(&self) -> &Network<f32> {

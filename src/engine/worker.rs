@@ -84,39 +84,36 @@ fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>, EngineError> {
     Ok(v)
 }
 
-impl<T: Float> Worker<T> {
+/// Buffer lengths (elements) of one worker: what [`Worker::new`] allocates, computed without
+/// allocating (the memory estimate of `compile --report` and of `run`'s fit check).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct WorkerSizes {
+    pub data: usize,
+    /// Per layer: output, output gradient, max-pool argmax, saved-for-backward, LSTM cells,
+    /// deferred linear inputs and output gradients.
+    pub out: Vec<usize>,
+    pub dout: Vec<usize>,
+    pub argmax: Vec<usize>,
+    pub saved: Vec<usize>,
+    pub saved_cells: Vec<usize>,
+    pub lin_x: Vec<usize>,
+    pub lin_dy: Vec<usize>,
+    pub col: usize,
+    pub dcol: usize,
+    pub scratch: usize,
+    pub recurrent_step: usize,
+    pub recurrent_grad: usize,
+    pub recurrent_scratch: usize,
+    pub probs: usize,
+    pub grad: usize,
+    pub bn: usize,
+}
+
+impl WorkerSizes {
     /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
     /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
-    pub fn new(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
-        let nl = c.layers.len();
-        let mut w = Worker {
-            cap,
-            data: zeros(cap * c.in_len)?,
-            out: Vec::with_capacity(nl),
-            dout: Vec::with_capacity(nl),
-            argmax: Vec::with_capacity(nl),
-            saved: Vec::with_capacity(nl),
-            saved_cells: Vec::with_capacity(nl),
-            col: vec![],
-            dcol: vec![],
-            scratch: vec![],
-            recurrent_step: vec![],
-            recurrent_grad: vec![],
-            recurrent_scratch: vec![],
-            probs: vec![0.0; c.classes.max(1)],
-            grad: zeros(c.n_params)?,
-            bn_a: vec![],
-            bn_b: vec![],
-            loss: 0.0,
-            scores: vec![],
-            correct: 0,
-            first: 0,
-            n: 0,
-            off: 0,
-            slice_start: 0,
-            lin_x: vec![],
-            lin_dy: vec![],
-        };
+    pub fn of(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> WorkerSizes {
+        let mut z = WorkerSizes { data: cap * c.in_len, probs: c.classes.max(1), grad: c.n_params, ..WorkerSizes::default() };
         for l in &c.layers {
             let (mut a, mut b) = (0, 0);
             if let Kernel::Linear { rows, fin, fout, .. } = l.kernel {
@@ -125,63 +122,100 @@ impl<T: Float> Worker<T> {
                     b = slice_cap * rows * fout;
                 }
             }
-            w.lin_x.push(zeros(a)?);
-            w.lin_dy.push(zeros(b)?);
-        }
-        let (mut col, mut dcol, mut scratch, mut recurrent_step, mut recurrent_grad, mut recurrent_scratch, mut bn) = (0, 0, 0, 0, 0, 0, 0);
-        for l in &c.layers {
+            z.lin_x.push(a);
+            z.lin_dy.push(b);
             let last = matches!(l.kernel, Kernel::SoftmaxCe { .. } | Kernel::Fused);
-            w.out.push(zeros(if last { 0 } else { cap * l.out_len })?);
-            w.dout.push(zeros(if l.requires && !last { cap * l.out_len } else { 0 })?);
+            z.out.push(if last { 0 } else { cap * l.out_len });
+            z.dout.push(if l.requires && !last { cap * l.out_len } else { 0 });
             for (k, i) in l.inputs.iter().enumerate() {
                 if matches!(i, Producer::Layer(_)) && l.dx_needed[k] && !l.first_writer[k] {
-                    scratch = scratch.max(cap * l.in_lens[k]);
+                    z.scratch = z.scratch.max(cap * l.in_lens[k]);
                 }
             }
             let (mut argmax_len, mut saved_len, mut cells_len) = (0, 0, 0);
             match &l.kernel {
                 Kernel::Conv { g, .. } => {
-                    col = col.max(g.col_len());
+                    z.col = z.col.max(g.col_len());
                     if cap * g.col_len() <= KEEP_COLS_MAX {
                         saved_len = cap * g.col_len();
                     }
                     if l.dx_needed[0] {
-                        dcol = dcol.max(g.col_len());
+                        z.dcol = z.dcol.max(g.col_len());
                     }
                 }
                 Kernel::MaxPool(..) => argmax_len = cap * l.out_len,
                 Kernel::BatchNorm { c, .. } => {
                     saved_len = cap * l.out_len;
-                    bn = bn.max(*c);
+                    z.bn = z.bn.max(*c);
                 }
                 Kernel::Dropout { .. } => saved_len = cap * l.out_len,
                 Kernel::Rnn { t, h, .. } => {
-                    recurrent_step = recurrent_step.max(cap * h);
-                    recurrent_grad = recurrent_grad.max(cap * t * h);
-                    recurrent_scratch = recurrent_scratch.max(cap * h);
+                    z.recurrent_step = z.recurrent_step.max(cap * h);
+                    z.recurrent_grad = z.recurrent_grad.max(cap * t * h);
+                    z.recurrent_scratch = z.recurrent_scratch.max(cap * h);
                 }
                 Kernel::Lstm { t, h, .. } => {
                     saved_len = cap * t * 4 * h;
                     cells_len = cap * t * h;
-                    recurrent_step = recurrent_step.max(cap * h);
-                    recurrent_grad = recurrent_grad.max(cap * t * 4 * h);
-                    recurrent_scratch = recurrent_scratch.max(cap * h);
+                    z.recurrent_step = z.recurrent_step.max(cap * h);
+                    z.recurrent_grad = z.recurrent_grad.max(cap * t * 4 * h);
+                    z.recurrent_scratch = z.recurrent_scratch.max(cap * h);
                 }
                 _ => {}
             }
-            w.argmax.push(zeros(argmax_len)?);
-            w.saved.push(zeros(saved_len)?);
-            w.saved_cells.push(zeros(cells_len)?);
+            z.argmax.push(argmax_len);
+            z.saved.push(saved_len);
+            z.saved_cells.push(cells_len);
         }
-        w.col = zeros(col)?;
-        w.dcol = zeros(dcol)?;
-        w.scratch = zeros(scratch)?;
-        w.recurrent_step = zeros(recurrent_step)?;
-        w.recurrent_grad = zeros(recurrent_grad)?;
-        w.recurrent_scratch = zeros(recurrent_scratch)?;
-        w.bn_a = vec![0.0; bn];
-        w.bn_b = vec![0.0; bn];
-        Ok(w)
+        z
+    }
+
+    /// Bytes of (activations, workspace) with elements of `elem` bytes (the parameter-gradient
+    /// accumulator `grad` is counted by the network, with the gradients).
+    pub fn bytes(&self, elem: usize) -> (usize, usize) {
+        let sum = |v: &[usize]| v.iter().sum::<usize>();
+        let act = (self.data + sum(&self.out) + sum(&self.dout) + sum(&self.saved) + sum(&self.saved_cells)) * elem + sum(&self.argmax) * 4;
+        let ws =
+            (self.col + self.dcol + self.scratch + self.recurrent_step + self.recurrent_grad + self.recurrent_scratch + sum(&self.lin_x) + sum(&self.lin_dy))
+                * elem
+                + (self.probs + 2 * self.bn) * 8;
+        (act, ws)
+    }
+}
+
+impl<T: Float> Worker<T> {
+    /// Allocates the buffers [`WorkerSizes::of`] describes.
+    pub fn new(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
+        let z = WorkerSizes::of(c, cap, slice_cap, chunk);
+        let many = |v: &[usize]| v.iter().map(|&n| zeros(n)).collect::<Result<Vec<Vec<T>>, _>>();
+        Ok(Worker {
+            cap,
+            data: zeros(z.data)?,
+            out: many(&z.out)?,
+            dout: many(&z.dout)?,
+            argmax: z.argmax.iter().map(|&n| zeros(n)).collect::<Result<_, _>>()?,
+            saved: many(&z.saved)?,
+            saved_cells: many(&z.saved_cells)?,
+            col: zeros(z.col)?,
+            dcol: zeros(z.dcol)?,
+            scratch: zeros(z.scratch)?,
+            recurrent_step: zeros(z.recurrent_step)?,
+            recurrent_grad: zeros(z.recurrent_grad)?,
+            recurrent_scratch: zeros(z.recurrent_scratch)?,
+            probs: vec![0.0; z.probs],
+            grad: zeros(z.grad)?,
+            bn_a: vec![0.0; z.bn],
+            bn_b: vec![0.0; z.bn],
+            loss: 0.0,
+            scores: vec![],
+            correct: 0,
+            first: 0,
+            n: 0,
+            off: 0,
+            slice_start: 0,
+            lin_x: many(&z.lin_x)?,
+            lin_dy: many(&z.lin_dy)?,
+        })
     }
 
     /// Bytes held in (activations, workspace).

@@ -77,6 +77,23 @@ pub struct Memory {
     pub total: u64,
 }
 
+/// What the native engine allocates to train at the report's batch (its memory model, computed
+/// from the lowered plan without allocating; `expc run` records it beside the measured bytes).
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineMemory {
+    pub threads: u64,
+    /// Parameters and batch-norm statistics.
+    pub parameters: u64,
+    /// The reduced gradient and one accumulator per thread.
+    pub gradients: u64,
+    pub optimizer_state: u64,
+    /// Per thread: the samples it holds at once (a micro-batch, or its whole share of the batch
+    /// with batch norm), their outputs, gradients and saved tensors.
+    pub activations: u64,
+    pub workspace: u64,
+    pub total: u64,
+}
+
 /// Problem 4.3: multiplications to get every gradient of a layered net.
 #[derive(Clone, Debug, Serialize)]
 pub struct GradientPaths {
@@ -138,6 +155,9 @@ pub struct Report {
     pub layers: Vec<LayerRow>,
     pub totals: Totals,
     pub memory: Memory,
+    /// Set by callers that lowered the experiment (`expc compile --report`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_memory: Option<EngineMemory>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gradient_paths: Option<GradientPaths>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -224,6 +244,7 @@ pub fn report(exp: &Experiment, graph: &Graph, a: &Analysis, batch: u64) -> Repo
         layers: rows,
         totals,
         memory,
+        engine_memory: None,
     }
 }
 
@@ -452,7 +473,7 @@ impl Report {
         let _ = writeln!(s, "elementwise       {} ops per sample (forward)", t.elementwise_ops_per_sample);
         let m = &self.memory;
         let _ = writeln!(s);
-        let _ = writeln!(s, "training memory at batch {}: {}", self.batch, bytes(m.total));
+        let _ = writeln!(s, "training memory at batch {} (the whole batch at once, any framework): {}", self.batch, bytes(m.total));
         let parts = [
             ("parameters", m.parameters),
             ("gradients", m.gradients),
@@ -465,6 +486,21 @@ impl Report {
             let pct = if m.total > 0 { 100.0 * b as f64 / m.total as f64 } else { 0.0 };
             let mark = if b == max && b > 0 { "  <- dominates" } else { "" };
             let _ = writeln!(s, "  {name:<17} {:>12}  {pct:5.1}%{mark}", bytes(b));
+        }
+        if let Some(e) = &self.engine_memory {
+            let _ = writeln!(s);
+            let _ = writeln!(s, "native engine at batch {}, {} threads (what `expc run` allocates): {}", self.batch, e.threads, bytes(e.total));
+            let parts = [
+                ("parameters", e.parameters),
+                ("gradients", e.gradients),
+                ("solver state", e.optimizer_state),
+                ("activations", e.activations),
+                ("workspace", e.workspace),
+            ];
+            for (name, b) in parts {
+                let pct = if e.total > 0 { 100.0 * b as f64 / e.total as f64 } else { 0.0 };
+                let _ = writeln!(s, "  {name:<17} {:>12}  {pct:5.1}%", bytes(b));
+            }
         }
         if let Some(g) = &self.gradient_paths {
             let _ = writeln!(s);

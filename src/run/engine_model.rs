@@ -8,7 +8,6 @@
 use super::checkpoint::Tensors;
 use super::driver::Model;
 use super::error::RunError;
-use crate::compile::Checked;
 use crate::data::Batch;
 use crate::engine::{Trainer, TrainerConfig};
 use crate::lower::Plan;
@@ -47,15 +46,7 @@ pub fn checkpoint_name(op: &Op, layer: &str, param: &str) -> String {
 /// Builds a trainer for a lowered plan with the spec's solver; `micro_batch` 0 is automatic (the
 /// engine's choice, the same the benchmarks use).
 pub fn build(plan: &Plan, exp: &Experiment, threads: usize, micro_batch: usize) -> Result<Box<dyn EngineModel>, RunError> {
-    let cfg = TrainerConfig {
-        weight_decay: exp.train.weight_decay as f32,
-        solver: exp.train.solver,
-        clip_gradients: exp.train.clip_gradients,
-        max_batch: (exp.data.batch.max(exp.data.test_batch)) as usize,
-        threads: threads.max(1),
-        micro_batch,
-    };
-    let trainer = Trainer::new(plan, exp.train.seed, cfg).map_err(engine_err)?;
+    let trainer = Trainer::new(plan, exp.train.seed, trainer_config(exp, threads, micro_batch)).map_err(engine_err)?;
     let mut names = vec![];
     let mut extra_zero = vec![];
     for (id, p) in trainer.network().param_info().iter().enumerate() {
@@ -181,10 +172,71 @@ impl EngineModel for CpuModel {
     }
 }
 
-/// The static report's training-memory estimate at the spec's batch size.
-pub fn estimated_bytes(checked: &Checked) -> u64 {
-    let exp = &checked.experiment;
-    crate::report::report(exp, &checked.graph, &checked.analysis, exp.data.batch).memory.total
+/// The trainer [`build`] makes: sized for the training batch (evaluations run in chunks).
+fn trainer_config(exp: &Experiment, threads: usize, micro_batch: usize) -> TrainerConfig {
+    TrainerConfig {
+        weight_decay: exp.train.weight_decay as f32,
+        solver: exp.train.solver,
+        clip_gradients: exp.train.clip_gradients,
+        max_batch: exp.data.batch as usize,
+        threads: threads.max(1),
+        micro_batch,
+    }
+}
+
+/// What [`build`] would allocate with `threads` threads and a training batch of `batch` (the
+/// automatic micro-batch), computed without allocating: the engine's memory model, which
+/// `compile --report` prints and `run` checks against the machine's free memory.
+pub fn engine_memory(plan: &Plan, exp: &Experiment, batch: u64, threads: usize) -> Result<crate::engine::MemoryReport, RunError> {
+    let cfg = TrainerConfig { max_batch: batch as usize, ..trainer_config(exp, threads, 0) };
+    Trainer::memory_estimate(plan, &cfg).map_err(engine_err)
+}
+
+/// Memory the machine can still give a process (Linux: `MemAvailable` of /proc/meminfo); `None`
+/// where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes of pixels the data pipeline keeps in memory for the built-in data sets (an image
+/// folder's size is unknown before it is read: 0).
+fn dataset_bytes(exp: &Experiment) -> u64 {
+    use crate::spec::Dataset;
+    match &exp.data.dataset {
+        Dataset::Cifar10 => 60_000 * 3 * 32 * 32,
+        Dataset::Mnist => 70_000 * 28 * 28,
+        d @ Dataset::Synthetic { train, test, .. } => (train + test) * d.sample_shape().iter().product::<u64>(),
+        Dataset::Folder { .. } => 0,
+    }
+}
+
+/// Refuses, before a run folder exists, a run whose engine (its memory model at the training
+/// batch) and data set need more memory than `available` (E0535). `None`: nothing to check.
+pub fn check_memory_fits(plan: &Plan, exp: &Experiment, threads: usize, available: Option<u64>) -> Result<(), RunError> {
+    let Some(available) = available else { return Ok(()) };
+    let engine = engine_memory(plan, exp, exp.data.batch, threads)?;
+    let (e, d) = (engine.total() as u64, dataset_bytes(exp));
+    if e.saturating_add(d) <= available {
+        return Ok(());
+    }
+    let gib = |b: u64| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64);
+    Err(RunError::new(
+        "E0535",
+        format!(
+            "`{}` needs about {} to train ({} for the engine at batch {} with {threads} threads, of which activations {}; {} for the data set) but this machine has {} available",
+            exp.name,
+            gib(e.saturating_add(d)),
+            gib(e),
+            exp.data.batch,
+            gib(engine.activations as u64),
+            gib(d),
+            gib(available)
+        ),
+    )
+    .help("lower `batch` (activations grow with it), run with fewer `--threads`, or free memory; `expc compile --report` shows the breakdown"))
 }
 
 /// f64 values stored losslessly in an f32 tensor: each value's bits as two f32 bit patterns.

@@ -24,7 +24,8 @@ pub struct Summary {
     /// Bytes the engine allocated for training (parameters, gradients, optimizer state,
     /// activations, workspace), measured.
     pub engine_bytes: u64,
-    /// The static report's estimate of the same.
+    /// The engine's memory model's estimate of the same, made before allocating (as
+    /// `compile --report` prints it).
     pub estimated_bytes: Option<u64>,
     pub expc_version: String,
 }
@@ -57,7 +58,7 @@ pub fn train(
     let mut model = engine_model::build(plan, exp, threads, 0)?;
     let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
     run_folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;
-    let estimated = Some(engine_model::estimated_bytes(checked));
+    let estimated = engine_model::engine_memory(plan, exp, exp.data.batch, threads).ok().map(|m| m.total() as u64);
     let start = if resuming { restore_newest_good(dir, model.as_mut(), obs)? } else { None };
     if start.as_ref().is_some_and(|p| p.iteration >= iterations) {
         return Err(RunError::new("E0533", format!("this run already finished its {iterations} iterations"))

@@ -519,3 +519,18 @@ fn validation_early_stopping_and_the_final_test_of_the_best_checkpoint() {
     assert!(err.contains("E0222") && err.contains("validation set of 64"), "{err}");
     assert!(!d.join("runs2").exists());
 }
+
+/// A net whose activations cannot fit (batch norm makes each thread hold its whole share of the
+/// batch: 512 channels of 224×224 for 2,048 samples, terabytes) is refused before a run folder
+/// exists, with the breakdown.
+#[test]
+fn run_refuses_a_spec_that_will_not_fit_in_memory() {
+    if expc::run::engine_model::available_memory().is_none() {
+        eprintln!("note: /proc/meminfo unreadable here: the memory check is off, nothing to test");
+        return;
+    }
+    let text = "experiment huge\ndata {\n  dataset synthetic shape=3x224x224 classes=10 train=4096 test=16\n  batch 4096\n  test_batch 16\n}\nmodel {\n  input 3x224x224\n  conv 512 3x3 pad=1\n  batchnorm\n  relu\n  conv 512 3x3 pad=1\n  avgpool global\n  fc 10\n  loss: softmax_loss\n}\ntrain {\n  lr 0.01\n  iterations 1\n}\n";
+    let err = run_rejected_with(text, false);
+    assert!(err.contains("error[E0535]: `huge` needs about") && err.contains("GiB available"), "{err}");
+    assert!(err.contains("lower `batch`"), "{err}");
+}

@@ -539,3 +539,20 @@ fn all_shape_errors_of_a_model_at_once() {
     let out = shape_error("  input 3x32x32\n  a: conv 6 5x5 groups=4\n  b: conv 6 5x5 from=input\n  c: maxpool 64 from=input\n  d: add b input\n  fc 10 from=b\n  loss: softmax_loss\n");
     assert_eq!(out.matches("error[E021").count(), 3, "{out}");
 }
+
+/// The engine's memory model (`compile --report`'s "native engine" section, `estimated_bytes` in
+/// summary.json) equals what the engine allocates, for every shipped experiment at 1 and 2
+/// threads; evaluation batches larger than the training batch no longer size the buffers.
+#[test]
+fn engine_memory_estimate_equals_the_engine_allocation() {
+    for f in experiment_files() {
+        let plan = expc::lower::lower_file(&repo().join(&f)).unwrap();
+        let c = compile_path(&repo().join(&f), &read);
+        let exp = c.experiment.as_ref().unwrap();
+        for threads in [1, 2] {
+            let est = expc::run::engine_model::engine_memory(&plan, exp, exp.data.batch, threads).unwrap();
+            let model = expc::run::engine_model::build(&plan, exp, threads, 0).unwrap();
+            assert_eq!(est.total() as u64, model.engine_bytes(), "{} at {threads} threads: {est:?}", f.display());
+        }
+    }
+}

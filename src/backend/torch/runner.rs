@@ -12,7 +12,7 @@ use crate::lower::Plan;
 use crate::run::driver::{Observer, Outcome};
 use crate::run::error::RunError;
 use crate::run::session::Summary;
-use crate::run::{checkpoint, data_source, engine_model, metrics, plot, run_folder};
+use crate::run::{checkpoint, data_source, metrics, plot, run_folder};
 use crate::spec::Dataset;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
@@ -266,7 +266,7 @@ pub fn train(checked: &Checked, dir: &Path, launch: &Launch, resuming: bool, obs
         threads: launch.threads,
         peak_rss_bytes: v.get("peak_rss_bytes").and_then(|x| x.as_u64()),
         engine_bytes: 0,
-        estimated_bytes: Some(engine_model::estimated_bytes(checked)),
+        estimated_bytes: None,
         expc_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut json = serde_json::to_value(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;

@@ -39,6 +39,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0114", "the model does not start with `input SHAPE`, or is empty"),
     ("E0115", "`add`/`concat` with fewer than two inputs"),
     ("E0116", "`input` that is not the first layer"),
+    ("E0117", "`augment saturation=` on images without 3 colour channels"),
     ("E0200", "a layer reads a name that is not a layer (dangling input, with \"did you mean\")"),
     ("E0201", "layers form a cycle; every edge of the cycle is labelled"),
     ("E0210", "an op gets an input of the wrong rank"),

@@ -40,6 +40,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0115", "`add`/`concat` with fewer than two inputs"),
     ("E0116", "`input` that is not the first layer"),
     ("E0117", "a layer with `share=` that also sets `init`, `lr_mult` or `decay_mult` (the owner's settings apply)"),
+    ("E0118", "`augment saturation=` on images without 3 colour channels"),
     ("E0200", "a layer reads a name that is not a layer (dangling input, with \"did you mean\")"),
     ("E0201", "layers form a cycle; every edge of the cycle is labelled"),
     ("E0204", "`share=` names no layer, the layer itself, or layers that share in a circle"),

@@ -1,12 +1,18 @@
-//! Preprocessing (u8 pixels to normalised f32) and training-only augmentation (zero padding + random crop,
-//! horizontal mirror), plus the sequence view (rows as time steps).
+//! Preprocessing (u8 pixels to normalised f32) and training-only augmentation (zero padding + random crop or
+//! random-resized crop, horizontal mirror, colour jitter, cutout), plus the sequence view (rows as time steps).
 //!
 //! Invariants: the random choices for a training sample come from [`sample_rng`]`(seed, epoch, index)` only
-//! (index = the sample's position in the training set), so the same seed, epoch and index give the same crop
-//! and mirror whatever thread or batch produces it. Padding is zero in the *output* (normalised) space. Test
-//! samples are never randomised: no mirror, and a centre crop when the crop size differs from the image. Output
-//! layout is CHW, or [T = rows, F = channels x width] with `sequence_rows` (row `t` holds channel 0's row `t`,
-//! then channel 1's, ...; for one channel this is the same memory as CHW).
+//! (index = the sample's position in the training set), so the same seed, epoch and index give the same
+//! [`SampleParams`] whatever thread or batch produces it. They are drawn in a fixed order: the window (crop
+//! position, or the resized crop's area, aspect ratio and position), the mirror, the jitter factors of the
+//! settings that are on, the cutout centre; a setting that is off draws nothing, so adding one leaves the
+//! others' streams as they were. Padding and cutout are zero in the *output* (normalised) space. Colour jitter
+//! works on the whole source image in pixel space [0, 255] before normalisation: brightness (x·b), then
+//! contrast (blend with the image's mean grey level), then saturation (blend with each pixel's grey,
+//! 0.299 R + 0.587 G + 0.114 B), clamped to [0, 255] after each; the pixels stay fractional (not rounded).
+//! Test samples are never randomised: no mirror, jitter or cutout, and a centre crop when the crop size differs
+//! from the image. Output layout is CHW, or [T = rows, F = channels x width] with `sequence_rows` (row `t`
+//! holds channel 0's row `t`, then channel 1's, ...; for one channel this is the same memory as CHW).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,8 +29,17 @@ pub fn sample_rng(seed: u64, epoch: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
-/// Largest pad or crop side accepted.
+/// Largest pad, crop or cutout side accepted.
 const MAX_SIDE: usize = 1 << 16;
+
+/// Largest colour-jitter strength accepted (a factor in [0, 2]); the spec refuses more (`spec::settings`).
+pub const MAX_JITTER: f32 = 1.0;
+
+/// The aspect ratios (width / height) of a random-resized crop, as torchvision's `RandomResizedCrop`.
+const RATIO: [f64; 2] = [3.0 / 4.0, 4.0 / 3.0];
+
+/// Attempts at an area and aspect ratio that fit before the resized crop falls back to the centre.
+const RESIZED_CROP_ATTEMPTS: usize = 10;
 
 /// Pixel-to-value mapping fitted on the training set.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +113,16 @@ impl Preprocess {
             None => self.lut[c][pixel as usize],
         }
     }
+
+    /// The value of a fractional pixel level (after colour jitter): the same formula as [`Self::value`], so
+    /// a whole level gives exactly the same value.
+    #[inline]
+    pub fn value_of(&self, c: usize, i: usize, pixel: f32) -> f32 {
+        match &self.mean_image {
+            Some(m) => pixel * self.scale - m[i],
+            None => (pixel * self.scale - self.mean[c]) / self.std[c],
+        }
+    }
 }
 
 /// Geometry of the output samples and the training-time randomisation.
@@ -111,12 +136,32 @@ pub struct Augment {
     pub out_hw: [usize; 2],
     /// Random horizontal mirror (training only).
     pub mirror: bool,
+    /// Cutout [height, width] (training only).
+    pub cutout: Option<[usize; 2]>,
+    /// Colour jitter strengths [brightness, contrast, saturation], 0 = off (training only).
+    pub jitter: [f32; 3],
+    /// Random-resized crop: the smallest share of the padded image's area (training only).
+    pub resized_crop: Option<f32>,
+}
+
+/// The random choices for one training sample, or the fixed view of a test sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleParams {
+    /// The source window [top, left, height, width] in image coordinates (negative = in the padding). It is the
+    /// output size, copied, except with a random-resized crop, which resamples it bilinearly to the output size.
+    pub window: [isize; 4],
+    /// Mirror the output horizontally.
+    pub flip: bool,
+    /// Brightness, contrast and saturation factors, applied in that order (1 = unchanged).
+    pub jitter: [f32; 3],
+    /// The centre [row, column] of the cutout in output coordinates.
+    pub cutout: Option<[usize; 2]>,
 }
 
 impl Augment {
-    /// Checks `config`'s pad / crop / mirror against the image shape.
+    /// Checks `config`'s augmentation settings against the image shape.
     pub fn new(config: &DataConfig, in_shape: [usize; 3]) -> Result<Augment, DataError> {
-        let [_, h, w] = in_shape;
+        let [c, h, w] = in_shape;
         if config.pad > MAX_SIDE || config.crop.is_some_and(|c| c[0] > MAX_SIDE || c[1] > MAX_SIDE) {
             return Err(DataError::config(format!("pad {} and crop {:?} must be at most {MAX_SIDE}", config.pad, config.crop)));
         }
@@ -128,7 +173,27 @@ impl Augment {
                 out_hw[0], out_hw[1], h, w, config.pad
             )));
         }
-        Ok(Augment { in_shape, pad: config.pad, out_hw, mirror: config.mirror })
+        if let Some(k) = config.cutout.filter(|k| k[0] == 0 || k[1] == 0 || k[0] > MAX_SIDE || k[1] > MAX_SIDE) {
+            return Err(DataError::config(format!("cutout {}x{} must be at least 1x1 and at most {MAX_SIDE} on each side", k[0], k[1])));
+        }
+        if let Some(v) = config.jitter.iter().find(|v| !(0.0..=MAX_JITTER).contains(*v)) {
+            return Err(DataError::config(format!("colour jitter strengths must lie in [0, {MAX_JITTER}], found {v}")));
+        }
+        if config.jitter[2] > 0.0 && c != 3 {
+            return Err(DataError::config(format!("saturation needs 3 colour channels, the images have {c}")));
+        }
+        if let Some(s) = config.resized_crop.filter(|s| !(*s > 0.0 && *s <= 1.0)) {
+            return Err(DataError::config(format!("resized_crop (the smallest share of the area) must lie in (0, 1], found {s}")));
+        }
+        Ok(Augment {
+            in_shape,
+            pad: config.pad,
+            out_hw,
+            mirror: config.mirror,
+            cutout: config.cutout,
+            jitter: config.jitter,
+            resized_crop: config.resized_crop,
+        })
     }
 
     /// Output sample shape: [C, H', W'], or [H', C * W'] for sequences.
@@ -142,55 +207,213 @@ impl Augment {
         }
     }
 
-    /// Top-left corner of the crop in image coordinates (negative = in the padding) and whether to mirror, for
-    /// training sample `index` in `epoch`.
-    pub fn train_params(&self, seed: u64, epoch: u64, index: u64) -> (isize, isize, bool) {
+    /// The random choices for training sample `index` in `epoch` (see the module's invariants for their order).
+    pub fn train_params(&self, seed: u64, epoch: u64, index: u64) -> SampleParams {
         let [_, h, w] = self.in_shape;
         let [oh, ow] = self.out_hw;
+        let pad = self.pad as isize;
         let mut rng = sample_rng(seed, epoch, index);
-        let oy = rng.gen_range(0..=h + 2 * self.pad - oh) as isize - self.pad as isize;
-        let ox = rng.gen_range(0..=w + 2 * self.pad - ow) as isize - self.pad as isize;
+        let window = match self.resized_crop {
+            None => {
+                let oy = rng.gen_range(0..=h + 2 * self.pad - oh) as isize - pad;
+                let ox = rng.gen_range(0..=w + 2 * self.pad - ow) as isize - pad;
+                [oy, ox, oh as isize, ow as isize]
+            }
+            Some(min_scale) => {
+                let [top, left, wh, ww] = resized_window(&mut rng, h + 2 * self.pad, w + 2 * self.pad, min_scale);
+                [top as isize - pad, left as isize - pad, wh as isize, ww as isize]
+            }
+        };
         let flip = rng.gen_bool(0.5) && self.mirror;
-        (oy, ox, flip)
+        let mut jitter = [1.0f32; 3];
+        for (f, &v) in jitter.iter_mut().zip(&self.jitter) {
+            if v > 0.0 {
+                *f = rng.gen_range((1.0 - v).max(0.0)..=1.0 + v);
+            }
+        }
+        let cutout = self.cutout.map(|_| [rng.gen_range(0..oh), rng.gen_range(0..ow)]);
+        SampleParams { window, flip, jitter, cutout }
     }
 
-    /// Top-left corner of the centre crop used for test samples.
-    pub fn test_params(&self) -> (isize, isize, bool) {
+    /// The deterministic view of test samples: the centre crop, nothing else.
+    pub fn test_params(&self) -> SampleParams {
         let [_, h, w] = self.in_shape;
         let [oh, ow] = self.out_hw;
-        ((h as isize - oh as isize).div_euclid(2), (w as isize - ow as isize).div_euclid(2), false)
+        let top = (h as isize - oh as isize).div_euclid(2);
+        let left = (w as isize - ow as isize).div_euclid(2);
+        SampleParams { window: [top, left, oh as isize, ow as isize], flip: false, jitter: [1.0; 3], cutout: None }
     }
 }
 
+/// torchvision's `RandomResizedCrop.get_params` on a `ph` x `pw` image: an area share in [min_scale, 1] and a
+/// log-uniform aspect ratio in [3/4, 4/3] until the window fits (at most 10 attempts), then a uniform position;
+/// otherwise the whole image, its aspect ratio clamped to [3/4, 4/3], centred. Returns [top, left, h, w].
+fn resized_window(rng: &mut ChaCha8Rng, ph: usize, pw: usize, min_scale: f32) -> [usize; 4] {
+    let area = ph as f64 * pw as f64;
+    let log_ratio = RATIO[0].ln()..=RATIO[1].ln();
+    for _ in 0..RESIZED_CROP_ATTEMPTS {
+        let target = area * rng.gen_range(min_scale as f64..=1.0);
+        let ratio = rng.gen_range(log_ratio.clone()).exp();
+        let ww = (target * ratio).sqrt().round() as usize;
+        let wh = (target / ratio).sqrt().round() as usize;
+        if (1..=pw).contains(&ww) && (1..=ph).contains(&wh) {
+            return [rng.gen_range(0..=ph - wh), rng.gen_range(0..=pw - ww), wh, ww];
+        }
+    }
+    let in_ratio = pw as f64 / ph as f64;
+    let (wh, ww) = if in_ratio < RATIO[0] {
+        ((pw as f64 / RATIO[0]).round() as usize, pw)
+    } else if in_ratio > RATIO[1] {
+        (ph, (ph as f64 * RATIO[1]).round() as usize)
+    } else {
+        (ph, pw)
+    };
+    let (wh, ww) = (wh.clamp(1, ph), ww.clamp(1, pw));
+    [(ph - wh) / 2, (pw - ww) / 2, wh, ww]
+}
+
 /// Writes preprocessed sample `index` of `ds` into `out` (length = product of the output shape). `train` =
-/// `Some((seed, epoch))` randomises (crop position, mirror); `None` takes the deterministic test view.
+/// `Some((seed, epoch))` randomises (see [`Augment::train_params`]); `None` takes the deterministic test view.
 pub fn write_sample(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Augment, train: Option<(u64, u64)>, sequence_rows: bool, out: &mut [f32]) {
-    let [c, h, w] = ds.shape;
-    let [oh, ow] = aug.out_hw;
-    let (oy, ox, flip) = match train {
+    let params = match train {
         Some((seed, epoch)) => aug.train_params(seed, epoch, index as u64),
         None => aug.test_params(),
     };
+    write_sample_with(ds, index, prep, aug, &params, sequence_rows, out)
+}
+
+/// [`write_sample`] with the random choices given: colour jitter on the source pixels, the window copied or
+/// resampled (and mirrored) into the output, then the cutout zeroed. `params.window` must lie within the padded
+/// image and `params.cutout` within the output (as [`Augment::train_params`] draws them).
+pub fn write_sample_with(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Augment, params: &SampleParams, sequence_rows: bool, out: &mut [f32]) {
     let img = ds.image(index);
-    for ch in 0..c {
-        for y in 0..oh {
-            let sy = oy + y as isize;
-            let row_ok = sy >= 0 && (sy as usize) < h;
-            let base = if sequence_rows { y * c * ow + ch * ow } else { (ch * oh + y) * ow };
-            let dst = &mut out[base..base + ow];
-            if !row_ok {
-                dst.fill(0.0);
-                continue;
+    let geometry = Geometry { shape: ds.shape, out_hw: aug.out_hw, window: params.window, flip: params.flip, sequence_rows };
+    if params.jitter == [1.0; 3] {
+        geometry.write(out, |c, i| prep.value(c, i, img[i]));
+    } else {
+        let pixels = jitter_pixels(img, ds.shape, params.jitter);
+        geometry.write(out, |c, i| prep.value_of(c, i, pixels[i]));
+    }
+    if let (Some([cy, cx]), Some([kh, kw])) = (params.cutout, aug.cutout) {
+        let [c, _, _] = ds.shape;
+        let [oh, ow] = aug.out_hw;
+        let rows = cy.saturating_sub(kh / 2)..(cy + kh - kh / 2).min(oh);
+        let cols = cx.saturating_sub(kw / 2)..(cx + kw - kw / 2).min(ow);
+        for ch in 0..c {
+            for y in rows.clone() {
+                let base = geometry.row_start(ch, y);
+                out[base + cols.start..base + cols.end].fill(0.0);
             }
-            let src_row = (ch * h + sy as usize) * w;
-            for (x, d) in dst.iter_mut().enumerate() {
-                let sx = ox + if flip { (ow - 1 - x) as isize } else { x as isize };
-                *d = if sx >= 0 && (sx as usize) < w {
-                    let i = src_row + sx as usize;
-                    prep.value(ch, i, img[i])
-                } else {
-                    0.0
-                };
+        }
+    }
+}
+
+/// Colour jitter of one CHW image in pixel space (see the module's invariants): the fractional pixel levels.
+pub fn jitter_pixels(img: &[u8], shape: [usize; 3], [brightness, contrast, saturation]: [f32; 3]) -> Vec<f32> {
+    let [c, h, w] = shape;
+    let n = h * w;
+    let mut px: Vec<f32> = img.iter().map(|&p| p as f32).collect();
+    let blend = |x: f32, other: f32, factor: f32| (factor * x + (1.0 - factor) * other).clamp(0.0, 255.0);
+    if brightness != 1.0 {
+        px.iter_mut().for_each(|x| *x = blend(*x, 0.0, brightness));
+    }
+    if contrast != 1.0 {
+        let mean = if c == 3 {
+            (0..n).map(|i| 0.299 * px[i] as f64 + 0.587 * px[n + i] as f64 + 0.114 * px[2 * n + i] as f64).sum::<f64>() / n.max(1) as f64
+        } else {
+            px.iter().map(|&x| x as f64).sum::<f64>() / px.len().max(1) as f64
+        } as f32;
+        px.iter_mut().for_each(|x| *x = blend(*x, mean, contrast));
+    }
+    if saturation != 1.0 && c == 3 {
+        for i in 0..n {
+            let grey = 0.299 * px[i] + 0.587 * px[n + i] + 0.114 * px[2 * n + i];
+            for ch in 0..3 {
+                px[ch * n + i] = blend(px[ch * n + i], grey, saturation);
+            }
+        }
+    }
+    px
+}
+
+/// Where the output's values come from: a window of the (padded) image, copied or resampled, maybe mirrored.
+struct Geometry {
+    shape: [usize; 3],
+    out_hw: [usize; 2],
+    window: [isize; 4],
+    flip: bool,
+    sequence_rows: bool,
+}
+
+impl Geometry {
+    /// Index in the output of channel `ch`, row `y`, column 0.
+    #[inline]
+    fn row_start(&self, ch: usize, y: usize) -> usize {
+        let [c, _, _] = self.shape;
+        let [oh, ow] = self.out_hw;
+        if self.sequence_rows {
+            y * c * ow + ch * ow
+        } else {
+            (ch * oh + y) * ow
+        }
+    }
+
+    /// Fills `out`; `value(c, i)` is the normalised value at CHW position `i` (channel `c`) of the source image.
+    #[inline(always)]
+    fn write(&self, out: &mut [f32], value: impl Fn(usize, usize) -> f32) {
+        let [c, h, w] = self.shape;
+        let [oh, ow] = self.out_hw;
+        let [top, left, wh, ww] = self.window;
+        if wh == oh as isize && ww == ow as isize {
+            for ch in 0..c {
+                for y in 0..oh {
+                    let sy = top + y as isize;
+                    let base = self.row_start(ch, y);
+                    let dst = &mut out[base..base + ow];
+                    if sy < 0 || sy as usize >= h {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src_row = (ch * h + sy as usize) * w;
+                    for (x, d) in dst.iter_mut().enumerate() {
+                        let sx = left + if self.flip { (ow - 1 - x) as isize } else { x as isize };
+                        *d = if sx >= 0 && (sx as usize) < w { value(ch, src_row + sx as usize) } else { 0.0 };
+                    }
+                }
+            }
+            return;
+        }
+        // Bilinear resampling with half-pixel centres (PyTorch's `align_corners=False`), neighbours clamped to
+        // the window: (source index 0, index 1, weight of index 1) per output row and column.
+        let taps = |start: isize, len: isize, n: usize| -> Vec<(isize, isize, f32)> {
+            let step = len as f64 / n as f64;
+            (0..n)
+                .map(|o| {
+                    let s = ((o as f64 + 0.5) * step - 0.5).max(0.0);
+                    let i0 = (s.floor() as isize).min(len - 1);
+                    let i1 = (i0 + 1).min(len - 1);
+                    (start + i0, start + i1, (s - i0 as f64) as f32)
+                })
+                .collect()
+        };
+        let rows = taps(top, wh, oh);
+        let cols = taps(left, ww, ow);
+        let at = |ch: usize, y: isize, x: isize| -> f32 {
+            if y >= 0 && (y as usize) < h && x >= 0 && (x as usize) < w {
+                value(ch, (ch * h + y as usize) * w + x as usize)
+            } else {
+                0.0
+            }
+        };
+        for ch in 0..c {
+            for (y, &(y0, y1, fy)) in rows.iter().enumerate() {
+                let base = self.row_start(ch, y);
+                for (x, d) in out[base..base + ow].iter_mut().enumerate() {
+                    let (x0, x1, fx) = cols[if self.flip { ow - 1 - x } else { x }];
+                    let upper = (1.0 - fx) * at(ch, y0, x0) + fx * at(ch, y0, x1);
+                    let lower = (1.0 - fx) * at(ch, y1, x0) + fx * at(ch, y1, x1);
+                    *d = (1.0 - fy) * upper + fy * lower;
+                }
             }
         }
     }

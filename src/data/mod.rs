@@ -25,7 +25,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use augment::{sample_rng, Augment, Preprocess};
+pub use augment::{sample_rng, write_sample_with, Augment, Preprocess, SampleParams};
 pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, load_cifar10_with, parse_cifar_records, CIFAR10_CLASSES, CIFAR_FILE_RECORDS, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
@@ -241,6 +241,15 @@ pub struct DataConfig {
     pub crop: Option<[usize; 2]>,
     /// Random horizontal mirror with probability 0.5, training only.
     pub mirror: bool,
+    /// Cutout [height, width]: a rectangle of the output zeroed around a uniformly random output pixel,
+    /// clipped at the borders. Training only.
+    pub cutout: Option<[usize; 2]>,
+    /// Colour jitter strengths [brightness, contrast, saturation] in [0, 1] (0 = off): each factor is drawn
+    /// from [1 - v, 1 + v] and applied to the pixels before normalisation. Training only.
+    pub jitter: [f32; 3],
+    /// Random-resized crop: the smallest share of the padded image's area a training window covers, in (0, 1];
+    /// the window (aspect ratio 3/4 to 4/3) is resampled bilinearly to the output size. Training only.
+    pub resized_crop: Option<f32>,
     /// Present each sample as a sequence: T = height steps of F = channels * width features, layout [T, F].
     pub sequence_rows: bool,
     /// Visit the training set in a new seeded order every epoch (`false`: file order).

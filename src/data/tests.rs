@@ -47,6 +47,9 @@ fn test_config(source: Source) -> DataConfig {
         pad: 0,
         crop: None,
         mirror: false,
+        cutout: None,
+        jitter: [0.0; 3],
+        resized_crop: None,
         sequence_rows: false,
         shuffle: true,
         validation: 0,
@@ -413,6 +416,9 @@ mod no_panic {
             crop in proptest::option::of((0usize..12, 0usize..12)), mirror in any::<bool>(), seq in any::<bool>(),
             batch in 0usize..9, n in 1usize..12, drop_last in any::<bool>(), start in 0u64..50,
             mean_image in any::<bool>(), workers in 0usize..4,
+            cutout in proptest::option::of((0usize..12, 0usize..12)),
+            jitter in proptest::array::uniform3(prop_oneof![Just(0.0f32), 0.0f32..1.0, Just(1.0f32), Just(1.5f32), Just(-0.1f32), Just(f32::NAN)]),
+            resized_crop in proptest::option::of(prop_oneof![Just(1.0f32), 0.01f32..1.0, Just(0.0f32), Just(2.0f32), Just(f32::NAN)]),
         ) {
             let spec = SyntheticSpec::new([c, h, w], 3, n, 5, 1);
             let mut cfg = test_config(Source::Synthetic(spec));
@@ -424,6 +430,9 @@ mod no_panic {
             cfg.drop_last = drop_last;
             cfg.mean_image = mean_image;
             cfg.workers = workers;
+            cfg.cutout = cutout.map(|(a, b)| [a, b]);
+            cfg.jitter = jitter;
+            cfg.resized_crop = resized_crop;
             match Pipeline::load(&cfg) {
                 Err(e) => prop_assert!(matches!(e, DataError::Config { .. }), "{:?}", e),
                 Ok(p) => {
@@ -637,6 +646,15 @@ fn preprocess_scale_mean_std_and_mean_image() {
         DataConfig { drop_last: true, train_batch: 64, ..synth_config(40, 10) },
         DataConfig { pad: usize::MAX / 2, ..synth_config(40, 10) },
         DataConfig { crop: Some([usize::MAX, 1]), ..synth_config(40, 10) },
+        DataConfig { cutout: Some([0, 4]), ..synth_config(40, 10) },
+        DataConfig { cutout: Some([usize::MAX, 4]), ..synth_config(40, 10) },
+        DataConfig { jitter: [f32::NAN, 0.0, 0.0], ..synth_config(40, 10) },
+        DataConfig { jitter: [0.0, -0.1, 0.0], ..synth_config(40, 10) },
+        DataConfig { jitter: [0.0, 0.0, 1.5], ..synth_config(40, 10) },
+        DataConfig { resized_crop: Some(0.0), ..synth_config(40, 10) },
+        DataConfig { resized_crop: Some(f32::NAN), ..synth_config(40, 10) },
+        DataConfig { resized_crop: Some(1.5), ..synth_config(40, 10) },
+        DataConfig { jitter: [0.0, 0.0, 0.2], ..test_config(Source::Synthetic(SyntheticSpec::new([1, 8, 8], 4, 40, 10, 7))) },
     ] {
         let e = Pipeline::load(&bad).unwrap_err();
         assert!(matches!(e, DataError::Config { .. }), "{e:?}");
@@ -672,7 +690,8 @@ fn augmentation_pad_crop_mirror_is_a_shifted_copy_and_deterministic() {
             p.train_sample(epoch, idx, &mut a);
             p.train_sample(epoch, idx, &mut b);
             assert_eq!(a, b, "same seed, epoch, index => same sample");
-            let (oy, ox, flip) = p.augment.train_params(99, epoch, idx as u64);
+            let SampleParams { window: [oy, ox, wh, ww], flip, jitter, cutout } = p.augment.train_params(99, epoch, idx as u64);
+            assert_eq!(([wh, ww], jitter, cutout), ([4, 4], [1.0; 3], None), "no resized crop, jitter or cutout");
             assert!((-2..=2).contains(&oy) && (-2..=2).contains(&ox));
             seen_shift.insert((oy, ox));
             seen_flip.insert(flip);
@@ -690,8 +709,272 @@ fn augmentation_pad_crop_mirror_is_a_shifted_copy_and_deterministic() {
     assert_eq!(seen_flip.len(), 2);
     // Without mirror, never flipped; a different seed gives different crops.
     let q = tiny_pipeline(2, None, false, false);
-    assert!((0..50).all(|e| !q.augment.train_params(99, e, 0).2));
+    assert!((0..50).all(|e| !q.augment.train_params(99, e, 0).flip));
     assert!((0..50).any(|e| q.augment.train_params(99, e, 0) != q.augment.train_params(98, e, 0)));
+}
+
+/// A pipeline over `n` images of `shape` whose pixels are `pixel(image, CHW index)`, identity preprocessing,
+/// configured by `set`.
+fn pixel_pipeline(shape: [usize; 3], n: usize, pixel: impl Fn(usize, usize) -> u8, set: impl FnOnce(&mut DataConfig)) -> Result<Pipeline, DataError> {
+    let len = shape.iter().product::<usize>();
+    let images: Vec<u8> = (0..n).flat_map(|i| (0..len).map(move |j| (i, j))).map(|(i, j)| pixel(i, j)).collect();
+    let ds = Dataset::new(images, (0..n as u32).map(|i| i % 2).collect(), shape, 2, vec![], "pixels".into()).unwrap();
+    let mut c = test_config(Source::Synthetic(SyntheticSpec::new(shape, 2, 0, 0, 0)));
+    c.scale = 1.0;
+    c.train_batch = 2;
+    c.test_batch = 4;
+    c.seed = 5;
+    set(&mut c);
+    Pipeline::from_split(&c, Split { train: ds.clone(), test: ds })
+}
+
+fn all_augmentations(c: &mut DataConfig) {
+    c.pad = 1;
+    c.crop = Some([6, 6]);
+    c.mirror = true;
+    c.cutout = Some([3, 2]);
+    c.jitter = [0.4, 0.3, 0.5];
+    c.resized_crop = Some(0.2);
+}
+
+#[test]
+fn new_augmentations_are_deterministic_per_seed_epoch_and_index() {
+    let p = pixel_pipeline([3, 8, 8], 6, |i, j| (7 * i + 3 * j + 1) as u8, all_augmentations).unwrap();
+    let len = p.sample_len();
+    let mut seen = std::collections::HashSet::new();
+    for epoch in 0..4 {
+        for idx in 0..6 {
+            let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+            p.train_sample(epoch, idx, &mut a);
+            p.train_sample(epoch, idx, &mut b);
+            assert_eq!(a, b, "same seed, epoch, index => same sample");
+            let params = p.augment.train_params(5, epoch, idx as u64);
+            assert_eq!(params, p.augment.train_params(5, epoch, idx as u64));
+            assert!(seen.insert(format!("{params:?}")), "epoch {epoch} index {idx} repeats another sample's choices: {params:?}");
+            assert!(a.iter().all(|v| v.is_finite() && (0.0..=255.001).contains(v)), "{a:?} {params:?}");
+        }
+    }
+    // Different indices differ, in their choices and in their values.
+    let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+    p.train_sample(0, 0, &mut a);
+    p.train_sample(0, 1, &mut b);
+    assert_ne!(a, b);
+    // The batch stream produces exactly these samples, whatever the number of workers.
+    let mut c = p.config.clone();
+    let one = collect(p.train_stream(0), 6);
+    c.workers = 3;
+    let many = collect(Pipeline::from_split(&c, Split { train: (*p.train).clone(), test: (*p.test).clone() }).unwrap().train_stream(0), 6);
+    for (x, y) in one.iter().zip(&many) {
+        assert_eq!(x.inputs, y.inputs);
+        for (k, &i) in x.indices.iter().enumerate() {
+            p.train_sample(x.epoch, i as usize, &mut a);
+            assert_eq!(&x.inputs[k * len..(k + 1) * len], &a[..]);
+        }
+    }
+    // Test samples are never randomised: the centre crop of the unjittered image.
+    let t = p.test_stream().next().unwrap();
+    let img = p.test.image(0);
+    for ch in 0..3 {
+        for y in 0..6 {
+            for x in 0..6 {
+                assert_eq!(t.inputs[(ch * 6 + y) * 6 + x], img[(ch * 8 + y + 1) * 8 + x + 1] as f32);
+            }
+        }
+    }
+    // Adding a setting leaves the earlier draws as they were: the crop and mirror of pad/crop/mirror alone.
+    let plain = pixel_pipeline(
+        [3, 8, 8],
+        6,
+        |i, j| (i + j) as u8,
+        |c| {
+            c.pad = 1;
+            c.crop = Some([6, 6]);
+            c.mirror = true;
+        },
+    )
+    .unwrap();
+    let more = pixel_pipeline(
+        [3, 8, 8],
+        6,
+        |i, j| (i + j) as u8,
+        |c| {
+            c.pad = 1;
+            c.crop = Some([6, 6]);
+            c.mirror = true;
+            c.cutout = Some([2, 2]);
+            c.jitter = [0.2, 0.0, 0.2];
+        },
+    )
+    .unwrap();
+    for e in 0..10 {
+        let (x, y) = (plain.augment.train_params(5, e, 3), more.augment.train_params(5, e, 3));
+        assert_eq!((x.window, x.flip), (y.window, y.flip));
+        assert_eq!(y.jitter[1], 1.0, "contrast is off");
+        assert!(y.jitter[0] != 1.0 && y.jitter[2] != 1.0 && y.cutout.is_some());
+    }
+}
+
+#[test]
+fn cutout_zeroes_exactly_a_rectangle_clipped_at_the_borders() {
+    for k in [[1, 1], [3, 3], [4, 4], [2, 5], [9, 9], [20, 3]] {
+        // Every pixel is non-zero, so the zeros are the cutout's.
+        let p = pixel_pipeline([2, 6, 7], 1, |_, j| (j % 250 + 1) as u8, |c| c.cutout = Some(k)).unwrap();
+        assert_eq!(p.augment.out_hw, [6, 7]);
+        let whole = p.test_stream().next().unwrap().inputs;
+        for cy in 0..6 {
+            for cx in 0..7 {
+                let params = SampleParams { window: [0, 0, 6, 7], flip: false, jitter: [1.0; 3], cutout: Some([cy, cx]) };
+                let mut out = vec![f32::NAN; 2 * 42];
+                write_sample_with(&p.train, 0, &p.prep, &p.augment, &params, false, &mut out);
+                let (y0, x0) = (cy as isize - k[0] as isize / 2, cx as isize - k[1] as isize / 2);
+                for ch in 0..2 {
+                    for y in 0..6isize {
+                        for x in 0..7isize {
+                            let i = (ch * 6 + y as usize) * 7 + x as usize;
+                            let inside = (y0..y0 + k[0] as isize).contains(&y) && (x0..x0 + k[1] as isize).contains(&x);
+                            assert_eq!(out[i], if inside { 0.0 } else { whole[i] }, "cutout {k:?} at ({cy}, {cx}): channel {ch} ({y}, {x})");
+                        }
+                    }
+                }
+            }
+        }
+        // Drawn centres lie on the output.
+        for e in 0..50 {
+            let [cy, cx] = p.augment.train_params(1, e, 0).cutout.unwrap();
+            assert!(cy < 6 && cx < 7);
+        }
+    }
+    // A centred odd square away from the borders zeroes exactly k×k values per channel.
+    let p = pixel_pipeline([1, 9, 9], 1, |_, _| 200, |c| c.cutout = Some([3, 3])).unwrap();
+    let params = SampleParams { window: [0, 0, 9, 9], flip: false, jitter: [1.0; 3], cutout: Some([4, 4]) };
+    let mut out = vec![0f32; 81];
+    write_sample_with(&p.train, 0, &p.prep, &p.augment, &params, false, &mut out);
+    assert_eq!(out.iter().filter(|&&v| v == 0.0).count(), 9);
+    assert!((3..6).all(|y| (3..6).all(|x| out[y * 9 + x] == 0.0)));
+}
+
+#[test]
+fn colour_jitter_values() {
+    let shape = [3, 4, 5];
+    let img: Vec<u8> = (0..60).map(|j| (j * 37 % 256) as u8).collect();
+    let px = |f: [f32; 3]| augment::jitter_pixels(&img, shape, f);
+    let orig: Vec<f32> = img.iter().map(|&p| p as f32).collect();
+    // Factor 1 is the identity; brightness scales and clamps; 0 is black.
+    assert_eq!(px([1.0, 1.0, 1.0]), orig);
+    assert_eq!(px([2.0, 1.0, 1.0]), orig.iter().map(|v| (v * 2.0).min(255.0)).collect::<Vec<_>>());
+    assert!(px([0.0, 1.0, 1.0]).iter().all(|&v| v == 0.0));
+    // Contrast 0: every value is the image's mean grey level.
+    let grey: f64 = (0..20).map(|i| 0.299 * orig[i] as f64 + 0.587 * orig[20 + i] as f64 + 0.114 * orig[40 + i] as f64).sum::<f64>() / 20.0;
+    assert!(px([1.0, 0.0, 1.0]).iter().all(|&v| (v as f64 - grey).abs() < 1e-3), "{grey}");
+    // Saturation 0: each pixel's channels are its grey; saturation 2 moves them away from it, clamped.
+    let s0 = px([1.0, 1.0, 0.0]);
+    for i in 0..20 {
+        let g = 0.299 * orig[i] + 0.587 * orig[20 + i] + 0.114 * orig[40 + i];
+        assert!((0..3).all(|c| (s0[c * 20 + i] - g).abs() < 1e-3));
+        let s2 = px([1.0, 1.0, 2.0]);
+        assert!((0..3).all(|c| (s2[c * 20 + i] - (2.0 * orig[c * 20 + i] - g).clamp(0.0, 255.0)).abs() < 1e-3));
+    }
+    // One channel: contrast blends with the plain mean.
+    let grey1: Vec<u8> = (0..16).map(|j| (j * 16) as u8).collect();
+    let c0 = augment::jitter_pixels(&grey1, [1, 4, 4], [1.0, 0.0, 1.0]);
+    assert!(c0.iter().all(|&v| (v - 120.0).abs() < 1e-4), "{c0:?}");
+    // Fractional levels normalise with the same formula as whole ones (a factor of 1 changes nothing).
+    for mean_image in [false, true] {
+        let p = pixel_pipeline(
+            shape,
+            3,
+            |i, j| (i * 50 + j) as u8,
+            |c| {
+                c.scale = 1.0 / 255.0;
+                if mean_image {
+                    c.mean_image = true;
+                } else {
+                    c.mean = Some(vec![0.4, 0.5, 0.6]);
+                    c.std = Some(vec![0.2, 0.25, 0.3]);
+                }
+            },
+        )
+        .unwrap();
+        for i in 0..60 {
+            for level in 0..=255u8 {
+                assert_eq!(p.prep.value(i / 20, i, level), p.prep.value_of(i / 20, i, level as f32));
+            }
+        }
+    }
+}
+
+#[test]
+fn resized_crop_of_the_whole_image_is_the_identity_and_resamples_bilinearly() {
+    // Area share 1 on a square image: the window is always the whole image (an aspect ratio away from 1
+    // overflows a side), so the training view equals the test view.
+    for shape in [[1, 8, 8], [3, 5, 5], [1, 5, 9]] {
+        let p = pixel_pipeline(shape, 2, |i, j| (i * 90 + j * 3) as u8, |c| c.resized_crop = Some(1.0)).unwrap();
+        let test = p.test_stream().next().unwrap().inputs;
+        let len = p.sample_len();
+        for e in 0..20 {
+            let w = p.augment.train_params(5, e, 1).window;
+            let mut a = vec![0f32; len];
+            p.train_sample(e, 1, &mut a);
+            if shape[1] == shape[2] {
+                assert_eq!(w, [0, 0, shape[1] as isize, shape[2] as isize]);
+                assert_eq!(a, test[len..2 * len], "{shape:?}");
+            } else {
+                // 5x9 is wider than 4/3: the fallback keeps the height and centres a 4/3 window.
+                assert_eq!(w, [0, 1, 5, 7]);
+            }
+        }
+    }
+    // Bilinear resampling is exact on a ramp (10 y + x), with neighbours clamped to the window.
+    let ramp = |_: usize, j: usize| (10 * (j / 4) + j % 4) as u8;
+    for (out, window) in [([8usize, 8usize], [0isize, 0, 4, 4]), ([2, 2], [0, 0, 4, 4]), ([3, 5], [1, 1, 2, 3])] {
+        let p = pixel_pipeline([1, 4, 4], 1, ramp, |c| {
+            c.pad = 2;
+            c.crop = Some(out);
+            c.resized_crop = Some(0.5);
+        })
+        .unwrap();
+        let mut o = vec![f32::NAN; out[0] * out[1]];
+        let params = SampleParams { window, flip: false, jitter: [1.0; 3], cutout: None };
+        write_sample_with(&p.train, 0, &p.prep, &p.augment, &params, false, &mut o);
+        let src = |start: isize, len: isize, n: usize, o: usize| -> f32 {
+            let s = ((o as f32 + 0.5) * len as f32 / n as f32 - 0.5).clamp(0.0, (len - 1) as f32);
+            start as f32 + s
+        };
+        for y in 0..out[0] {
+            for x in 0..out[1] {
+                let want = 10.0 * src(window[0], window[2], out[0], y) + src(window[1], window[3], out[1], x);
+                assert!((o[y * out[1] + x] - want).abs() < 1e-4, "{out:?} {window:?} ({y}, {x}): {} vs {want}", o[y * out[1] + x]);
+            }
+        }
+        // Mirrored: the same rows, columns reversed.
+        let mut m = vec![0f32; o.len()];
+        write_sample_with(&p.train, 0, &p.prep, &p.augment, &SampleParams { flip: true, ..params }, false, &mut m);
+        for y in 0..out[0] {
+            assert!((0..out[1]).all(|x| m[y * out[1] + x] == o[y * out[1] + out[1] - 1 - x]));
+        }
+    }
+    // Drawn windows lie in the padded image, cover at least the smallest share and have a ratio in [3/4, 4/3]
+    // (up to rounding to whole pixels).
+    let p = pixel_pipeline(
+        [3, 12, 16],
+        1,
+        |_, j| j as u8,
+        |c| {
+            c.pad = 2;
+            c.resized_crop = Some(0.25);
+        },
+    )
+    .unwrap();
+    let mut sizes = std::collections::HashSet::new();
+    for e in 0..200 {
+        let [top, left, h, w] = p.augment.train_params(9, e, 0).window;
+        assert!(top >= -2 && left >= -2 && top + h <= 14 && left + w <= 18, "{:?}", [top, left, h, w]);
+        assert!((h * w) as f64 >= 0.25 * 16.0 * 20.0 * 0.8 && h * w <= 16 * 20);
+        let r = w as f64 / h as f64;
+        assert!(r > 0.75 * 0.8 && r < 4.0 / 3.0 * 1.25, "{r}");
+        sizes.insert((h, w));
+    }
+    assert!(sizes.len() > 20, "{}", sizes.len());
 }
 
 #[test]

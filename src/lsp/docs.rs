@@ -72,7 +72,10 @@ pub const DATA_SETTINGS: &[(&str, &str)] = &[
     ("scale", "`scale X`: multiply pixels by X first, e.g. `1/255` (default 1)"),
     ("mean", "`mean M1 M2 M3` / `mean image`: subtract a per-channel mean (after scaling) / the training set's mean image"),
     ("std", "`std S1 S2 S3`: then divide by a per-channel standard deviation"),
-    ("augment", "`augment pad=N crop=HxW mirror`: training only: zero padding, random crop, random horizontal flip"),
+    (
+        "augment",
+        "`augment pad=N crop=HxW mirror cutout=K brightness=B contrast=C saturation=S resized_crop=A`: training only: zero padding, random crop (or a random-resized crop of at least A of the area), random horizontal flip, colour jitter (factors in [1 − v, 1 + v]), a K×K square zeroed",
+    ),
     ("sequence", "`sequence rows`: read each image row by row: H steps of C·W features"),
     ("shuffle", "`shuffle false`: keep the training set in file order (default true)"),
 ];
@@ -94,7 +97,7 @@ pub const TRAIN_SETTINGS: &[(&str, &str)] = &[
 pub fn setting_keys(head: &str) -> &'static [&'static str] {
     match head {
         "dataset" => &["shape", "classes", "train", "test"],
-        "augment" => &["pad", "crop", "mirror"],
+        "augment" => &["pad", "crop", "mirror", "cutout", "brightness", "contrast", "saturation", "resized_crop"],
         "solver" => &["momentum", "beta1", "beta2", "eps"],
         "policy" => &["gamma", "stepsize", "power"],
         "eval" => &["every", "batches"],

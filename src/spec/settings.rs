@@ -5,7 +5,7 @@ use super::types::*;
 use crate::args::Args;
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::source::Span;
-use crate::syntax::ast::ValueKind;
+use crate::syntax::ast::{Arg, ValueKind};
 
 /// Largest batch the engine takes (2^24 samples).
 pub const MAX_BATCH: u64 = 1 << 24;
@@ -39,6 +39,89 @@ fn missing_section(section: &str, example: &str, at: Span) -> Diagnostic {
     Diagnostic::error("E0110", format!("missing required section `{section}`"))
         .primary(at, format!("this experiment has no `{section}` section"))
         .help(format!("add a section `{example}`"))
+}
+
+/// Largest colour-jitter strength: a factor in [0, 2].
+pub const MAX_JITTER: f64 = 1.0;
+
+const CUTOUT_HELP: &str =
+    "`cutout=N` zeroes an N×N square (`cutout=HxW`: H×W) around a random pixel of each training image; DeVries & Taylor use 16 on 32×32 images";
+const RESIZED_CROP_HELP: &str =
+    "`resized_crop=S` crops a random area between S and all of each training image (aspect ratio 3/4 to 4/3) and resizes it; torchvision's default is 0.08";
+
+/// Runs `f` and gives the diagnostics it records `help` (where they have none).
+fn hinted<T>(a: &mut Args, help: &str, f: impl FnOnce(&mut Args) -> Option<T>) -> Option<T> {
+    let n = a.diags.len();
+    let r = f(a);
+    for d in &mut a.diags[n..] {
+        d.help.get_or_insert_with(|| help.to_string());
+    }
+    r
+}
+
+/// Where `augment`'s `key=` value is written (the whole `augment` line when it is not).
+fn augment_span(sec: &SettingSection, key: &str) -> Span {
+    let Some(c) = sec.cmds.iter().rev().find(|c| c.cmd.head.name == "augment") else { return sec.header };
+    c.cmd
+        .args
+        .iter()
+        .find_map(|a| match a {
+            Arg::Keyword { key: k, value } if k.name == key => Some(k.span.join(value.span)),
+            _ => None,
+        })
+        .unwrap_or(c.cmd.span)
+}
+
+/// The augmentation against the dataset's images: the crop and the cutout fit, saturation has colour.
+fn augment_fits(aug: &Augment, dataset: &Dataset, sec: &SettingSection) -> Vec<Diagnostic> {
+    let mut diags = vec![];
+    let shape = dataset.sample_shape();
+    if shape.len() != 3 {
+        if aug.saturation > 0.0 {
+            diags.push(no_colour(1, dataset, sec));
+        }
+        return diags;
+    }
+    let (c, padded) = (shape[0], [shape[1] + 2 * aug.pad, shape[2] + 2 * aug.pad]);
+    if let Some(crop) = aug.crop {
+        if crop[0] > padded[0] || crop[1] > padded[1] {
+            let at = sec.cmds.iter().find(|c| c.cmd.head.name == "augment").map(|c| c.cmd.span).unwrap_or(sec.header);
+            diags.push(
+                Diagnostic::error("E0106", format!("crop {}x{} is larger than the padded image {}x{}", crop[0], crop[1], padded[0], padded[1]))
+                    .primary(at, "crop too large"),
+            );
+        }
+    }
+    let out = aug.crop.unwrap_or([shape[1], shape[2]]);
+    if let Some(cut) = aug.cutout.filter(|k| k[0] > out[0] || k[1] > out[1]) {
+        diags.push(
+            Diagnostic::error("E0106", format!("cutout {}x{} is larger than the {}x{} training sample", cut[0], cut[1], out[0], out[1]))
+                .primary(augment_span(sec, "cutout"), "cutout too large")
+                .help(format!("a cutout hides part of the sample: at most {}x{} here; DeVries & Taylor use 16 on 32×32 images", out[0], out[1])),
+        );
+    }
+    if aug.saturation > 0.0 && c != 3 {
+        diags.push(no_colour(c, dataset, sec));
+    }
+    diags
+}
+
+fn no_colour(channels: u64, dataset: &Dataset, sec: &SettingSection) -> Diagnostic {
+    let mut d = Diagnostic::error("E0118", format!("`saturation` needs 3 colour channels, but the images have {channels}"))
+        .primary(augment_span(sec, "saturation"), "saturation of images without colour");
+    if let Some(c) = sec.cmds.iter().rev().find(|c| c.cmd.head.name == "dataset") {
+        d = d.secondary(c.cmd.span, format!("{} has {channels} channel{}", dataset_words(dataset), if channels == 1 { "" } else { "s" }));
+    }
+    d.help("remove `saturation=`; `brightness=` and `contrast=` work on any number of channels")
+}
+
+fn dataset_words(d: &Dataset) -> &'static str {
+    match d {
+        Dataset::Cifar10 => "CIFAR-10",
+        Dataset::Mnist => "MNIST",
+        Dataset::Synthetic { .. } => "this synthetic data set",
+        Dataset::Folder { .. } => "this image folder",
+    }
 }
 
 /// Runs `f` on an [`Args`] for the command and collects its diagnostics, marking overrides.
@@ -186,7 +269,24 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
             }
             "augment" => {
                 if let Some(aug) = with_args(c, what, diags, |a| {
-                    let mut aug = Augment { pad: a.kw_uint("pad", 0).unwrap_or(0), crop: a.kw_pair("crop", 1), mirror: false };
+                    let mut aug = Augment { pad: a.kw_uint("pad", 0).unwrap_or(0), crop: a.kw_pair("crop", 1), ..Augment::default() };
+                    aug.cutout = hinted(a, CUTOUT_HELP, |a| a.kw_pair("cutout", 1));
+                    let [b, c, s] = ["brightness", "contrast", "saturation"].map(|key| {
+                        hinted(a, &format!("`{key}=V` draws a factor from [1 − V, 1 + V] for each training image (0 is off; 0.2 to 0.4 is usual)"), |a| {
+                            a.kw_f64_in(key, 0.0, MAX_JITTER, false)
+                        })
+                        .unwrap_or(0.0)
+                    });
+                    (aug.brightness, aug.contrast, aug.saturation) = (b, c, s);
+                    aug.resized_crop = hinted(a, RESIZED_CROP_HELP, |a| {
+                        let v = a.keyword("resized_crop")?;
+                        let x = a.as_f64(v)?;
+                        if !(x > 0.0 && x <= 1.0) {
+                            a.range_error(v, "`resized_crop` must lie in (0, 1]: the smallest share of the image's area a crop covers");
+                            return None;
+                        }
+                        Some(x)
+                    });
                     if let Some(m) = a.kw_bool("mirror") {
                         aug.mirror = m;
                     }
@@ -232,24 +332,8 @@ pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnost
     if spec.test_batch == 0 {
         spec.test_batch = spec.batch;
     }
-    if let Some(crop) = spec.augment.crop {
-        let shape = dataset.as_ref().map(Dataset::sample_shape).unwrap_or_default();
-        if shape.len() == 3 && (crop[0] > shape[1] + 2 * spec.augment.pad || crop[1] > shape[2] + 2 * spec.augment.pad) {
-            let c = sec.cmds.iter().find(|c| c.cmd.head.name == "augment").map(|c| c.cmd.span).unwrap_or(sec.header);
-            diags.push(
-                Diagnostic::error(
-                    "E0106",
-                    format!(
-                        "crop {}x{} is larger than the padded image {}x{}",
-                        crop[0],
-                        crop[1],
-                        shape[1] + 2 * spec.augment.pad,
-                        shape[2] + 2 * spec.augment.pad
-                    ),
-                )
-                .primary(c, "crop too large"),
-            );
-        }
+    if let Some(d) = &dataset {
+        diags.extend(augment_fits(&spec.augment, d, sec));
     }
     match dataset {
         Some(d) => spec.dataset = d,

@@ -100,6 +100,29 @@ pub struct Augment {
     pub crop: Option<[u64; 2]>,
     /// Random horizontal flip with probability 1/2.
     pub mirror: bool,
+    /// Cutout (H, W): a rectangle zeroed (in the normalised output) around a random pixel, clipped
+    /// at the borders; `None`: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cutout: Option<[u64; 2]>,
+    /// Colour jitter strengths in [0, 1] (0: off): each factor is drawn from [1 − v, 1 + v].
+    /// Applied to the pixels before normalisation: brightness, then contrast, then saturation.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub brightness: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub contrast: f64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub saturation: f64,
+    /// Random-resized crop: the smallest share of the (padded) image's area a training crop covers,
+    /// in (0, 1]; the crop (aspect ratio 3/4 to 4/3) is resized to the output size. `None`: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resized_crop: Option<f64>,
+}
+
+impl Augment {
+    /// The colour jitter strengths: brightness, contrast, saturation.
+    pub fn jitter(&self) -> [f64; 3] {
+        [self.brightness, self.contrast, self.saturation]
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -246,6 +269,10 @@ pub enum StopMetric {
 
 fn is_zero(x: &u64) -> bool {
     *x == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Caffe's learning-rate policies (`solver.proto`), with `it` the iteration:

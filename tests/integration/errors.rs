@@ -543,6 +543,137 @@ fn e0106_crop_larger_than_image() {
     ");
 }
 
+fn augment(line: &str, dataset: &str) -> String {
+    one(&format!("experiment x\ndata {{\n  dataset {dataset}\n  augment {line}\n}}\nmodel {{ input 3x32x32 }}\ntrain {{\n  lr 0.1\n  iterations 10\n}}\n"))
+}
+
+#[test]
+fn e0106_augment_values_out_of_range() {
+    insta::assert_snapshot!(augment("cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0", "cifar10"), @"
+    error[E0106]: setting `data.augment`: must be at least 1
+      ┌─ main.exp:4:18
+      │
+    4 │   augment cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0
+      │                  ^ must be at least 1
+      │
+      = help: `cutout=N` zeroes an N×N square (`cutout=HxW`: H×W) around a random pixel of each training image; DeVries & Taylor use 16 on 32×32 images
+
+    error[E0106]: setting `data.augment`: `brightness` must lie in [0, 1]
+      ┌─ main.exp:4:31
+      │
+    4 │   augment cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0
+      │                               ^^^ `brightness` must lie in [0, 1]
+      │
+      = help: `brightness=V` draws a factor from [1 − V, 1 + V] for each training image (0 is off; 0.2 to 0.4 is usual)
+
+    error[E0106]: setting `data.augment`: `contrast` must lie in [0, 1]
+      ┌─ main.exp:4:44
+      │
+    4 │   augment cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0
+      │                                            ^^^^ `contrast` must lie in [0, 1]
+      │
+      = help: `contrast=V` draws a factor from [1 − V, 1 + V] for each training image (0 is off; 0.2 to 0.4 is usual)
+
+    error[E0106]: setting `data.augment`: `0/0` is not a number (0/0 is undefined)
+      ┌─ main.exp:4:60
+      │
+    4 │   augment cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0
+      │                                                            ^^^ `0/0` is not a number (0/0 is undefined)
+      │
+      = help: `saturation=V` draws a factor from [1 − V, 1 + V] for each training image (0 is off; 0.2 to 0.4 is usual)
+
+    error[E0106]: setting `data.augment`: `resized_crop` must lie in (0, 1]: the smallest share of the image's area a crop covers
+      ┌─ main.exp:4:77
+      │
+    4 │   augment cutout=0 brightness=1.5 contrast=-0.2 saturation=0/0 resized_crop=0
+      │                                                                             ^ `resized_crop` must lie in (0, 1]: the smallest share of the image's area a crop covers
+      │
+      = help: `resized_crop=S` crops a random area between S and all of each training image (aspect ratio 3/4 to 4/3) and resizes it; torchvision's default is 0.08
+    ");
+    insta::assert_snapshot!(augment("resized_crop=1.5 cutout=-4", "cifar10"), @"
+    error[E0106]: setting `data.augment`: `resized_crop` must lie in (0, 1]: the smallest share of the image's area a crop covers
+      ┌─ main.exp:4:24
+      │
+    4 │   augment resized_crop=1.5 cutout=-4
+      │                        ^^^ `resized_crop` must lie in (0, 1]: the smallest share of the image's area a crop covers
+      │
+      = help: `resized_crop=S` crops a random area between S and all of each training image (aspect ratio 3/4 to 4/3) and resizes it; torchvision's default is 0.08
+
+    error[E0106]: setting `data.augment`: must be at least 1
+      ┌─ main.exp:4:35
+      │
+    4 │   augment resized_crop=1.5 cutout=-4
+      │                                   ^^ must be at least 1
+      │
+      = help: `cutout=N` zeroes an N×N square (`cutout=HxW`: H×W) around a random pixel of each training image; DeVries & Taylor use 16 on 32×32 images
+    ");
+}
+
+#[test]
+fn e0104_augment_value_of_the_wrong_type() {
+    insta::assert_snapshot!(augment("cutout=large brightness=high", "cifar10"), @"
+    error[E0104]: setting `data.augment` expects a size like 3 or 3x3 here, found a name
+      ┌─ main.exp:4:18
+      │
+    4 │   augment cutout=large brightness=high
+      │                  ^^^^^ expected a size like 3 or 3x3
+      │
+      = help: `cutout=N` zeroes an N×N square (`cutout=HxW`: H×W) around a random pixel of each training image; DeVries & Taylor use 16 on 32×32 images
+
+    error[E0104]: setting `data.augment` expects a number here, found a name
+      ┌─ main.exp:4:35
+      │
+    4 │   augment cutout=large brightness=high
+      │                                   ^^^^ expected a number
+      │
+      = help: `brightness=V` draws a factor from [1 − V, 1 + V] for each training image (0 is off; 0.2 to 0.4 is usual)
+    ");
+}
+
+#[test]
+fn e0106_cutout_larger_than_the_sample() {
+    insta::assert_snapshot!(augment("pad=4 crop=28x28 cutout=30x8", "cifar10"), @"
+    error[E0106]: cutout 30x8 is larger than the 28x28 training sample
+      ┌─ main.exp:4:28
+      │
+    4 │   augment pad=4 crop=28x28 cutout=30x8
+      │                            ^^^^^^^^^^^ cutout too large
+      │
+      = help: a cutout hides part of the sample: at most 28x28 here; DeVries & Taylor use 16 on 32×32 images
+    ");
+}
+
+#[test]
+fn e0118_saturation_on_grey_images() {
+    insta::assert_snapshot!(augment("mirror brightness=0.2 saturation=0.3", "mnist"), @"
+    error[E0118]: `saturation` needs 3 colour channels, but the images have 1
+      ┌─ main.exp:4:33
+      │
+    3 │   dataset mnist
+      │   ------------- MNIST has 1 channel
+    4 │   augment mirror brightness=0.2 saturation=0.3
+      │                                 ^^^^^^^^^^^^^^ saturation of images without colour
+      │
+      = help: remove `saturation=`; `brightness=` and `contrast=` work on any number of channels
+    ");
+    // The dataset in the base file, the augmentation in the variant.
+    let base = BASE.replace("dataset cifar10", "dataset synthetic shape=1x32x32 classes=10");
+    insta::assert_snapshot!(diagnostics_for(&[("main.exp", "experiment v\nextends \"base.exp\"\ndata { augment saturation=0.4 }\n"), ("base.exp", &base)]), @"
+    error[E0118]: `saturation` needs 3 colour channels, but the images have 1
+      ┌─ main.exp:3:16
+      │
+    3 │ data { augment saturation=0.4 }
+      │                ^^^^^^^^^^^^^^ saturation of images without colour
+      │
+      ┌─ base.exp:3:3
+      │
+    3 │   dataset synthetic shape=1x32x32 classes=10
+      │   ------------------------------------------ this synthetic data set has 1 channel
+      │
+      = help: remove `saturation=`; `brightness=` and `contrast=` work on any number of channels
+    ");
+}
+
 #[test]
 fn e0030_bad_toml_setting() {
     let dir = std::env::temp_dir().join(format!("expc-badtoml-{}", std::process::id()));

@@ -305,6 +305,42 @@ fn log_every_sets_the_metrics_rows() {
 }
 
 #[test]
+fn cutout_colour_jitter_and_resized_crop_reach_the_run_and_repeat_exactly() {
+    let text = BASE.replace("iterations 5", "iterations 10000\n  log every=1");
+    let plain = trained_rows(&text, &["--iterations", "6"]);
+    let all = "augment pad=1 crop=8x8 mirror cutout=4 brightness=0.3 contrast=0.3 saturation=0.3 resized_crop=0.3";
+    let augmented = text.replace("scale 1/255", &format!("scale 1/255\n  {all}"));
+    let rows = trained_rows(&augmented, &["--iterations", "6"]);
+    assert_eq!(column(&rows, 0), ["1", "2", "3", "4", "5", "6"]);
+    assert!(column(&rows, 2).iter().all(|l| l.parse::<f64>().is_ok_and(f64::is_finite)), "{rows:?}");
+    assert!(rows.last().expect("rows")[4].parse::<f64>().is_ok(), "a test accuracy at the end: {rows:?}");
+    assert_eq!(column(&rows, 2), column(&trained_rows(&augmented, &["--iterations", "6"]), 2), "the same spec trains the same");
+    // Each setting alone trains on other samples than no augmentation.
+    for one in ["cutout=4", "brightness=0.3", "contrast=0.3", "saturation=0.3", "resized_crop=0.3"] {
+        let rows = trained_rows(&text.replace("scale 1/255", &format!("scale 1/255\n  augment {one}")), &["--iterations", "3"]);
+        assert_ne!(column(&rows, 2), column(&plain, 2)[..3], "{one}");
+    }
+    // An image folder: random-resized crops of 6x6 for training, the centre 6x6 for evaluation.
+    let d = TempDir::new("pipeline-folder-augment");
+    make_image_folders(&d);
+    let folder = text
+        .replace(
+            "dataset synthetic shape=3x8x8 classes=4 train=64 test=32",
+            "dataset folder \"three\" shape=3x8x8\n  augment crop=6x6 resized_crop=0.08 mirror brightness=0.4 cutout=2",
+        )
+        .replace("batch 16", "batch 3")
+        .replace("input 3x8x8", "input 3x6x6")
+        .replace("fc1: fc 4", "fc1: fc 3");
+    std::fs::write(d.join("spec.exp"), folder).expect("write");
+    let (code, out, err) = expc_in(&d, &["run", "spec.exp", "--out", "runs", "--quiet", "--threads", "1", "--iterations", "4"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = out.lines().find_map(|l| l.strip_prefix("run folder: ")).expect("prints its run folder");
+    let rows = metrics_rows(&d.join(dir.trim()));
+    assert_eq!(column(&rows, 0), ["1", "2", "3", "4"]);
+    assert!(rows.last().expect("rows")[4].parse::<f64>().is_ok(), "{rows:?}");
+}
+
+#[test]
 fn iterations_flag_drives_every_policy_and_the_default_log_interval() {
     // Policies in Caffe's form; `poly` decays to 0 at the run's last iteration, so it must use
     // `--iterations`, not the spec's 10000.

@@ -390,3 +390,86 @@ fn torch_data_pipeline_equals_the_native_test_batches() {
         assert_eq!(labels, native.labels, "{name}");
     }
 }
+
+/// (index, [top, left, height, width], flip, [brightness, contrast, saturation], cutout centre).
+type AugmentCase = (usize, [isize; 4], bool, [f32; 3], Option<[usize; 2]>);
+
+/// train.py's cutout, colour jitter and random-resized crop compute what the native pipeline does, value
+/// for value, for the same random choices (the generators differ, so the choices are given: windows in
+/// and out of the padding, resized up and down, mirrored or not, jitter factors, cutout centres at the
+/// borders); and its training batches with every setting on are drawn per (seed, epoch, index).
+#[test]
+fn torch_augmentations_compute_the_native_values_for_the_same_choices() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("torch-augment");
+    let text = "experiment a\ndata {\n  dataset synthetic shape=3x8x8 classes=4 train=64 test=20\n  batch 8\n  scale 1/255\n  mean 0.5 0.4 0.3\n  std 0.2 0.3 0.25\n  \
+                augment pad=2 crop=6x6 mirror cutout=3x2 brightness=0.4 contrast=0.4 saturation=0.4 resized_crop=0.3\n}\n\
+                model {\n  input 3x6x6\n  fc 4\n  loss\n}\ntrain {\n  lr 0.1\n  iterations 1\n}\n";
+    let c = expc::compile::compile_text("a.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+    let checked = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
+    let plan = expc::lower::lower(&checked).expect("lowers");
+    let code = dir.join("code");
+    export(&checked, &plan, &code);
+    let exp = &checked.experiment;
+    let settings =
+        expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
+    let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
+    let pipeline = expc::data::Pipeline::load(&config).expect("data");
+    expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");
+    let cases: Vec<AugmentCase> = vec![
+        (0, [0, 0, 6, 6], false, [1.0, 1.0, 1.0], None),
+        (1, [-2, -1, 6, 6], true, [1.3, 1.0, 1.0], Some([0, 0])),
+        (2, [1, 2, 6, 6], false, [1.0, 0.6, 1.0], Some([5, 5])),
+        (3, [0, 0, 8, 8], false, [1.0, 1.0, 0.7], Some([2, 3])),
+        (4, [-2, -2, 12, 12], true, [0.8, 1.4, 1.2], Some([3, 0])),
+        (5, [1, -1, 3, 4], false, [1.2, 0.7, 0.0], Some([1, 5])),
+        (6, [-1, 0, 5, 9], true, [0.6, 0.6, 1.4], None),
+        (7, [2, 3, 2, 2], false, [1.4, 1.4, 1.4], Some([4, 2])),
+    ];
+    let len = pipeline.sample_len();
+    let mut native = vec![];
+    for (index, window, flip, jitter, cutout) in &cases {
+        let params = expc::data::SampleParams { window: *window, flip: *flip, jitter: *jitter, cutout: *cutout };
+        let mut out = vec![0f32; len];
+        expc::data::write_sample_with(&pipeline.train, *index, &pipeline.prep, &pipeline.augment, &params, false, &mut out);
+        native.extend(out);
+    }
+    let json = serde_json::to_string(&cases).expect("json");
+    let script = r#"
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import train
+from safetensors_io import save_tensors
+data = train.Data(sys.argv[1])
+oh, ow = train.CROP
+out = []
+for index, (top, left, wh, ww), flip, factors, centre in json.loads(sys.argv[3]):
+    px = train.jitter_sample(data.train_images[index].astype(np.float32), *factors)
+    x = np.pad(train.preprocess(px[None])[0], ((0, 0), (train.PAD, train.PAD), (train.PAD, train.PAD)))
+    s = x[:, top + train.PAD : top + train.PAD + wh, left + train.PAD : left + train.PAD + ww]
+    s = train.resize(s, oh, ow) if (wh, ww) != (oh, ow) else s
+    s = np.ascontiguousarray(s[:, :, ::-1] if flip else s)
+    if centre is not None:
+        train.cut(s, *centre)
+    out.append(s)
+b1 = data.train_batch(0)[0]
+b2 = train.Data(sys.argv[1]).train_batch(0)[0]
+save_tensors(sys.argv[2], {"x": train.torch.from_numpy(np.stack(out)), "batch": b1, "again": b2})
+"#;
+    let file = dir.join("aug.safetensors");
+    let out = Command::new(&py).args(["-c", script]).arg(&code).arg(&file).arg(&json).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = checkpoint::load(&file).expect("tensors");
+    let (shape, x) = t.get("x").expect("x");
+    assert_eq!(shape, &vec![cases.len(), 3, 6, 6]);
+    for (k, (a, b)) in native.chunks(len).zip(x.chunks(len)).enumerate() {
+        let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "case {k} {:?}: native and train.py differ by {worst}\nnative {a:?}\ntorch  {b:?}", cases[k]);
+    }
+    let (bshape, batch) = t.get("batch").expect("batch");
+    assert_eq!(bshape, &vec![8, 3, 6, 6]);
+    assert!(batch.iter().all(|v| v.is_finite()));
+    assert!(batch.iter().filter(|&&v| v == 0.0).count() >= 8 * 3 * 2, "every sample has a cutout");
+    assert_eq!(batch, &t.get("again").expect("again").1, "the same (seed, epoch, index) gives the same sample");
+}

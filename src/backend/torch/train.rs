@@ -147,12 +147,23 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
         let _ = writeln!(s, "STD = {}", floats(sd, channels));
     }
     let aug = &d.augment;
-    let augmenting = aug.pad > 0 || aug.crop.is_some() || aug.mirror;
+    let augmenting = aug.pad > 0 || aug.crop.is_some() || aug.mirror || aug.cutout.is_some() || aug.resized_crop.is_some();
+    let jittering = aug.jitter().iter().any(|&v| v > 0.0);
     if augmenting {
         let crop = aug.crop.unwrap_or([shape3[1], shape3[2]]);
         let _ = writeln!(s, "PAD = {}", aug.pad);
         let _ = writeln!(s, "CROP = ({}, {})", crop[0], crop[1]);
         let _ = writeln!(s, "MIRROR = {}", if aug.mirror { "True" } else { "False" });
+        if let Some([h, w]) = aug.cutout {
+            let _ = writeln!(s, "CUTOUT = ({h}, {w})");
+        }
+        if let Some(min) = aug.resized_crop {
+            let _ = writeln!(s, "RESIZED_CROP = {}  # the smallest share of the padded image's area", py_f(min));
+        }
+    }
+    if jittering {
+        let [b, c, sat] = aug.jitter();
+        let _ = writeln!(s, "JITTER = ({}, {}, {})  # brightness, contrast, saturation", py_f(b), py_f(c), py_f(sat));
     }
     let root = match &d.dataset {
         Dataset::Synthetic { .. } => "os.path.dirname(os.path.abspath(__file__))".to_string(),
@@ -180,11 +191,36 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
     }
     if augmenting {
         let crop = aug.crop.unwrap_or([shape3[1], shape3[2]]);
-        let mut a = section("augment").replace("{{PAD}}", &aug.pad.to_string()).replace("{{CROP}}", &format!("{}x{}", crop[0], crop[1]));
-        if !aug.mirror {
-            a = a.replace(", random mirror", "");
+        let window = if aug.resized_crop.is_some() {
+            "        top, left, wh, ww = resized_window(rng, h + 2 * PAD, w + 2 * PAD)\n        sample = resize(padded[k, :, top : top + wh, left : left + ww], oh, ow)\n"
+        } else {
+            "        top = rng.integers(0, h + 2 * PAD - oh + 1)\n        left = rng.integers(0, w + 2 * PAD - ow + 1)\n        sample = padded[k, :, top : top + oh, left : left + ow]\n"
+        };
+        let mut what = vec![format!("pad {} zeros (after normalisation)", aug.pad)];
+        what.push(match aug.resized_crop {
+            Some(min) => format!("random-resized crop (area share {}..1, aspect ratio 3/4..4/3) to {}x{}", py_f(min), crop[0], crop[1]),
+            None => format!("random crop {}x{}", crop[0], crop[1]),
+        });
+        if aug.mirror {
+            what.push("random mirror".into());
         }
+        if let Some([h, w]) = aug.cutout {
+            what.push(format!("cutout {h}x{w} (zeros, clipped at the borders)"));
+        }
+        let a = section("augment")
+            .replace("{{WHAT}}", &what.join(", "))
+            .replace("{{WINDOW}}", window)
+            .replace("{{CUTOUT}}", if aug.cutout.is_some() { "        cut(out[k], int(rng.integers(0, oh)), int(rng.integers(0, ow)))\n" } else { "" });
         s.push_str(&a);
+        if aug.resized_crop.is_some() {
+            s.push_str(section("resized_crop"));
+        }
+        if aug.cutout.is_some() {
+            s.push_str(section("cutout"));
+        }
+    }
+    if jittering {
+        s.push_str(section("jitter"));
     }
     let order = if d.shuffle {
         "        \"\"\"A new seeded order every epoch (expc's rule; its generator differs).\"\"\"\n        return np.random.default_rng([SEED, epoch, 0x5348]).permutation(len(self.train_labels))\n"
@@ -208,6 +244,7 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
         )
         .replace("{{FIT_MEAN_IMAGE}}", fit)
         .replace("{{ORDER}}", order)
+        .replace("{{JITTER_TRAIN}}", if jittering { "jitter(self.train_images[indices], indices, epoch)" } else { "self.train_images[indices]" })
         .replace("{{AUGMENT_TRAIN}}", if augmenting { "        x = augment(x, indices, epoch)\n" } else { "" })
         .replace("{{AUGMENT_TEST}}", if aug.crop.is_some() { "            x = centre(x)\n" } else { "" });
     s.push_str(&batches);

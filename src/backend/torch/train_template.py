@@ -117,7 +117,7 @@ def preprocess(images):
 
 
 def augment(x, indices, epoch):
-    """Training only: pad {{PAD}} zeros (after normalisation), random crop {{CROP}}, random mirror.
+    """Training only: {{WHAT}}.
 
     Each sample's choice depends on (seed, epoch, sample index) only (expc's rule; its generator differs).
     """
@@ -127,11 +127,8 @@ def augment(x, indices, epoch):
     out = np.empty((n, c, oh, ow), dtype=np.float32)
     for k, index in enumerate(indices):
         rng = np.random.default_rng([SEED, epoch, int(index)])
-        top = rng.integers(0, h + 2 * PAD - oh + 1)
-        left = rng.integers(0, w + 2 * PAD - ow + 1)
-        sample = padded[k, :, top : top + oh, left : left + ow]
-        out[k] = sample[:, :, ::-1] if MIRROR and rng.random() < 0.5 else sample
-    return out
+{{WINDOW}}        out[k] = sample[:, :, ::-1] if MIRROR and rng.random() < 0.5 else sample
+{{CUTOUT}}    return out
 
 
 def centre(x):
@@ -139,6 +136,83 @@ def centre(x):
     h, w = x.shape[2:]
     top, left = (h - CROP[0]) // 2, (w - CROP[1]) // 2
     return x[:, :, top : top + CROP[0], left : left + CROP[1]]
+
+#@ resized_crop
+
+
+def resized_window(rng, ph, pw):
+    """torchvision's RandomResizedCrop on a ph x pw image: an area share in [RESIZED_CROP, 1] and a log-uniform
+    aspect ratio in [3/4, 4/3] until the window fits (10 attempts), else the whole image, its ratio clamped."""
+    for _ in range(10):
+        target = ph * pw * rng.uniform(RESIZED_CROP, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        ww, wh = math.floor(math.sqrt(target * ratio) + 0.5), math.floor(math.sqrt(target / ratio) + 0.5)
+        if 0 < ww <= pw and 0 < wh <= ph:
+            return int(rng.integers(0, ph - wh + 1)), int(rng.integers(0, pw - ww + 1)), wh, ww
+    wh, ww = ph, pw
+    if pw / ph < 3 / 4:
+        wh = min(max(math.floor(pw / (3 / 4) + 0.5), 1), ph)
+    elif pw / ph > 4 / 3:
+        ww = min(max(math.floor(ph * (4 / 3) + 0.5), 1), pw)
+    return (ph - wh) // 2, (pw - ww) // 2, wh, ww
+
+
+def resize(x, oh, ow):
+    """Bilinear resampling of [C, H, W] to [C, oh, ow], half-pixel centres (align_corners=False)."""
+
+    def taps(n_in, n_out):
+        s = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+        i0 = np.minimum(np.floor(s).astype(np.int64), n_in - 1)
+        return i0, np.minimum(i0 + 1, n_in - 1), (s - i0).astype(np.float32)
+
+    y0, y1, fy = taps(x.shape[1], oh)
+    x0, x1, fx = taps(x.shape[2], ow)
+    upper = (1 - fx) * x[:, y0][:, :, x0] + fx * x[:, y0][:, :, x1]
+    lower = (1 - fx) * x[:, y1][:, :, x0] + fx * x[:, y1][:, :, x1]
+    return ((1 - fy)[:, None] * upper + fy[:, None] * lower).astype(np.float32)
+
+#@ cutout
+
+
+def cut(sample, cy, cx):
+    """Zeroes the CUTOUT rectangle of [C, H, W] around (cy, cx), clipped at the borders (in place)."""
+    kh, kw = CUTOUT
+    top, left = max(cy - kh // 2, 0), max(cx - kw // 2, 0)
+    sample[:, top : cy - kh // 2 + kh, left : cx - kw // 2 + kw] = 0.0
+
+#@ jitter
+
+
+def jitter(images, indices, epoch):
+    """Training only: colour jitter of the u8 pixels before normalisation (fractional levels, not rounded).
+
+    Factors drawn from [1 - v, 1 + v] for (brightness, contrast, saturation) = JITTER (0: off), applied in that
+    order; each sample's factors depend on (seed, epoch, sample index) only (expc's rule; its generator differs).
+    """
+    x = images.astype(np.float32)
+    for k, index in enumerate(indices):
+        rng = np.random.default_rng([SEED, epoch, int(index), 1])
+        x[k] = jitter_sample(x[k], *[rng.uniform(1 - v, 1 + v) if v > 0 else 1.0 for v in JITTER])
+    return x
+
+
+def jitter_sample(x, brightness, contrast, saturation):
+    """One [C, H, W] image of pixel levels: x * brightness, then a blend with its mean grey level (contrast),
+    then with each pixel's grey 0.299 R + 0.587 G + 0.114 B (saturation), clamped to [0, 255] after each."""
+
+    def blend(a, b, f):
+        return np.clip(np.float32(f) * a + (np.float32(1) - np.float32(f)) * b, 0, 255).astype(np.float32)
+
+    if brightness != 1:
+        x = blend(x, np.float32(0), brightness)
+    if contrast != 1:
+        y = x.astype(np.float64)
+        grey = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]) if len(x) == 3 else y
+        x = blend(x, np.float32(grey.mean()), contrast)
+    if saturation != 1 and len(x) == 3:
+        grey = np.float32(0.299) * x[0] + np.float32(0.587) * x[1] + np.float32(0.114) * x[2]
+        x = blend(x, grey[None], saturation)
+    return x
 
 #@ batches
 
@@ -163,7 +237,7 @@ class Data:
         if getattr(self, "_epoch", None) != epoch:
             self._epoch, self._order = epoch, self.order(epoch)
         indices = self._order[step * BATCH : (step + 1) * BATCH]
-        x = preprocess(self.train_images[indices])
+        x = preprocess({{JITTER_TRAIN}})
 {{AUGMENT_TRAIN}}        return as_input(x), torch.from_numpy(self.train_labels[indices]), epoch
 
     def test_batches(self, limit):

@@ -3,7 +3,8 @@
 # checked graph and recipe lowered to PyTorch: same net, initialisers, solver, schedule, data
 # pipeline, evaluations), on real data, one configuration after the other in one invocation.
 #
-# Usage: bench/run_path.sh [--quick]      (THREADS=1 for one thread, ONLY=NAME for one net)
+# Usage: bench/run_path.sh [--quick]      (THREADS=1 for one thread, ONLY=NAME for one net,
+#        EXPC_SIMD=avx2 to run the engine's AVX2 kernels on an AVX-512 machine)
 # Writes bench/out/run_path.jsonl and prints a table; the README's speed table is this output.
 # Data: MNIST from ../shared/data/mnist (else the 5,000 digits in data/mnist-small); CIFAR-10 from
 # ../shared/data/cifar10-jpg.tar.gz, converted once into bench/out/cifar10 (skipped when absent).
@@ -33,7 +34,7 @@ if [[ -f ../shared/data/cifar10-jpg.tar.gz ]]; then
 fi
 isa=$(grep -m1 -o -w 'avx512f' /proc/cpuinfo || true)
 [[ -z $isa ]] && isa=$(grep -m1 -o -w 'avx2' /proc/cpuinfo || echo "none")
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; widest SIMD: $isa; threads: $THREADS"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; widest SIMD: $isa; threads: $THREADS; EXPC_SIMD=${EXPC_SIMD:-unset}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)  (timings are only comparable on an idle machine)"
 RESULTS=$OUT/run_path.jsonl
 : > "$RESULTS"
@@ -73,6 +74,8 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 spec = json.load(open(sys.argv[1].replace("summary.json", "spec.json")))
 name, backend, iters, start, end, threads, isa = sys.argv[2:]
+# The kernels that ran, as the engine reports it (PyTorch's own dispatch is not reported).
+isa = s.get("simd", isa)
 batch = spec["data"]["batch"]
 print(json.dumps({
     "net": name, "backend": backend, "iterations": int(iters), "batch": batch, "threads": int(threads), "isa": isa,
@@ -90,13 +93,13 @@ by = {}
 for r in rows:
     by.setdefault(r["net"], {})[r["backend"]] = r
 print()
-print("| net | iterations × batch | expc img/s (training) | PyTorch img/s (training) | ratio | expc end to end | PyTorch end to end | ratio | expc peak RSS |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| net | iterations × batch | expc kernels | expc img/s (training) | PyTorch img/s (training) | ratio | expc end to end | PyTorch end to end | ratio | expc peak RSS |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for net, v in by.items():
     e, t = v.get("native"), v.get("torch")
     if not (e and t):
         continue
-    print(f"| {net} | {e['iterations']} × {e['batch']} | {e['train_img_per_s']:.0f} | {t['train_img_per_s']:.0f} | {e['train_img_per_s'] / t['train_img_per_s']:.2f} "
+    print(f"| {net} | {e['iterations']} × {e['batch']} | {e['isa']} | {e['train_img_per_s']:.0f} | {t['train_img_per_s']:.0f} | {e['train_img_per_s'] / t['train_img_per_s']:.2f} "
           f"| {e['end_to_end_s']:.1f} s | {t['end_to_end_s']:.1f} s | {t['end_to_end_s'] / e['end_to_end_s']:.2f} | {e['peak_rss_mib']:.0f} MiB |")
 PY
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

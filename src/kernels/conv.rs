@@ -160,7 +160,7 @@ pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     if g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx512f") {
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() == super::Simd::Avx512 {
                 // SAFETY: T is f32; AVX-512F detected; every row copy stays inside x and col
                 // (the window is inside the input in this branch and col has C·kh·kw·hw elements).
                 unsafe {

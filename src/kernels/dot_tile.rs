@@ -237,7 +237,7 @@ pub fn gemm_nt_acc_batched<T: Float>(
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;
-        if TypeId::of::<T>() == TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx512f") {
+        if TypeId::of::<T>() == TypeId::of::<f32>() && super::simd() == super::Simd::Avx512 {
             // SAFETY: T is f32 (same layout); AVX-512F was detected; bounds checked above.
             unsafe {
                 let a = std::slice::from_raw_parts(a.as_ptr() as *const f32, a.len());
@@ -251,12 +251,12 @@ pub fn gemm_nt_acc_batched<T: Float>(
         let (a, b) = (&a[s * a_bs..], &b[s * b_bs..]);
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the required CPU features were detected at run time.
+            if super::simd() == super::Simd::Avx512 {
+                // SAFETY: the required CPU features were detected at run time (`simd`).
                 unsafe { kernel_avx512(m, n, p, a, lda, b, ldb, c, ldc) };
                 continue;
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if super::simd() >= super::Simd::Avx2 {
                 // SAFETY: as above.
                 unsafe { kernel_avx2(m, n, p, a, lda, b, ldb, c, ldc) };
                 continue;

@@ -60,7 +60,7 @@ pub fn matmul<T: Float>(m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRe
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;
-        if TypeId::of::<T>() == TypeId::of::<f32>() && !FORCE_GEMM_CRATE.with(|f| f.get()) && std::arch::is_x86_feature_detected!("avx512f") {
+        if TypeId::of::<T>() == TypeId::of::<f32>() && !FORCE_GEMM_CRATE.with(|f| f.get()) && super::simd() == super::Simd::Avx512 {
             if b.cs == 1 {
                 // SAFETY: T is f32; AVX-512F detected; extents checked above.
                 unsafe {

@@ -29,6 +29,52 @@ pub mod pool;
 pub mod rnn;
 pub mod softmax_ce;
 
+/// The instruction set the kernels dispatch to, detected once per process: AVX-512F (register
+/// tiles of 16 lanes, the hand-written GEMM and im2col), AVX2+FMA (8-lane tiles, the `gemm`
+/// crate's own AVX2 kernels), or portable code. `EXPC_SIMD=avx2` or `EXPC_SIMD=portable` caps it
+/// (to measure the paths of smaller machines on a bigger one); a cap above what the CPU has is
+/// ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+impl Simd {
+    pub fn name(self) -> &'static str {
+        match self {
+            Simd::Portable => "portable",
+            Simd::Avx2 => "avx2+fma",
+            Simd::Avx512 => "avx512f",
+        }
+    }
+}
+
+/// See [`Simd`].
+pub fn simd() -> Simd {
+    static DETECTED: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut have = Simd::Portable;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                have = Simd::Avx2;
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    have = Simd::Avx512;
+                }
+            }
+        }
+        let cap = match std::env::var("EXPC_SIMD").ok().as_deref() {
+            Some("portable") => Simd::Portable,
+            Some("avx2") => Simd::Avx2,
+            _ => Simd::Avx512,
+        };
+        have.min(cap)
+    })
+}
+
 use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};

@@ -86,27 +86,31 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
         }
         return;
     }
+    // General windows (overlapping 3×3/s2 of Caffe's nets, padding, ceil rounding): the column
+    // ranges are computed once per call, and the running maximum is a select rather than a
+    // branch (which the data would mispredict about half the time).
+    let cols: Vec<(usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).map(|(a, b, _)| (a, b)).collect();
     for pl in 0..n * g.c {
         let xp = &x[pl * ip..(pl + 1) * ip];
         let yp = &mut y[pl * op..(pl + 1) * op];
         let ap = &mut argmax[pl * op..(pl + 1) * op];
         for oy in 0..g.ho {
             let (y0, y1, _) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
-            for ox in 0..g.wo {
-                let (x0, x1, _) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
+            let yr = &mut yp[oy * g.wo..(oy + 1) * g.wo];
+            let ar = &mut ap[oy * g.wo..(oy + 1) * g.wo];
+            for (ox, &(x0, x1)) in cols.iter().enumerate() {
                 let mut best = T::NEG_INFINITY;
                 let mut bi = (y0 * g.w + x0) as u32;
                 for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let v = xp[iy * g.w + ix];
-                        if v > best {
-                            best = v;
-                            bi = (iy * g.w + ix) as u32;
-                        }
+                    let base = iy * g.w;
+                    for (k, &v) in xp[base + x0..base + x1].iter().enumerate() {
+                        let gt = v > best;
+                        best = if gt { v } else { best };
+                        bi = if gt { (base + x0 + k) as u32 } else { bi };
                     }
                 }
-                yp[oy * g.wo + ox] = best;
-                ap[oy * g.wo + ox] = bi;
+                yr[ox] = best;
+                ar[ox] = bi;
             }
         }
     }

@@ -27,6 +27,10 @@ pub struct Summary {
     /// The engine's memory model's estimate of the same, made before allocating (as
     /// `compile --report` prints it).
     pub estimated_bytes: Option<u64>,
+    /// The instruction set the engine's kernels ran on (`avx512f`, `avx2+fma`, `portable`; see
+    /// `kernels::Simd`); absent for other backends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simd: Option<&'static str>,
     pub expc_version: String,
 }
 
@@ -77,6 +81,7 @@ pub fn train(
         peak_rss_bytes: run_folder::peak_rss_bytes(),
         engine_bytes: model.engine_bytes(),
         estimated_bytes: estimated,
+        simd: Some(crate::kernels::simd().name()),
         expc_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let text = serde_json::to_string_pretty(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;

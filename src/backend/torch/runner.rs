@@ -267,6 +267,7 @@ pub fn train(checked: &Checked, dir: &Path, launch: &Launch, resuming: bool, obs
         peak_rss_bytes: v.get("peak_rss_bytes").and_then(|x| x.as_u64()),
         engine_bytes: 0,
         estimated_bytes: None,
+        simd: None,
         expc_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let mut json = serde_json::to_value(&summary).map_err(|e| RunError::new("E0500", e.to_string()))?;

@@ -63,6 +63,18 @@ impl ConvGeom {
     }
 }
 
+/// Zeroes a short row (portable path).
+fn zero_short<T: Float>(dst: &mut [T]) {
+    let mut d8 = dst.chunks_exact_mut(8);
+    for d in &mut d8 {
+        let d: &mut [T; 8] = d.try_into().unwrap_or_else(|_| unreachable!());
+        *d = [T::ZERO; 8];
+    }
+    for v in d8.into_remainder() {
+        *v = T::ZERO;
+    }
+}
+
 /// Copies a short row without a `memcpy` call (call overhead dominates for ~10–30
 /// elements): 8-wide array moves, then a 4-wide one, then up to 3 scalars.
 #[inline(always)]
@@ -153,10 +165,138 @@ unsafe fn im2col_s1_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     }
 }
 
+/// im2col for stride 1 with zero padding, f32 AVX-512: each output row is one masked load (the
+/// lanes inside the input; masked-off lanes read nothing and become 0) and one masked store per
+/// 16 columns, so padding costs no separate fill and no row is a `memcpy` call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let hw = g.ho * g.wo;
+    assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw && g.sh == 1 && g.sw == 1);
+    let nblk = g.wo.div_ceil(16);
+    let lanes = |lo: usize, hi: usize| -> __mmask16 {
+        let bits = |n: usize| if n >= 16 { 0xFFFFu32 } else { (1u32 << n) - 1 };
+        (bits(hi) & !bits(lo)) as __mmask16
+    };
+    let store: Vec<__mmask16> = (0..nblk).map(|b| lanes(0, g.wo - 16 * b)).collect();
+    let mut valid: Vec<__mmask16> = vec![0; nblk];
+    let xp = x.as_ptr();
+    let cp = col.as_mut_ptr();
+    let zero = _mm512_setzero_ps();
+    let mut row = 0;
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                // Columns ox with 0 <= ox + xoff < w read the input.
+                let xoff = (j * g.dw) as isize - g.pw as isize;
+                let lo = (-xoff).clamp(0, g.wo as isize) as usize;
+                let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
+                for (b, v) in valid.iter_mut().enumerate() {
+                    *v = lanes(lo.saturating_sub(16 * b), hi.saturating_sub(16 * b)) & store[b];
+                }
+                let dst = cp.add(row * hw);
+                for oy in 0..g.ho {
+                    let d = dst.add(oy * g.wo);
+                    let iy = (oy + i * g.dh) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        for (b, &m) in store.iter().enumerate() {
+                            _mm512_mask_storeu_ps(d.add(16 * b), m, zero);
+                        }
+                        continue;
+                    }
+                    // May point before the row (or the buffer): only lanes in `valid` are read.
+                    let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
+                    for b in 0..nblk {
+                        let v = _mm512_maskz_loadu_ps(valid[b], src.wrapping_add(16 * b));
+                        _mm512_mask_storeu_ps(d.add(16 * b), store[b], v);
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// The AVX2 form of [`im2col_s1_padded_avx512`]: 8 columns per masked load/store.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn im2col_s1_padded_avx2(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let hw = g.ho * g.wo;
+    assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw && g.sh == 1 && g.sw == 1);
+    let nblk = g.wo.div_ceil(8);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // Lanes l with lo <= 8b + l < hi, as an all-ones/all-zeros mask per lane.
+    let lanes = |lo: usize, hi: usize, b: usize| -> __m256i {
+        let ox = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * b as i32));
+        let ge_lo = _mm256_cmpgt_epi32(ox, _mm256_set1_epi32(lo as i32 - 1));
+        let lt_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi as i32), ox);
+        _mm256_and_si256(ge_lo, lt_hi)
+    };
+    let store: Vec<__m256i> = (0..nblk).map(|b| lanes(0, g.wo, b)).collect();
+    let mut valid: Vec<__m256i> = store.clone();
+    let xp = x.as_ptr();
+    let cp = col.as_mut_ptr();
+    let zero = _mm256_setzero_ps();
+    let mut row = 0;
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let xoff = (j * g.dw) as isize - g.pw as isize;
+                let lo = (-xoff).clamp(0, g.wo as isize) as usize;
+                let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
+                for (b, v) in valid.iter_mut().enumerate() {
+                    *v = lanes(lo, hi, b);
+                }
+                let dst = cp.add(row * hw);
+                for oy in 0..g.ho {
+                    let d = dst.add(oy * g.wo);
+                    let iy = (oy + i * g.dh) as isize - g.ph as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        for (b, &m) in store.iter().enumerate() {
+                            _mm256_maskstore_ps(d.add(8 * b), m, zero);
+                        }
+                        continue;
+                    }
+                    let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
+                    for b in 0..nblk {
+                        let v = _mm256_maskload_ps(src.wrapping_add(8 * b), valid[b]);
+                        _mm256_maskstore_ps(d.add(8 * b), store[b], v);
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
 /// Unfolds one sample `x [C,H,W]` into `col [C·kh·kw, Ho·Wo]`.
 pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     let hw = g.ho * g.wo;
     let col = &mut col[..g.c * g.kh * g.kw * hw];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+            && g.sh == 1
+            && g.sw == 1
+            && (g.ph > 0 || g.pw > 0)
+            && super::simd() >= super::Simd::Avx2
+        {
+            // SAFETY: T is f32; the instruction set was detected (`simd`); rows stay inside `col`
+            // (C·kh·kw rows of Ho·Wo), and only lanes inside the input are loaded.
+            unsafe {
+                let xs = std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len());
+                let cs = std::slice::from_raw_parts_mut(col.as_mut_ptr() as *mut f32, col.len());
+                if super::simd() == super::Simd::Avx512 {
+                    im2col_s1_padded_avx512(g, xs, cs);
+                } else {
+                    im2col_s1_padded_avx2(g, xs, cs);
+                }
+            }
+            return;
+        }
+    }
     if g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 {
         #[cfg(target_arch = "x86_64")]
         {
@@ -200,22 +340,20 @@ pub fn im2col<T: Float>(g: &ConvGeom, x: &[T], col: &mut [T]) {
                     let iy = (oy * g.sh + i * g.dh) as isize - g.ph as isize;
                     let drow = &mut dst[oy * g.wo..(oy + 1) * g.wo];
                     if iy < 0 || iy >= g.h as isize {
-                        drow.iter_mut().for_each(|v| *v = T::ZERO);
+                        zero_short(drow);
                         continue;
                     }
                     let xr = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
                     if g.sw == 1 {
-                        // valid ox range: 0 <= ox + xoff < w
+                        // valid ox range: 0 <= ox + xoff < w (short rows: no memcpy/memset calls)
                         let lo = (-xoff).clamp(0, g.wo as isize) as usize;
                         let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
-                        drow[..lo].iter_mut().for_each(|v| *v = T::ZERO);
+                        zero_short(&mut drow[..lo]);
                         if hi > lo {
                             let s = (lo as isize + xoff) as usize;
-                            for (d, v) in drow[lo..hi].iter_mut().zip(&xr[s..s + hi - lo]) {
-                                *d = *v;
-                            }
+                            copy_short(&mut drow[lo..hi], &xr[s..s + hi - lo]);
                         }
-                        drow[hi..].iter_mut().for_each(|v| *v = T::ZERO);
+                        zero_short(&mut drow[hi..]);
                     } else {
                         for (ox, d) in drow.iter_mut().enumerate() {
                             let ix = (ox * g.sw) as isize + xoff;
@@ -428,6 +566,39 @@ mod tests {
             backward(&g, 2, &xf, &wf, &dy, Some(&mut dx2), &mut dw2, Some(&mut db2), &mut col1, &mut dcol, false);
             for (a, b) in dw1.iter().zip(&dw2).chain(db1.iter().zip(&db2)).chain(dx1.iter().zip(&dx2)) {
                 assert!((a - b).abs() < 1e-3 * b.abs().max(1.0));
+            }
+        }
+    }
+
+    /// The masked AVX-512 and AVX2 im2col of padded stride-1 convolutions equal the portable
+    /// one (run on f64, which never takes a SIMD path), border and all-padding rows included.
+    #[test]
+    fn padded_simd_im2col_equals_the_portable_one() {
+        for &(c, h, w, k, p, d) in &[(2, 5, 5, 3, 1, 1), (3, 8, 37, 5, 2, 1), (1, 4, 19, 3, 3, 1), (2, 9, 16, 3, 2, 2), (1, 1, 3, 3, 1, 1), (2, 6, 40, 7, 3, 1)]
+        {
+            let (ho, wo) = (conv_out(h, k, 1, p, d).unwrap(), conv_out(w, k, 1, p, d).unwrap());
+            let g = ConvGeom { c, h, w, o: 1, kh: k, kw: k, sh: 1, sw: 1, ph: p, pw: p, dh: d, dw: d, groups: 1, ho, wo };
+            let x: Vec<f64> = (0..c * h * w).map(|i| i as f64 + 1.0).collect();
+            let mut want = vec![f64::NAN; g.col_len()];
+            im2col(&g, &x, &mut want);
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let mut got = vec![f32::NAN; g.col_len()];
+            im2col(&g, &xf, &mut got);
+            assert!(got.iter().zip(&want).all(|(a, b)| *a as f64 == *b), "dispatched path, {c}x{h}x{w} k{k} p{p} d{d}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    let mut got = vec![f32::NAN; g.col_len()];
+                    // SAFETY: AVX2 detected.
+                    unsafe { im2col_s1_padded_avx2(&g, &xf, &mut got) };
+                    assert!(got.iter().zip(&want).all(|(a, b)| *a as f64 == *b), "avx2, {c}x{h}x{w} k{k} p{p} d{d}");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    let mut got = vec![f32::NAN; g.col_len()];
+                    // SAFETY: AVX-512F detected.
+                    unsafe { im2col_s1_padded_avx512(&g, &xf, &mut got) };
+                    assert!(got.iter().zip(&want).all(|(a, b)| *a as f64 == *b), "avx512, {c}x{h}x{w} k{k} p{p} d{d}");
+                }
             }
         }
     }

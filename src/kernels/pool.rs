@@ -87,9 +87,15 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
         return;
     }
     // General windows (overlapping 3×3/s2 of Caffe's nets, padding, ceil rounding): the column
-    // ranges are computed once per call, and the running maximum is a select rather than a
-    // branch (which the data would mispredict about half the time).
+    // ranges are computed once per call, the running maximum is a select rather than a branch
+    // (which the data would mispredict about half the time), and full 3×3 windows are unrolled.
     let cols: Vec<(usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).map(|(a, b, _)| (a, b)).collect();
+    #[inline(always)]
+    fn take<T: Float>(v: T, at: usize, best: &mut T, bi: &mut u32) {
+        let gt = v > *best;
+        *best = if gt { v } else { *best };
+        *bi = if gt { at as u32 } else { *bi };
+    }
     for pl in 0..n * g.c {
         let xp = &x[pl * ip..(pl + 1) * ip];
         let yp = &mut y[pl * op..(pl + 1) * op];
@@ -101,12 +107,20 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
             for (ox, &(x0, x1)) in cols.iter().enumerate() {
                 let mut best = T::NEG_INFINITY;
                 let mut bi = (y0 * g.w + x0) as u32;
-                for iy in y0..y1 {
-                    let base = iy * g.w;
-                    for (k, &v) in xp[base + x0..base + x1].iter().enumerate() {
-                        let gt = v > best;
-                        best = if gt { v } else { best };
-                        bi = if gt { (base + x0 + k) as u32 } else { bi };
+                if y1 - y0 == 3 && x1 - x0 == 3 {
+                    for iy in y0..y0 + 3 {
+                        let at = iy * g.w + x0;
+                        let r: &[T; 3] = xp[at..at + 3].try_into().unwrap_or_else(|_| unreachable!());
+                        take(r[0], at, &mut best, &mut bi);
+                        take(r[1], at + 1, &mut best, &mut bi);
+                        take(r[2], at + 2, &mut best, &mut bi);
+                    }
+                } else {
+                    for iy in y0..y1 {
+                        let base = iy * g.w;
+                        for (k, &v) in xp[base + x0..base + x1].iter().enumerate() {
+                            take(v, base + x0 + k, &mut best, &mut bi);
+                        }
                     }
                 }
                 yr[ox] = best;
@@ -141,42 +155,55 @@ pub fn max_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], relu_out: Option
     }
 }
 
-/// Average-pool forward.
+/// Average-pool forward, separably: the column sums over a window's rows (contiguous, they
+/// vectorise), then the sum of the window's columns. Allocates a row of scratch per call.
 pub fn avg_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
+    let cols: Vec<(usize, usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).collect();
+    let mut vsum = vec![T::ZERO; g.w];
     for pl in 0..n * g.c {
         let xp = &x[pl * ip..(pl + 1) * ip];
         for oy in 0..g.ho {
             let (y0, y1, ey) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
-            for ox in 0..g.wo {
-                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
-                let mut s = T::ZERO;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        s += xp[iy * g.w + ix];
-                    }
+            vsum.iter_mut().for_each(|v| *v = T::ZERO);
+            for iy in y0..y1 {
+                for (v, &xv) in vsum.iter_mut().zip(&xp[iy * g.w..(iy + 1) * g.w]) {
+                    *v += xv;
                 }
-                y[pl * op + oy * g.wo + ox] = s / T::from_f64((ey * ex) as f64);
+            }
+            let yr = &mut y[pl * op + oy * g.wo..pl * op + (oy + 1) * g.wo];
+            for (yv, &(x0, x1, ex)) in yr.iter_mut().zip(&cols) {
+                let mut s = T::ZERO;
+                for v in &vsum[x0..x1] {
+                    s += *v;
+                }
+                *yv = s / T::from_f64((ey * ex) as f64);
             }
         }
     }
 }
 
-/// Average-pool backward: overwrites `dx`.
+/// Average-pool backward: overwrites `dx`. Per output row, the gradient each input column
+/// receives from the row's windows, then added to each of the window's rows.
 pub fn avg_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], dx: &mut [T]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
     dx[..n * g.in_len()].iter_mut().for_each(|v| *v = T::ZERO);
+    let cols: Vec<(usize, usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).collect();
+    let mut hsum = vec![T::ZERO; g.w];
     for pl in 0..n * g.c {
         let dxp = &mut dx[pl * ip..(pl + 1) * ip];
         for oy in 0..g.ho {
             let (y0, y1, ey) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
-            for ox in 0..g.wo {
-                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
+            hsum.iter_mut().for_each(|v| *v = T::ZERO);
+            for (ox, &(x0, x1, ex)) in cols.iter().enumerate() {
                 let d = dy[pl * op + oy * g.wo + ox] / T::from_f64((ey * ex) as f64);
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        dxp[iy * g.w + ix] += d;
-                    }
+                for v in &mut hsum[x0..x1] {
+                    *v += d;
+                }
+            }
+            for iy in y0..y1 {
+                for (o, &v) in dxp[iy * g.w..(iy + 1) * g.w].iter_mut().zip(&hsum) {
+                    *o += v;
                 }
             }
         }
@@ -205,5 +232,39 @@ mod tests {
         let mut y = [0.0; 4];
         avg_forward(&g, 1, &x, &mut y);
         assert_eq!(y, [0.25, 0.5, 0.5, 1.0]);
+    }
+
+    /// The max pool equals a direct row-major scan (value and first-maximum index),
+    /// on data full of ties, with padding, ceil rounding and overlapping windows.
+    #[test]
+    fn max_pool_equals_a_direct_scan_with_ties() {
+        for &(h, w, k, s, p, ceil) in &[(32, 32, 3, 2, 0, true), (7, 9, 3, 2, 1, true), (6, 5, 2, 1, 1, false), (11, 13, 5, 3, 2, true), (4, 4, 3, 1, 1, false)]
+        {
+            let (ho, wo) = (pool_out(h, k, s, p, ceil).unwrap(), pool_out(w, k, s, p, ceil).unwrap());
+            let g = PoolGeom { c: 2, h, w, kh: k, kw: k, sh: s, sw: s, ph: p, pw: p, ho, wo };
+            let x: Vec<f32> = (0..2 * 2 * h * w).map(|i| ((i * 7919) % 5) as f32).collect();
+            let (mut y, mut a) = (vec![0.0f32; 2 * g.out_len()], vec![0u32; 2 * g.out_len()]);
+            max_forward(&g, 2, &x, &mut y, &mut a);
+            for pl in 0..4 {
+                let xp = &x[pl * h * w..(pl + 1) * h * w];
+                for oy in 0..ho {
+                    let (y0, y1, _) = PoolGeom::win(oy, s, p, k, h);
+                    for ox in 0..wo {
+                        let (x0, x1, _) = PoolGeom::win(ox, s, p, k, w);
+                        let (mut best, mut bi) = (f32::NEG_INFINITY, y0 * w + x0);
+                        for iy in y0..y1 {
+                            for ix in x0..x1 {
+                                if xp[iy * w + ix] > best {
+                                    best = xp[iy * w + ix];
+                                    bi = iy * w + ix;
+                                }
+                            }
+                        }
+                        let o = pl * ho * wo + oy * wo + ox;
+                        assert_eq!((y[o], a[o] as usize), (best, bi), "{h}x{w} k{k} s{s} p{p} at ({oy}, {ox})");
+                    }
+                }
+            }
+        }
     }
 }

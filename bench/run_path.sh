@@ -4,7 +4,8 @@
 # pipeline, evaluations), on real data, one configuration after the other in one invocation.
 #
 # Usage: bench/run_path.sh [--quick]      (THREADS=1 for one thread, ONLY=NAME for one net,
-#        EXPC_SIMD=avx2 to run the engine's AVX2 kernels on an AVX-512 machine)
+#        EXPC_SIMD=avx2 to run the engine's AVX2 kernels on an AVX-512 machine, with PyTorch capped
+#        to AVX2 too: ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2)
 # Writes bench/out/run_path.jsonl and prints a table; the README's speed table is this output.
 # Data: MNIST from ../shared/data/mnist (else the 5,000 digits in data/mnist-small); CIFAR-10 from
 # ../shared/data/cifar10-jpg.tar.gz, converted once into bench/out/cifar10 (skipped when absent).
@@ -31,6 +32,11 @@ if [[ -f ../shared/data/cifar10-jpg.tar.gz ]]; then
     PATH="$(dirname "$PY"):$PATH" ../shared/data/cifar10-to-bin "$OUT/cifar10" >/dev/null
   fi
   CIFAR=$OUT/cifar10
+fi
+# EXPC_SIMD=avx2 emulates an AVX2-only machine for both sides: PyTorch's oneDNN and ATen
+# kernels are capped the same way, so the ratio compares like with like.
+if [[ ${EXPC_SIMD:-} == avx2 ]]; then
+  export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 fi
 isa=$(grep -m1 -o -w 'avx512f' /proc/cpuinfo || true)
 [[ -z $isa ]] && isa=$(grep -m1 -o -w 'avx2' /proc/cpuinfo || echo "none")

@@ -1,4 +1,5 @@
-//! Strided matrix multiply on top of the `gemm` crate (runtime AVX2/AVX-512/NEON dispatch).
+//! Strided matrix multiply: expc's own f32 kernels on AVX-512 and AVX2 (`gemm_nn`, `dot_tile`),
+//! the `gemm` crate otherwise (f64, other CPUs).
 //!
 //! `C[m×n] = (accumulate ? C : 0) + A[m×k] · B[k×n]`, where every operand is described
 //! by a slice plus a row stride and a column stride (so transposes are free). `C` has
@@ -60,11 +61,13 @@ pub fn matmul<T: Float>(m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRe
     #[cfg(target_arch = "x86_64")]
     {
         use std::any::TypeId;
-        if TypeId::of::<T>() == TypeId::of::<f32>() && !FORCE_GEMM_CRATE.with(|f| f.get()) && super::simd() == super::Simd::Avx512 {
+        if TypeId::of::<T>() == TypeId::of::<f32>() && !FORCE_GEMM_CRATE.with(|f| f.get()) && super::simd() >= super::Simd::Avx2 {
             if b.cs == 1 {
-                // SAFETY: T is f32; AVX-512F detected; extents checked above.
+                let kernel = if super::simd() == super::Simd::Avx512 { super::gemm_nn::gemm_nn_f32 } else { super::gemm_nn::gemm_nn_f32_avx2 };
+                // SAFETY: T is f32; the kernel's instruction set was detected (`simd`); extents
+                // checked above.
                 unsafe {
-                    super::gemm_nn::gemm_nn_f32(
+                    kernel(
                         m,
                         n,
                         k,

@@ -222,6 +222,8 @@ pub unsafe fn gemm_nn_f32_avx2(
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    type Kernel = unsafe fn(usize, usize, usize, *const f32, usize, usize, *const f32, usize, *mut f32, usize, bool);
+
     /// Both kernels against an f64 reference, with transposed A, ragged edges and accumulation.
     #[test]
     fn avx512_and_avx2_kernels_equal_the_reference() {
@@ -237,7 +239,7 @@ mod tests {
                             want[i * n + j] = if acc { 0.5 + s } else { s };
                         }
                     }
-                    let mut kernels: Vec<(&str, unsafe fn(usize, usize, usize, *const f32, usize, usize, *const f32, usize, *mut f32, usize, bool))> = vec![];
+                    let mut kernels: Vec<(&str, Kernel)> = vec![];
                     if std::arch::is_x86_feature_detected!("avx512f") {
                         kernels.push(("avx512", super::gemm_nn_f32));
                     }

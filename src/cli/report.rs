@@ -54,12 +54,14 @@ pub fn compile(out: &Out, file: &Path, report: bool, format: ReportFormat, batch
         if let Ok(m) = expc::run::engine_model::engine_memory(&plan, exp, r.batch, threads) {
             r.engine_memory = Some(expc::report::EngineMemory {
                 threads: threads as u64,
-                parameters: m.params as u64,
-                gradients: m.grads as u64,
-                optimizer_state: m.optimizer_state as u64,
-                activations: m.activations as u64,
-                workspace: m.workspace as u64,
-                total: m.total() as u64,
+                bytes: expc::report::Memory {
+                    parameters: m.params as u64,
+                    gradients: m.grads as u64,
+                    optimizer_state: m.optimizer_state as u64,
+                    activations: m.activations as u64,
+                    workspace: m.workspace as u64,
+                    total: m.total() as u64,
+                },
             });
         }
     }

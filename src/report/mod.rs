@@ -79,19 +79,14 @@ pub struct Memory {
 
 /// What the native engine allocates to train at the report's batch (its memory model, computed
 /// from the lowered plan without allocating; `expc run` records it beside the measured bytes).
+/// `bytes.gradients` holds the reduced gradient and one accumulator per thread; `activations`,
+/// per thread, the samples it holds at once (a micro-batch, or its whole share of the batch with
+/// batch norm), their outputs, gradients and saved tensors.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineMemory {
     pub threads: u64,
-    /// Parameters and batch-norm statistics.
-    pub parameters: u64,
-    /// The reduced gradient and one accumulator per thread.
-    pub gradients: u64,
-    pub optimizer_state: u64,
-    /// Per thread: the samples it holds at once (a micro-batch, or its whole share of the batch
-    /// with batch norm), their outputs, gradients and saved tensors.
-    pub activations: u64,
-    pub workspace: u64,
-    pub total: u64,
+    #[serde(flatten)]
+    pub bytes: Memory,
 }
 
 /// Problem 4.3: multiplications to get every gradient of a layered net.
@@ -417,6 +412,23 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], left: usize) {
     }
 }
 
+/// The breakdown of a memory total, one line per part with its share (and which dominates).
+fn memory_lines(s: &mut String, m: &Memory, activations: &str, mark_dominant: bool) {
+    let parts = [
+        ("parameters", m.parameters),
+        ("gradients", m.gradients),
+        ("solver state", m.optimizer_state),
+        (activations, m.activations),
+        ("workspace", m.workspace),
+    ];
+    let max = parts.iter().map(|p| p.1).max().unwrap_or(0);
+    for (name, b) in parts {
+        let pct = if m.total > 0 { 100.0 * b as f64 / m.total as f64 } else { 0.0 };
+        let mark = if mark_dominant && b == max && b > 0 { "  <- dominates" } else { "" };
+        let _ = writeln!(s, "  {name:<17} {:>12}  {pct:5.1}%{mark}", bytes(b));
+    }
+}
+
 impl Report {
     pub fn text(&self) -> String {
         let mut s = String::new();
@@ -474,33 +486,11 @@ impl Report {
         let m = &self.memory;
         let _ = writeln!(s);
         let _ = writeln!(s, "training memory at batch {} (the whole batch at once, any framework): {}", self.batch, bytes(m.total));
-        let parts = [
-            ("parameters", m.parameters),
-            ("gradients", m.gradients),
-            ("solver state", m.optimizer_state),
-            ("activations kept", m.activations),
-            ("workspace", m.workspace),
-        ];
-        let max = parts.iter().map(|p| p.1).max().unwrap_or(0);
-        for (name, b) in parts {
-            let pct = if m.total > 0 { 100.0 * b as f64 / m.total as f64 } else { 0.0 };
-            let mark = if b == max && b > 0 { "  <- dominates" } else { "" };
-            let _ = writeln!(s, "  {name:<17} {:>12}  {pct:5.1}%{mark}", bytes(b));
-        }
+        memory_lines(&mut s, m, "activations kept", true);
         if let Some(e) = &self.engine_memory {
             let _ = writeln!(s);
-            let _ = writeln!(s, "native engine at batch {}, {} threads (what `expc run` allocates): {}", self.batch, e.threads, bytes(e.total));
-            let parts = [
-                ("parameters", e.parameters),
-                ("gradients", e.gradients),
-                ("solver state", e.optimizer_state),
-                ("activations", e.activations),
-                ("workspace", e.workspace),
-            ];
-            for (name, b) in parts {
-                let pct = if e.total > 0 { 100.0 * b as f64 / e.total as f64 } else { 0.0 };
-                let _ = writeln!(s, "  {name:<17} {:>12}  {pct:5.1}%", bytes(b));
-            }
+            let _ = writeln!(s, "native engine at batch {}, {} threads (what `expc run` allocates): {}", self.batch, e.threads, bytes(e.bytes.total));
+            memory_lines(&mut s, &e.bytes, "activations", false);
         }
         if let Some(g) = &self.gradient_paths {
             let _ = writeln!(s);

@@ -556,3 +556,20 @@ fn engine_memory_estimate_equals_the_engine_allocation() {
         }
     }
 }
+
+/// `expc compile --report` prints the engine's memory model at the threads asked for.
+#[test]
+fn compile_report_states_the_engine_memory() {
+    let spec = repo().join("experiments/cifar10/batchnorm.exp");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_expc")).args(["compile", "--report", "--format", "json", "--threads", "2"]).arg(&spec).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = expc::lower::lower_file(&spec).unwrap();
+    let c = compile_path(&spec, &read);
+    let exp = c.experiment.as_ref().unwrap();
+    let want = expc::run::engine_model::engine_memory(&plan, exp, exp.data.batch, 2).unwrap();
+    assert_eq!(j["engine_memory"]["threads"], 2);
+    assert_eq!(j["engine_memory"]["total"].as_u64(), Some(want.total() as u64));
+    assert_eq!(j["engine_memory"]["activations"].as_u64(), Some(want.activations as u64));
+}

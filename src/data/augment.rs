@@ -289,7 +289,12 @@ pub fn write_sample_with(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Au
     let img = ds.image(index);
     let geometry = Geometry { shape: ds.shape, out_hw: aug.out_hw, window: params.window, flip: params.flip, sequence_rows };
     if params.jitter == [1.0; 3] {
-        geometry.write(out, |c, i| prep.value(c, i, img[i]));
+        // One closure per normalisation, so the per-value work is a table lookup or one
+        // multiply-subtract with no test of which.
+        match &prep.mean_image {
+            None => geometry.write(out, |c, i| prep.lut[c][img[i] as usize]),
+            Some(m) => geometry.write(out, |_, i| img[i] as f32 * prep.scale - m[i]),
+        }
     } else {
         let pixels = jitter_pixels(img, ds.shape, params.jitter);
         geometry.write(out, |c, i| prep.value_of(c, i, pixels[i]));
@@ -375,6 +380,21 @@ impl Geometry {
                         continue;
                     }
                     let src_row = (ch * h + sy as usize) * w;
+                    if left >= 0 && left as usize + ow <= w {
+                        // The whole row lies inside the image (no padding, the usual case): no
+                        // per-value bounds test; a mirror reads the row backwards.
+                        let start = src_row + left as usize;
+                        if self.flip {
+                            for (k, d) in dst.iter_mut().enumerate() {
+                                *d = value(ch, start + ow - 1 - k);
+                            }
+                        } else {
+                            for (k, d) in dst.iter_mut().enumerate() {
+                                *d = value(ch, start + k);
+                            }
+                        }
+                        continue;
+                    }
                     for (x, d) in dst.iter_mut().enumerate() {
                         let sx = left + if self.flip { (ow - 1 - x) as isize } else { x as isize };
                         *d = if sx >= 0 && (sx as usize) < w { value(ch, src_row + sx as usize) } else { 0.0 };

@@ -328,7 +328,7 @@ impl<T: Float> Network<T> {
         if self.lockstep && train {
             self.run_lockstep(inputs, labels, n, scale, backward, &slice);
         } else {
-            let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale };
+            let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale, inputs, in_len };
             let nl = self.schedule.layers.len();
             let collect = self.collect_scores;
             par_workers(&self.pool, &mut self.workers, |w, wk| {
@@ -386,7 +386,7 @@ impl<T: Float> Network<T> {
         });
         macro_rules! ctx {
             () => {
-                Ctx { layers: &self.schedule.layers, params: &self.params, train: true, drop_key: self.drop_key, bn: &self.bn, labels, scale }
+                Ctx { layers: &self.schedule.layers, params: &self.params, train: true, drop_key: self.drop_key, bn: &self.bn, labels, scale, inputs, in_len }
             };
         }
         let chunk = self.chunk;
@@ -554,7 +554,7 @@ impl<T: Float> Network<T> {
         let threads = threads.max(1);
         let (cap, per_worker, mb) = worker_caps(&schedule, opts, threads);
         let s = std::mem::size_of::<T>();
-        let (a, w) = WorkerSizes::of(&schedule, cap, per_worker, mb).bytes(s);
+        let (a, w) = WorkerSizes::of(&schedule, cap, per_worker, mb, super::worker::copies_input::<T>()).bytes(s);
         let bn: usize = schedule.layers.iter().map(|l| if let Kernel::BatchNorm { c, .. } = l.kernel { 4 * c * 8 } else { 0 }).sum();
         Ok(MemoryReport {
             params: schedule.n_params * s + bn,

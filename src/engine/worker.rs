@@ -30,6 +30,15 @@ pub(crate) struct Ctx<'a, T> {
     pub labels: &'a [u32],
     /// 1 / (samples in the whole batch).
     pub scale: f64,
+    /// The batch's inputs (`in_len` values per sample): f32 workers read them in place.
+    pub inputs: &'a [f32],
+    pub in_len: usize,
+}
+
+/// Whether a worker of `T` copies its samples into its own buffer (f64 gradient checks convert
+/// them) instead of reading the batch in place (f32).
+pub(crate) fn copies_input<T: Float>() -> bool {
+    std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
 }
 
 pub(crate) struct Worker<T> {
@@ -66,6 +75,8 @@ pub(crate) struct Worker<T> {
     pub off: usize,
     /// Global index of the first sample of this worker's slice (deferred linear grads).
     pub slice_start: usize,
+    /// Global index of the sample [`Worker::load`] put first: where the input view starts.
+    pub loaded_at: usize,
     /// Per linear layer: inputs and output gradients of the whole slice, so the weight
     /// gradient is one long-reduction product per step instead of one per micro-batch
     /// (empty when not deferred).
@@ -112,8 +123,9 @@ pub(crate) struct WorkerSizes {
 impl WorkerSizes {
     /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
     /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
-    pub fn of(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> WorkerSizes {
-        let mut z = WorkerSizes { data: cap * c.in_len, probs: c.classes.max(1), grad: c.n_params, ..WorkerSizes::default() };
+    /// `copies_input`: see [`copies_input`].
+    pub fn of(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize, copies_input: bool) -> WorkerSizes {
+        let mut z = WorkerSizes { data: if copies_input { cap * c.in_len } else { 0 }, probs: c.classes.max(1), grad: c.n_params, ..WorkerSizes::default() };
         for l in &c.layers {
             let (mut a, mut b) = (0, 0);
             if let Kernel::Linear { rows, fin, fout, .. } = l.kernel {
@@ -186,7 +198,7 @@ impl WorkerSizes {
 impl<T: Float> Worker<T> {
     /// Allocates the buffers [`WorkerSizes::of`] describes.
     pub fn new(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
-        let z = WorkerSizes::of(c, cap, slice_cap, chunk);
+        let z = WorkerSizes::of(c, cap, slice_cap, chunk, copies_input::<T>());
         let many = |v: &[usize]| v.iter().map(|&n| zeros(n)).collect::<Result<Vec<Vec<T>>, _>>();
         Ok(Worker {
             cap,
@@ -213,6 +225,7 @@ impl<T: Float> Worker<T> {
             n: 0,
             off: 0,
             slice_start: 0,
+            loaded_at: 0,
             lin_x: many(&z.lin_x)?,
             lin_dy: many(&z.lin_dy)?,
         })
@@ -235,14 +248,29 @@ impl<T: Float> Worker<T> {
         (act, ws)
     }
 
-    /// Loads samples `first .. first + n` of the batch.
+    /// Makes samples `first .. first + n` of the batch the current ones (copied only where
+    /// [`copies_input`]).
     pub fn load(&mut self, inputs: &[f32], in_len: usize, first: usize, n: usize) {
         self.first = first;
         self.n = n;
         self.off = 0;
-        for (d, s) in self.data[..n * in_len].iter_mut().zip(&inputs[first * in_len..(first + n) * in_len]) {
-            *d = T::from_f32(*s);
+        self.loaded_at = first;
+        if copies_input::<T>() {
+            for (d, s) in self.data[..n * in_len].iter_mut().zip(&inputs[first * in_len..(first + n) * in_len]) {
+                *d = T::from_f32(*s);
+            }
         }
+    }
+
+    /// The loaded samples' inputs: the batch itself for f32, the worker's copy otherwise.
+    fn data_view<'b>(data: &'b [T], ctx: &Ctx<'b, T>, loaded_at: usize) -> &'b [T] {
+        if copies_input::<T>() {
+            return data;
+        }
+        let x = &ctx.inputs[loaded_at * ctx.in_len..];
+        // SAFETY: `copies_input` is false only when T is f32, so the slice is reinterpreted as
+        // its own type (same length, layout and lifetime).
+        unsafe { std::slice::from_raw_parts(x.as_ptr() as *const T, x.len()) }
     }
 
     fn input<'b>(data: &'b [T], out: &'b [Vec<T>], i: Producer) -> &'b [T] {
@@ -257,7 +285,7 @@ impl<T: Float> Worker<T> {
     pub fn collect_scores(&mut self, ctx: &Ctx<'_, T>) {
         let loss = &ctx.layers[ctx.layers.len() - 1];
         let Kernel::SoftmaxCe { t, c, .. } = loss.kernel else { return };
-        let z = Self::input(&self.data, &self.out, loss.inputs[0]);
+        let z = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, loss.inputs[0]);
         for s in 0..self.n {
             for k in 0..c {
                 let sum: f64 = (0..t).map(|step| z[(s * t + step) * c + k].to_f64()).sum();
@@ -277,7 +305,7 @@ impl<T: Float> Worker<T> {
         let ybase = (o * layer.out_len).min(yfull.len());
         let y = &mut yfull[ybase..];
         let ol = n * layer.out_len;
-        let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
+        let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
         match &layer.kernel {
             Kernel::Conv { g, bias } => {
                 let (w, b) = params2(ctx, layer, *bias);
@@ -316,13 +344,13 @@ impl<T: Float> Worker<T> {
             Kernel::Add => {
                 y[..ol].copy_from_slice(&x[..ol]);
                 for i in &layer.inputs[1..] {
-                    add::accumulate(&Self::input(&self.data, &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
+                    add::accumulate(&Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
                 }
             }
             Kernel::Concat { lens } => {
                 let mut start = 0;
                 for (i, len) in layer.inputs.iter().zip(lens) {
-                    let xi = &Self::input(&self.data, &self.out, *i)[o * len..];
+                    let xi = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, *i)[o * len..];
                     concat::forward_part(n, xi, *len, start, layer.out_len, y);
                     start += len;
                 }
@@ -391,7 +419,7 @@ impl<T: Float> Worker<T> {
         let dy = &dyfull[ob.min(dyfull.len())..];
         let mut dx = self.dx_take(layer, 0);
         {
-            let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
+            let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
             let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
             match &layer.kernel {
                 Kernel::Conv { g, bias } => {
@@ -555,7 +583,7 @@ impl<T: Float> Worker<T> {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
-            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
             batchnorm::partial_sum(self.n, c, sp, x, &mut self.bn_a);
         }
     }
@@ -564,7 +592,7 @@ impl<T: Float> Worker<T> {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
-            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
             batchnorm::partial_sqdev(self.n, c, sp, x, mean, &mut self.bn_b);
         }
     }
@@ -575,7 +603,7 @@ impl<T: Float> Worker<T> {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
             let mut xh = take(&mut self.saved[l]);
-            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
+            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
             let (g, b) = if affine {
                 let (g, b) = params2(ctx, layer, true);
                 (Some(g), b)

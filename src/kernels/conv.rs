@@ -175,12 +175,11 @@ unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     let hw = g.ho * g.wo;
     assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw && g.sh == 1 && g.sw == 1);
     let nblk = g.wo.div_ceil(16);
-    let lanes = |lo: usize, hi: usize| -> __mmask16 {
+    // Lanes l of block b with lo <= 16b + l < hi (two shifts: no per-call table).
+    let lanes = |lo: usize, hi: usize, b: usize| -> __mmask16 {
         let bits = |n: usize| if n >= 16 { 0xFFFFu32 } else { (1u32 << n) - 1 };
-        (bits(hi) & !bits(lo)) as __mmask16
+        (bits(hi.saturating_sub(16 * b)) & !bits(lo.saturating_sub(16 * b))) as __mmask16
     };
-    let store: Vec<__mmask16> = (0..nblk).map(|b| lanes(0, g.wo - 16 * b)).collect();
-    let mut valid: Vec<__mmask16> = vec![0; nblk];
     let xp = x.as_ptr();
     let cp = col.as_mut_ptr();
     let zero = _mm512_setzero_ps();
@@ -192,24 +191,21 @@ unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
                 let xoff = (j * g.dw) as isize - g.pw as isize;
                 let lo = (-xoff).clamp(0, g.wo as isize) as usize;
                 let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
-                for (b, v) in valid.iter_mut().enumerate() {
-                    *v = lanes(lo.saturating_sub(16 * b), hi.saturating_sub(16 * b)) & store[b];
-                }
                 let dst = cp.add(row * hw);
                 for oy in 0..g.ho {
                     let d = dst.add(oy * g.wo);
                     let iy = (oy + i * g.dh) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {
-                        for (b, &m) in store.iter().enumerate() {
-                            _mm512_mask_storeu_ps(d.add(16 * b), m, zero);
+                        for b in 0..nblk {
+                            _mm512_mask_storeu_ps(d.add(16 * b), lanes(0, g.wo, b), zero);
                         }
                         continue;
                     }
-                    // May point before the row (or the buffer): only lanes in `valid` are read.
+                    // May point before the row (or the buffer): only lanes in [lo, hi) are read.
                     let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
                     for b in 0..nblk {
-                        let v = _mm512_maskz_loadu_ps(valid[b], src.wrapping_add(16 * b));
-                        _mm512_mask_storeu_ps(d.add(16 * b), store[b], v);
+                        let v = _mm512_maskz_loadu_ps(lanes(lo, hi, b), src.wrapping_add(16 * b));
+                        _mm512_mask_storeu_ps(d.add(16 * b), lanes(0, g.wo, b), v);
                     }
                 }
                 row += 1;
@@ -234,8 +230,6 @@ unsafe fn im2col_s1_padded_avx2(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
         let lt_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi as i32), ox);
         _mm256_and_si256(ge_lo, lt_hi)
     };
-    let store: Vec<__m256i> = (0..nblk).map(|b| lanes(0, g.wo, b)).collect();
-    let mut valid: Vec<__m256i> = store.clone();
     let xp = x.as_ptr();
     let cp = col.as_mut_ptr();
     let zero = _mm256_setzero_ps();
@@ -246,23 +240,20 @@ unsafe fn im2col_s1_padded_avx2(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
                 let xoff = (j * g.dw) as isize - g.pw as isize;
                 let lo = (-xoff).clamp(0, g.wo as isize) as usize;
                 let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
-                for (b, v) in valid.iter_mut().enumerate() {
-                    *v = lanes(lo, hi, b);
-                }
                 let dst = cp.add(row * hw);
                 for oy in 0..g.ho {
                     let d = dst.add(oy * g.wo);
                     let iy = (oy + i * g.dh) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {
-                        for (b, &m) in store.iter().enumerate() {
-                            _mm256_maskstore_ps(d.add(8 * b), m, zero);
+                        for b in 0..nblk {
+                            _mm256_maskstore_ps(d.add(8 * b), lanes(0, g.wo, b), zero);
                         }
                         continue;
                     }
                     let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
                     for b in 0..nblk {
-                        let v = _mm256_maskload_ps(src.wrapping_add(8 * b), valid[b]);
-                        _mm256_maskstore_ps(d.add(8 * b), store[b], v);
+                        let v = _mm256_maskload_ps(src.wrapping_add(8 * b), lanes(lo, hi, b));
+                        _mm256_maskstore_ps(d.add(8 * b), lanes(0, g.wo, b), v);
                     }
                 }
                 row += 1;

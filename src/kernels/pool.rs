@@ -86,10 +86,9 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
         }
         return;
     }
-    // General windows (overlapping 3×3/s2 of Caffe's nets, padding, ceil rounding): the column
-    // ranges are computed once per call, the running maximum is a select rather than a branch
-    // (which the data would mispredict about half the time), and full 3×3 windows are unrolled.
-    let cols: Vec<(usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).map(|(a, b, _)| (a, b)).collect();
+    // General windows (overlapping 3×3/s2 of Caffe's nets, padding, ceil rounding): the running
+    // maximum is a select rather than a branch (which the data would mispredict about half the
+    // time), and full 3×3 windows are unrolled.
     #[inline(always)]
     fn take<T: Float>(v: T, at: usize, best: &mut T, bi: &mut u32) {
         let gt = v > *best;
@@ -104,7 +103,8 @@ pub fn max_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T], argma
             let (y0, y1, _) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
             let yr = &mut yp[oy * g.wo..(oy + 1) * g.wo];
             let ar = &mut ap[oy * g.wo..(oy + 1) * g.wo];
-            for (ox, &(x0, x1)) in cols.iter().enumerate() {
+            for ox in 0..g.wo {
+                let (x0, x1, _) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
                 let mut best = T::NEG_INFINITY;
                 let mut bi = (y0 * g.w + x0) as u32;
                 if y1 - y0 == 3 && x1 - x0 == 3 {
@@ -159,7 +159,6 @@ pub fn max_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], relu_out: Option
 /// vectorise), then the sum of the window's columns. Allocates a row of scratch per call.
 pub fn avg_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
-    let cols: Vec<(usize, usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).collect();
     let mut vsum = vec![T::ZERO; g.w];
     for pl in 0..n * g.c {
         let xp = &x[pl * ip..(pl + 1) * ip];
@@ -172,7 +171,8 @@ pub fn avg_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T]) {
                 }
             }
             let yr = &mut y[pl * op + oy * g.wo..pl * op + (oy + 1) * g.wo];
-            for (yv, &(x0, x1, ex)) in yr.iter_mut().zip(&cols) {
+            for (ox, yv) in yr.iter_mut().enumerate() {
+                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
                 let mut s = T::ZERO;
                 for v in &vsum[x0..x1] {
                     s += *v;
@@ -188,14 +188,14 @@ pub fn avg_forward<T: Float>(g: &PoolGeom, n: usize, x: &[T], y: &mut [T]) {
 pub fn avg_backward<T: Float>(g: &PoolGeom, n: usize, dy: &[T], dx: &mut [T]) {
     let (ip, op) = (g.h * g.w, g.ho * g.wo);
     dx[..n * g.in_len()].iter_mut().for_each(|v| *v = T::ZERO);
-    let cols: Vec<(usize, usize, usize)> = (0..g.wo).map(|ox| PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w)).collect();
     let mut hsum = vec![T::ZERO; g.w];
     for pl in 0..n * g.c {
         let dxp = &mut dx[pl * ip..(pl + 1) * ip];
         for oy in 0..g.ho {
             let (y0, y1, ey) = PoolGeom::win(oy, g.sh, g.ph, g.kh, g.h);
             hsum.iter_mut().for_each(|v| *v = T::ZERO);
-            for (ox, &(x0, x1, ex)) in cols.iter().enumerate() {
+            for ox in 0..g.wo {
+                let (x0, x1, ex) = PoolGeom::win(ox, g.sw, g.pw, g.kw, g.w);
                 let d = dy[pl * op + oy * g.wo + ox] / T::from_f64((ey * ex) as f64);
                 for v in &mut hsum[x0..x1] {
                     *v += d;

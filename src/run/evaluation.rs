@@ -288,9 +288,8 @@ pub fn default_output(run_dir: &Path, model_file: &Path, split: Split) -> PathBu
 /// the plan, and metadata saying how to feed it — the input layout, the preprocessing that turns
 /// pixels into the input's values, and the class names where they are known without the data.
 pub fn onnx_model(checked: &Checked, plan: &Plan, settings: &Settings, model_file: &Path) -> Result<Vec<u8>, RunError> {
+    // Checksums here; names and shapes against the plan in the exporter.
     let tensors: Tensors = checkpoint::load_verified(model_file)?;
-    // The engine accepts exactly the plan's tensors: loading them checks names and shapes.
-    engine_model::build(plan, &checked.experiment, 1, 0)?.load_weights(&tensors)?;
     let exp = &checked.experiment;
     let d = &exp.data;
     let list = |v: &[f64]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");

@@ -176,7 +176,7 @@ pub fn format_checked(src: &str, file: &File) -> Result<String, String> {
 }
 
 /// The syntax tree as JSON without any span, to compare two trees by meaning.
-fn without_spans(file: &File) -> serde_json::Value {
+pub fn without_spans(file: &File) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(m) => {

@@ -4,5 +4,5 @@ pub mod ast;
 mod fmt;
 mod parser;
 
-pub use fmt::{format, format_checked};
+pub use fmt::{format, format_checked, without_spans};
 pub use parser::{escape, parse};

@@ -3,22 +3,9 @@
 use crate::common::*;
 use expc::source::FileId;
 
-/// The syntax tree as JSON with every span removed.
+/// The syntax tree of `text` as JSON with every span removed.
 fn without_spans(text: &str) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                m.retain(|k, _| k != "span" && !k.ends_with("_span"));
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let ast = expc::syntax::parse(FileId(0), text).expect("parses");
-    let mut v = serde_json::to_value(&ast).expect("serializes");
-    strip(&mut v);
-    v
+    expc::syntax::without_spans(&expc::syntax::parse(FileId(0), text).expect("parses"))
 }
 
 fn format(text: &str) -> String {

@@ -6,65 +6,6 @@ use expc::source::FileId;
 use proptest::prelude::*;
 use std::path::Path;
 
-const TOKENS: &[&str] = &[
-    "experiment",
-    "extends",
-    "data",
-    "model",
-    "train",
-    "set",
-    "insert",
-    "after",
-    "remove",
-    "repeat",
-    "{",
-    "}",
-    ":",
-    "=",
-    "(",
-    ")",
-    "[",
-    "]",
-    ",",
-    ";",
-    "\n",
-    " ",
-    "#c\n",
-    "\"s\"",
-    "\"a.exp\"",
-    "conv",
-    "fc",
-    "relu",
-    "add",
-    "in",
-    "input",
-    "3x32x32",
-    "5x5",
-    "0",
-    "1",
-    "-1",
-    "1e-4",
-    "1/0",
-    "0/0",
-    "99999999999999999999",
-    "true",
-    "x",
-    "conv*",
-    "from",
-    "init",
-    "gaussian",
-    "msra",
-    "lr",
-    "iterations",
-    "dataset",
-    "cifar10",
-    "batch",
-    "policy",
-    "multistep",
-    "é",
-    "\\",
-];
-
 fn check_text(text: &str) {
     let _ = expc::syntax::parse(FileId(0), text).map(|ast| expc::syntax::format(text, &ast));
     // Resolution with extends pointing back at the same text exercises cycles and merging.
@@ -85,8 +26,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     #[test]
-    fn token_soup_never_panics(tokens in proptest::collection::vec(0..TOKENS.len(), 0..60)) {
-        let text: String = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+    fn token_soup_never_panics(tokens in proptest::collection::vec(0..SPEC_TOKENS.len(), 0..60)) {
+        let text: String = tokens.iter().map(|&i| SPEC_TOKENS[i]).collect::<Vec<_>>().join(" ");
         check_text(&text);
     }
 
@@ -96,7 +37,7 @@ proptest! {
     }
 
     #[test]
-    fn mutated_experiments_never_panic(file in 0usize..64, cuts in proptest::collection::vec((0usize..4000, 0usize..20, 0..TOKENS.len()), 1..6)) {
+    fn mutated_experiments_never_panic(file in 0usize..64, cuts in proptest::collection::vec((0usize..4000, 0usize..20, 0..SPEC_TOKENS.len()), 1..6)) {
         let files = corpus();
         let mut text = files[file % files.len()].clone();
         for (at, len, tok) in cuts {
@@ -104,7 +45,7 @@ proptest! {
             while !text.is_char_boundary(at) { at -= 1; }
             let mut end = (at + len).min(text.len());
             while !text.is_char_boundary(end) { end -= 1; }
-            text.replace_range(at..end, TOKENS[tok]);
+            text.replace_range(at..end, SPEC_TOKENS[tok]);
         }
         check_text(&text);
     }
@@ -178,15 +119,15 @@ fn long_fuzz() {
     };
     use proptest::strategy::{Strategy, ValueTree};
     let mut runner = TestRunner::new_with_rng(Config::default(), proptest::test_runner::TestRng::deterministic_rng(Default::default()));
-    let soup = proptest::collection::vec(0..TOKENS.len(), 0..80);
-    let mutations = (0usize..64, proptest::collection::vec((0usize..8000, 0usize..30, 0..TOKENS.len()), 1..8));
+    let soup = proptest::collection::vec(0..SPEC_TOKENS.len(), 0..80);
+    let mutations = (0usize..64, proptest::collection::vec((0usize..8000, 0usize..30, 0..SPEC_TOKENS.len()), 1..8));
     let arbitrary = "\\PC{0,300}";
     let bytes = proptest::collection::vec(proptest::num::u8::ANY, 0..4000);
     let ckpt_cuts = proptest::collection::vec((0usize..4096, 1u8..=255), 1..6);
     while std::time::Instant::now() < deadline {
         for _ in 0..64 {
             let tokens = soup.new_tree(&mut runner).expect("value").current();
-            let text: String = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+            let text: String = tokens.iter().map(|&i| SPEC_TOKENS[i]).collect::<Vec<_>>().join(" ");
             check_text(&text);
             bump(0);
         }
@@ -202,7 +143,7 @@ fn long_fuzz() {
                 while !text.is_char_boundary(end) {
                     end -= 1;
                 }
-                text.replace_range(at..end, TOKENS[tok]);
+                text.replace_range(at..end, SPEC_TOKENS[tok]);
             }
             check_text(&text);
             bump(1);

@@ -468,52 +468,6 @@ fn queued_changes_publish_the_latest_text() {
 
 // ---- no input makes the server's analysis panic ---------------------------------------------
 
-const TOKENS: &[&str] = &[
-    "experiment",
-    "extends",
-    "data",
-    "model",
-    "train",
-    "set",
-    "insert",
-    "after",
-    "remove",
-    "repeat",
-    "{",
-    "}",
-    ":",
-    "=",
-    "[",
-    "]",
-    ",",
-    ";",
-    "\n",
-    " ",
-    "#c\n",
-    "\"base.exp\"",
-    "conv",
-    "fc",
-    "relu",
-    "add",
-    "in",
-    "input",
-    "3x32x32",
-    "5x5",
-    "0",
-    "2",
-    "from",
-    "init",
-    "lr",
-    "iterations",
-    "dataset",
-    "cifar10",
-    "a",
-    "conv*",
-    "é",
-    "𝕏",
-    "\t",
-];
-
 /// Every query at every position of `text` (a few per line and a few past the ends).
 fn query_everywhere(dir: &Path, text: &str) {
     let a = open(&dir.join("f.exp"), text);
@@ -536,15 +490,15 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..proptest::prelude::ProptestConfig::default() })]
 
     #[test]
-    fn lsp_queries_never_panic_on_token_soup(tokens in proptest::collection::vec(0..TOKENS.len(), 0..50)) {
+    fn lsp_queries_never_panic_on_token_soup(tokens in proptest::collection::vec(0..SPEC_TOKENS.len(), 0..50)) {
         let d = TempDir::new("lsp-fuzz");
         std::fs::write(d.join("base.exp"), with_model("  input 3x32x32\n  conv1: conv 6 5x5\n  fc1: fc 10\n  loss: softmax_loss")).unwrap();
-        let text: String = tokens.iter().map(|&i| TOKENS[i]).collect::<Vec<_>>().join(" ");
+        let text: String = tokens.iter().map(|&i| SPEC_TOKENS[i]).collect::<Vec<_>>().join(" ");
         query_everywhere(&d, &text);
     }
 
     #[test]
-    fn lsp_queries_never_panic_on_mutated_experiments(file in 0usize..64, cuts in proptest::collection::vec((0usize..4000, 0usize..20, 0..TOKENS.len()), 1..5)) {
+    fn lsp_queries_never_panic_on_mutated_experiments(file in 0usize..64, cuts in proptest::collection::vec((0usize..4000, 0usize..20, 0..SPEC_TOKENS.len()), 1..5)) {
         let files: Vec<std::path::PathBuf> = experiment_files();
         let path = repo().join(&files[file % files.len()]);
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -553,7 +507,7 @@ proptest::proptest! {
             while !text.is_char_boundary(at) { at -= 1; }
             let mut end = (at + len).min(text.len());
             while !text.is_char_boundary(end) { end -= 1; }
-            text.replace_range(at..end, TOKENS[tok]);
+            text.replace_range(at..end, SPEC_TOKENS[tok]);
         }
         // Analysed as the file itself, so that `extends` finds the real bases.
         let a = analyze(&uri(&path), &text, &read);

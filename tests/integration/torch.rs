@@ -350,6 +350,23 @@ fn torch_export_refuses_what_it_cannot_express_with_a_located_error() {
     assert!(shown.contains("error[E0310]") && shown.contains("p.exp:7:") && shown.contains("more than half its window"), "{shown}");
 }
 
+/// Exports a spec on a synthetic data set into `dir/code`, with the data set written beside the
+/// code; returns the plan, the native pipeline and the code folder.
+fn export_with_synthetic_data(text: &str, dir: &Path) -> (expc::lower::Plan, expc::data::Pipeline, PathBuf) {
+    let c = expc::compile::compile_text("d.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
+    let checked = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
+    let plan = expc::lower::lower(&checked).expect("lowers");
+    let code = dir.join("code");
+    export(&checked, &plan, &code);
+    let exp = &checked.experiment;
+    let settings =
+        expc::config::Settings::load(None, dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
+    let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
+    let pipeline = expc::data::Pipeline::load(&config).expect("data");
+    expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");
+    (plan, pipeline, code)
+}
+
 /// train.py's test batches (no randomness: preprocessing, centre crop, sequence layout) equal the
 /// native pipeline's, value for value, for per-channel mean/std with a crop, the mean image, and
 /// multi-channel images read row by row.
@@ -364,17 +381,7 @@ fn torch_data_pipeline_equals_the_native_test_batches() {
     for (name, body) in specs {
         let dir = TempDir::new("torch-data");
         let text = format!("experiment {name}\n{body}train {{\n  lr 0.1\n  iterations 1\n}}\n");
-        let c = expc::compile::compile_text("d.exp", &text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
-        let checked = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
-        let plan = expc::lower::lower(&checked).expect("lowers");
-        let code = dir.join("code");
-        export(&checked, &plan, &code);
-        let exp = &checked.experiment;
-        let settings =
-            expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
-        let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
-        let pipeline = expc::data::Pipeline::load(&config).expect("data");
-        expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");
+        let (plan, pipeline, code) = export_with_synthetic_data(&text, &dir);
         let native = pipeline.test_stream().next().expect("a test batch");
         let script = "import sys; sys.path.insert(0, sys.argv[1]); import train; from safetensors_io import save_tensors\n\
                       x, y = next(train.Data(sys.argv[1]).test_batches(1)); save_tensors(sys.argv[2], {'x': x, 'y': y.float()})";
@@ -405,17 +412,7 @@ fn torch_augmentations_compute_the_native_values_for_the_same_choices() {
     let text = "experiment a\ndata {\n  dataset synthetic shape=3x8x8 classes=4 train=64 test=20\n  batch 8\n  scale 1/255\n  mean 0.5 0.4 0.3\n  std 0.2 0.3 0.25\n  \
                 augment pad=2 crop=6x6 mirror cutout=3x2 brightness=0.4 contrast=0.4 saturation=0.4 resized_crop=0.3\n}\n\
                 model {\n  input 3x6x6\n  fc 4\n  loss\n}\ntrain {\n  lr 0.1\n  iterations 1\n}\n";
-    let c = expc::compile::compile_text("a.exp", text, Path::new("."), &|p: &Path| std::fs::read_to_string(p));
-    let checked = c.into_checked().unwrap_or_else(|r| panic!("{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false)));
-    let plan = expc::lower::lower(&checked).expect("lowers");
-    let code = dir.join("code");
-    export(&checked, &plan, &code);
-    let exp = &checked.experiment;
-    let settings =
-        expc::config::Settings::load(None, &dir, &|_| None, &expc::config::Overrides::default(), &mut expc::source::SourceMap::new()).expect("settings");
-    let config = expc::run::data_source::data_config(&exp.data, &settings, exp.train.seed).expect("config");
-    let pipeline = expc::data::Pipeline::load(&config).expect("data");
-    expc::backend::torch::write_synthetic(&pipeline.train, &pipeline.test, &code).expect("synthetic");
+    let (_, pipeline, code) = export_with_synthetic_data(text, &dir);
     let cases: Vec<AugmentCase> = vec![
         (0, [0, 0, 6, 6], false, [1.0, 1.0, 1.0], None),
         (1, [-2, -1, 6, 6], true, [1.3, 1.0, 1.0], Some([0, 0])),

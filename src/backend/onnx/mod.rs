@@ -161,8 +161,9 @@ pub fn export(plan: &Plan, weights: &Tensors, metadata: &[(String, String)]) -> 
         let owner = l.shares.and_then(|o| plan.layers.get(o)).unwrap_or(l);
         let name = checkpoint_name(&owner.op, &owner.name, p);
         let (shape, data) = weights.get(&name).cloned().ok_or_else(|| OnnxError(format!("the checkpoint has no tensor `{name}`")))?;
-        if shape.iter().product::<usize>() != data.len() {
-            return Err(OnnxError(format!("tensor `{name}` has {} values for shape {shape:?}", data.len())));
+        let wanted = owner.params.iter().find(|q| q.name == p).map(|q| q.shape.clone()).unwrap_or_default();
+        if shape != wanted || shape.iter().product::<usize>() != data.len() {
+            return Err(OnnxError(format!("tensor `{name}` has shape {shape:?} ({} values); the model needs {wanted:?}", data.len())));
         }
         b.tensor(&name, &shape, &data);
         Ok((name, shape, data))
@@ -281,7 +282,7 @@ pub fn export(plan: &Plan, weights: &Tensors, metadata: &[(String, String)]) -> 
                 let refs: Vec<&str> = ins.iter().map(|s| s.as_str()).collect();
                 b.node("Concat", &refs, &[&out], vec![("axis", Attr::Int(1))]);
             }
-            Op::Rnn(_) | Op::Lstm(_) => recurrent(&mut b, &mut param, plan, l, &x, &out)?,
+            Op::Rnn(_) | Op::Lstm(_) => recurrent(&mut b, &mut param, weights, plan, l, &x, &out)?,
             Op::Last => {
                 let t = xs.first().copied().unwrap_or(1);
                 let idx = b.value(&format!("{}.index", l.name));
@@ -385,7 +386,7 @@ fn pool(b: &mut Builder, p: &crate::ops::pool::Pool, xs: &[usize], out_shape: &[
 type ParamFn<'a> = dyn FnMut(&mut Builder, &PlanLayer, &str) -> Result<(String, Vec<usize>, Vec<f32>), OnnxError> + 'a;
 
 /// `rnn`/`lstm` over `[N, T, F]`: ONNX's time-major `RNN`/`LSTM` between two transposes.
-fn recurrent(b: &mut Builder, param: &mut ParamFn<'_>, plan: &Plan, l: &PlanLayer, x: &str, out: &str) -> Result<(), OnnxError> {
+fn recurrent(b: &mut Builder, param: &mut ParamFn<'_>, weights: &Tensors, plan: &Plan, l: &PlanLayer, x: &str, out: &str) -> Result<(), OnnxError> {
     let (h, lstm) = match &l.op {
         Op::Rnn(r) => (r.hidden as usize, false),
         Op::Lstm(r) => (r.hidden as usize, true),
@@ -404,8 +405,13 @@ fn recurrent(b: &mut Builder, param: &mut ParamFn<'_>, plan: &Plan, l: &PlanLaye
     let (wn, rn, bn) = (format!("{base}.onnx_W"), format!("{base}.onnx_R"), format!("{base}.onnx_B"));
     b.tensor(&wn, &[1, gates * h, f], &reorder(&wih, f));
     b.tensor(&rn, &[1, gates * h, h], &reorder(&whh, h));
+    // Wb is expc's one bias; Rb is a checkpoint's `bias_hh_l0` (zero in expc's and the torch
+    // backend's own, which keep it frozen), as the engine folds it in when loading.
     let mut bb = reorder(&bias, 1);
-    bb.extend(std::iter::repeat_n(0.0, gates * h));
+    match weights.get(&format!("{base}.bias_hh_l0")).filter(|(_, v)| v.len() == gates * h) {
+        Some((_, hh)) => bb.extend(reorder(hh, 1)),
+        None => bb.extend(std::iter::repeat_n(0.0, gates * h)),
+    }
     b.tensor(&bn, &[1, 2 * gates * h], &bb);
     let (tm, y, sq, axes) = (b.value(out), b.value(out), b.value(out), b.value(&format!("{out}.axes")));
     b.node("Transpose", &[x], &[&tm], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);

@@ -22,6 +22,7 @@ pub mod dot_tile;
 pub mod dropout;
 pub mod flatten;
 pub mod gemm_nn;
+mod lanes;
 pub mod linear;
 pub mod lstm;
 pub mod matmul;

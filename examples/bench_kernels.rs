@@ -37,7 +37,19 @@ fn main() {
         return;
     }
     // (name, O, K, HW)
-    let shapes = [("quick conv1", 32, 75, 1024), ("quick conv2", 32, 800, 256), ("quick conv3", 64, 800, 64), ("vgg 64", 64, 576, 256), ("vgg 128", 128, 1152, 64), ("resnet 16", 16, 144, 1024), ("resnet 32", 32, 288, 256), ("simple c1", 6, 75, 784), ("simple c2", 16, 150, 100), ("lenet c1", 20, 25, 576), ("lenet c2", 50, 500, 64)];
+    let shapes = [
+        ("quick conv1", 32, 75, 1024),
+        ("quick conv2", 32, 800, 256),
+        ("quick conv3", 64, 800, 64),
+        ("vgg 64", 64, 576, 256),
+        ("vgg 128", 128, 1152, 64),
+        ("resnet 16", 16, 144, 1024),
+        ("resnet 32", 32, 288, 256),
+        ("simple c1", 6, 75, 784),
+        ("simple c2", 16, 150, 100),
+        ("lenet c1", 20, 25, 576),
+        ("lenet c2", 50, 500, 64),
+    ];
     for (name, o, k, hw) in shapes {
         let w: Vec<f32> = (0..o * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let col: Vec<f32> = (0..k * hw).map(|i| (i % 5) as f32 * 0.1).collect();
@@ -50,6 +62,12 @@ fn main() {
         let bwd_x = time(|| matmul(k, hw, o, MatRef::tr(&w, k), MatRef::rm(&dy, hw), &mut dcol, hw, false));
         let (dy4, col4) = (dy.repeat(4), col.repeat(4));
         let bwd_w = time(|| expc::kernels::dot_tile::gemm_nt_acc_batched(o, k, hw, 4, &dy4, hw, o * hw, &col4, hw, k * hw, &mut dw, k)) / 4.0;
-        println!("{name:12} O={o:4} K={k:5} HW={hw:5}  fwd {:6.1}  dcol {:6.1}  dW {:6.1} GFLOP/s  ({})", flops / fwd / 1e9, flops / bwd_x / 1e9, flops / bwd_w / 1e9, expc::kernels::simd().name());
+        println!(
+            "{name:12} O={o:4} K={k:5} HW={hw:5}  fwd {:6.1}  dcol {:6.1}  dW {:6.1} GFLOP/s  ({})",
+            flops / fwd / 1e9,
+            flops / bwd_x / 1e9,
+            flops / bwd_w / 1e9,
+            expc::kernels::simd().name()
+        );
     }
 }

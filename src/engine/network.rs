@@ -127,10 +127,10 @@ pub(crate) fn auto_micro_batch(c: &Schedule) -> usize {
     let mut per_sample = 0usize;
     for l in &c.layers {
         per_sample += 2 * l.out_len * 4;
-        if let Kernel::Conv { g, .. } = &l.kernel {
+        if let Kernel::Conv { g, implicit, .. } = &l.kernel {
             let hw = g.ho * g.wo;
             mb = mb.max(256usize.div_ceil(hw.max(1)));
-            per_sample += g.col_len() * 4;
+            per_sample += implicit.as_ref().map_or(g.col_len(), |im| im.padded_len(g) + im.wide_len(g)) * 4;
         }
     }
     let mut mb = mb.min(8);

@@ -15,6 +15,7 @@
 
 use super::error::EngineError;
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::conv_implicit::Implicit;
 use crate::kernels::pool::PoolGeom;
 use crate::lower::{Plan, Producer};
 use crate::ops::activation::Activation;
@@ -27,6 +28,8 @@ pub(crate) enum Kernel {
     Conv {
         g: ConvGeom,
         bias: bool,
+        /// The implicit-GEMM layout when it is the faster path (stride 1, SIMD machine), else im2col.
+        implicit: Option<Implicit>,
     },
     /// Max pooling; `true` when a preceding ReLU was fused in (`y = max(0, max(x))`).
     MaxPool(PoolGeom, bool),
@@ -123,8 +126,8 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
     let x = &ins[0];
     let u = |v: u64| v as usize;
     Ok(match op {
-        Op::Conv(c) => Kernel::Conv {
-            g: ConvGeom {
+        Op::Conv(c) => {
+            let g = ConvGeom {
                 c: x[0],
                 h: x[1],
                 w: x[2],
@@ -140,9 +143,9 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
                 groups: u(c.groups),
                 ho: out[1],
                 wo: out[2],
-            },
-            bias: c.bias,
-        },
+            };
+            Kernel::Conv { g, bias: c.bias, implicit: Implicit::plan(&g) }
+        }
         Op::Pool(p) => {
             let x64: Vec<u64> = x.iter().map(|&d| d as u64).collect();
             let (k, s) = p.window(&x64);

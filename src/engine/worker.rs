@@ -10,7 +10,7 @@
 use super::error::EngineError;
 use super::schedule::{Kernel, Schedule, ScheduledLayer};
 use crate::kernels::matmul::{matmul, MatRef};
-use crate::kernels::{activation, add, batchnorm, concat, conv, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
+use crate::kernels::{activation, add, batchnorm, concat, conv, conv_implicit, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
 use crate::lower::Producer;
 use std::mem::take;
 
@@ -55,6 +55,9 @@ pub(crate) struct Worker<T> {
     pub saved_cells: Vec<Vec<T>>,
     pub col: Vec<T>,
     pub dcol: Vec<T>,
+    /// Implicit-GEMM convolutions: padded inputs and wide outputs (or output gradients).
+    pub padded: Vec<T>,
+    pub wide: Vec<T>,
     pub scratch: Vec<T>,
     /// Recurrent layers: one step's hidden state (forward), gradient workspaces (backward).
     pub recurrent_step: Vec<T>,
@@ -111,6 +114,8 @@ pub(crate) struct WorkerSizes {
     pub lin_dy: Vec<usize>,
     pub col: usize,
     pub dcol: usize,
+    pub padded: usize,
+    pub wide: usize,
     pub scratch: usize,
     pub recurrent_step: usize,
     pub recurrent_grad: usize,
@@ -146,6 +151,13 @@ impl WorkerSizes {
             }
             let (mut argmax_len, mut saved_len, mut cells_len) = (0, 0, 0);
             match &l.kernel {
+                Kernel::Conv { g, implicit: Some(im), .. } => {
+                    z.padded = z.padded.max(cap * im.padded_len(g));
+                    z.wide = z.wide.max(cap * im.wide_len(g));
+                    if l.dx_needed[0] {
+                        z.dcol = z.dcol.max(g.col_len());
+                    }
+                }
                 Kernel::Conv { g, .. } => {
                     z.col = z.col.max(g.col_len());
                     if cap * g.col_len() <= KEEP_COLS_MAX {
@@ -187,10 +199,18 @@ impl WorkerSizes {
     pub fn bytes(&self, elem: usize) -> (usize, usize) {
         let sum = |v: &[usize]| v.iter().sum::<usize>();
         let act = (self.data + sum(&self.out) + sum(&self.dout) + sum(&self.saved) + sum(&self.saved_cells)) * elem + sum(&self.argmax) * 4;
-        let ws =
-            (self.col + self.dcol + self.scratch + self.recurrent_step + self.recurrent_grad + self.recurrent_scratch + sum(&self.lin_x) + sum(&self.lin_dy))
-                * elem
-                + (self.probs + 2 * self.bn) * 8;
+        let ws = (self.col
+            + self.dcol
+            + self.padded
+            + self.wide
+            + self.scratch
+            + self.recurrent_step
+            + self.recurrent_grad
+            + self.recurrent_scratch
+            + sum(&self.lin_x)
+            + sum(&self.lin_dy))
+            * elem
+            + (self.probs + 2 * self.bn) * 8;
         (act, ws)
     }
 }
@@ -210,6 +230,8 @@ impl<T: Float> Worker<T> {
             saved_cells: many(&z.saved_cells)?,
             col: zeros(z.col)?,
             dcol: zeros(z.dcol)?,
+            padded: zeros(z.padded)?,
+            wide: zeros(z.wide)?,
             scratch: zeros(z.scratch)?,
             recurrent_step: zeros(z.recurrent_step)?,
             recurrent_grad: zeros(z.recurrent_grad)?,
@@ -241,7 +263,14 @@ impl<T: Float> Worker<T> {
             + vv(&self.saved)
             + vv(&self.saved_cells)
             + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
-        let ws = (self.col.len() + self.dcol.len() + self.scratch.len() + self.recurrent_step.len() + self.recurrent_grad.len() + self.recurrent_scratch.len())
+        let ws = (self.col.len()
+            + self.dcol.len()
+            + self.padded.len()
+            + self.wide.len()
+            + self.scratch.len()
+            + self.recurrent_step.len()
+            + self.recurrent_grad.len()
+            + self.recurrent_scratch.len())
             * s
             + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
             + (vv(&self.lin_x) + vv(&self.lin_dy));
@@ -307,7 +336,11 @@ impl<T: Float> Worker<T> {
         let ol = n * layer.out_len;
         let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
         match &layer.kernel {
-            Kernel::Conv { g, bias } => {
+            Kernel::Conv { g, bias, implicit: Some(im) } => {
+                let (w, b) = params2(ctx, layer, *bias);
+                conv_implicit::forward(g, im, n, x, w, b, &mut y[..ol], &mut self.padded, &mut self.wide);
+            }
+            Kernel::Conv { g, bias, implicit: None } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 let cl = g.col_len();
                 let col = if self.saved[l].len() >= (o + n) * cl && cl > 0 { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
@@ -422,7 +455,15 @@ impl<T: Float> Worker<T> {
             let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
             let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
             match &layer.kernel {
-                Kernel::Conv { g, bias } => {
+                Kernel::Conv { g, bias, implicit: Some(im) } => {
+                    let (w, _) = params2(ctx, layer, *bias);
+                    let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
+                    conv_implicit::backward_params(g, im, n, x, &dy[..ol], dw, db, &mut self.padded, &mut self.wide);
+                    if let Some(dxs) = dxs {
+                        conv::backward_input(g, n, w, &dy[..ol], dxs, &mut self.dcol);
+                    }
+                }
+                Kernel::Conv { g, bias, implicit: None } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
                     let cl = g.col_len();

@@ -5,5 +5,5 @@ use super::Float;
 
 /// `y += x`.
 pub fn accumulate<T: Float>(x: &[T], y: &mut [T]) {
-    y.iter_mut().zip(x).for_each(|(a, b)| *a += *b);
+    super::vectorised(|| y.iter_mut().zip(x).for_each(|(a, b)| *a += *b));
 }

@@ -89,6 +89,23 @@ pub fn normalize<T: Float>(
     invstd: &[f64],
     gamma: Option<&[T]>,
     beta: Option<&[T]>,
+    xhat: Option<&mut [T]>,
+    y: &mut [T],
+) {
+    super::vectorised(|| normalize_loop(n, c, sp, x, mean, invstd, gamma, beta, xhat, y))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn normalize_loop<T: Float>(
+    n: usize,
+    c: usize,
+    sp: usize,
+    x: &[T],
+    mean: &[f64],
+    invstd: &[f64],
+    gamma: Option<&[T]>,
+    beta: Option<&[T]>,
     mut xhat: Option<&mut [T]>,
     y: &mut [T],
 ) {
@@ -143,15 +160,17 @@ pub fn backward_dx<T: Float>(
     mdyx: &[f64],
     dx: &mut [T],
 ) {
-    for s in 0..n {
-        for ch in 0..c {
-            let b = (s * c + ch) * sp;
-            let g = gamma.map_or(T::ONE, |g| g[ch]);
-            let k = g * T::from_f64(invstd[ch]);
-            let (a, bb) = (T::from_f64(mdy[ch]), T::from_f64(mdyx[ch]));
-            for ((d, &g), &h) in dx[b..b + sp].iter_mut().zip(&dy[b..b + sp]).zip(&xhat[b..b + sp]) {
-                *d = k * (g - a - h * bb);
+    super::vectorised(|| {
+        for s in 0..n {
+            for ch in 0..c {
+                let b = (s * c + ch) * sp;
+                let g = gamma.map_or(T::ONE, |g| g[ch]);
+                let k = g * T::from_f64(invstd[ch]);
+                let (a, bb) = (T::from_f64(mdy[ch]), T::from_f64(mdyx[ch]));
+                for ((d, &g), &h) in dx[b..b + sp].iter_mut().zip(&dy[b..b + sp]).zip(&xhat[b..b + sp]) {
+                    *d = k * (g - a - h * bb);
+                }
             }
         }
-    }
+    })
 }

@@ -64,7 +64,7 @@ impl ConvGeom {
 }
 
 /// Zeroes a short row (portable path).
-fn zero_short<T: Float>(dst: &mut [T]) {
+pub(crate) fn zero_short<T: Float>(dst: &mut [T]) {
     let mut d8 = dst.chunks_exact_mut(8);
     for d in &mut d8 {
         let d: &mut [T; 8] = d.try_into().unwrap_or_else(|_| unreachable!());
@@ -78,7 +78,7 @@ fn zero_short<T: Float>(dst: &mut [T]) {
 /// Copies a short row without a `memcpy` call (call overhead dominates for ~10–30
 /// elements): 8-wide array moves, then a 4-wide one, then up to 3 scalars.
 #[inline(always)]
-fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
+pub(crate) fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
     let mut d8 = dst.chunks_exact_mut(8);
@@ -481,16 +481,31 @@ pub fn backward<T: Float>(
             gemm_nt_acc(og, kg, hw, &dys[gi * og * hw..], hw, &src[gi * kg * hw..], hw, &mut dw[gi * og * kg..], kg);
         }
         if let Some(dx) = dx.as_deref_mut() {
-            let dxs = &mut dx[s * il..(s + 1) * il];
-            let target: &mut [T] = if g.is_pointwise() { dxs } else { &mut *dcol };
-            for gi in 0..g.groups {
-                // dcol_g[kg, hw] = W_g[og, kg]^T · dy_g[og, hw]
-                matmul(kg, hw, og, MatRef::tr(&w[gi * og * kg..], kg), MatRef::rm(&dys[gi * og * hw..], hw), &mut target[gi * kg * hw..], hw, false);
-            }
-            if !g.is_pointwise() {
-                col2im(g, dcol, &mut dx[s * il..(s + 1) * il]);
-            }
+            input_grad(g, w, dys, &mut dx[s * il..(s + 1) * il], dcol);
         }
+    }
+}
+
+/// The input gradient of one sample: `dcol_g = W_gᵀ · dy_g`, then col2im (pointwise: straight
+/// into `dx`).
+fn input_grad<T: Float>(g: &ConvGeom, w: &[T], dys: &[T], dxs: &mut [T], dcol: &mut [T]) {
+    let (hw, kg, og) = (g.ho * g.wo, g.kg(), g.o / g.groups);
+    let target: &mut [T] = if g.is_pointwise() { &mut *dxs } else { &mut *dcol };
+    for gi in 0..g.groups {
+        // dcol_g[kg, hw] = W_g[og, kg]^T · dy_g[og, hw]
+        matmul(kg, hw, og, MatRef::tr(&w[gi * og * kg..], kg), MatRef::rm(&dys[gi * og * hw..], hw), &mut target[gi * kg * hw..], hw, false);
+    }
+    if !g.is_pointwise() {
+        col2im(g, dcol, dxs);
+    }
+}
+
+/// Input gradient only, over `n` samples (overwrites `dx`; `dcol` holds `g.col_len()`), for
+/// convolutions whose parameter gradients are computed elsewhere ([`super::conv_implicit`]).
+pub fn backward_input<T: Float>(g: &ConvGeom, n: usize, w: &[T], dy: &[T], dx: &mut [T], dcol: &mut [T]) {
+    let (il, ol) = (g.in_len(), g.out_len());
+    for s in 0..n {
+        input_grad(g, w, &dy[s * ol..(s + 1) * ol], &mut dx[s * il..(s + 1) * il], dcol);
     }
 }
 

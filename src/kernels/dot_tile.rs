@@ -11,9 +11,9 @@
 //! portable 4×3 tile. Partial sums are reduced lane-wise in a fixed order, so results are
 //! deterministic per machine and instruction set.
 
-use super::Float;
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{F32Lanes, Ymm, Zmm};
+use super::lanes::{F32Lanes, RowStarts, Strided, Ymm, Zmm};
+use super::Float;
 
 #[inline(always)]
 fn fmadd<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
@@ -114,11 +114,11 @@ unsafe fn kernel_avx2<T: Float>(m: usize, n: usize, p: usize, a: &[T], lda: usiz
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<V: F32Lanes, const MR: usize, const NR: usize>(
+unsafe fn tile<V: F32Lanes, R: RowStarts, const MR: usize, const NR: usize>(
     pa: *const f32,
     lda: usize,
     pb: *const f32,
-    ldb: usize,
+    rows: R,
     p: usize,
     c: *mut f32,
     ldc: usize,
@@ -133,7 +133,7 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NR: usize>(
         let (pa, pb) = (pa.add(s * a_bs), pb.add(s * b_bs));
         let mut q = 0;
         while q < pm {
-            let bv: [V; NR] = core::array::from_fn(|j| V::load(pb.add(j * ldb + q)));
+            let bv: [V; NR] = core::array::from_fn(|j| V::load(pb.add(rows.start(j) + q)));
             for i in 0..MR {
                 let av = V::load(pa.add(i * lda + q));
                 for j in 0..NR {
@@ -143,7 +143,7 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NR: usize>(
             q += V::LANES;
         }
         if pm < p {
-            let bv: [V; NR] = core::array::from_fn(|j| V::load_masked(pb.add(j * ldb + pm), tail));
+            let bv: [V; NR] = core::array::from_fn(|j| V::load_masked(pb.add(rows.start(j) + pm), tail));
             for i in 0..MR {
                 let av = V::load_masked(pa.add(i * lda + pm), tail);
                 for j in 0..NR {
@@ -164,13 +164,13 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn column_block<V: F32Lanes, const MR: usize, const NR: usize>(
+unsafe fn column_block<V: F32Lanes, R: RowStarts, const MR: usize, const NR: usize>(
     m: usize,
     p: usize,
     pa: *const f32,
     lda: usize,
     pb: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     bat: (usize, usize, usize),
@@ -178,19 +178,19 @@ unsafe fn column_block<V: F32Lanes, const MR: usize, const NR: usize>(
     let (nb, a_bs, b_bs) = bat;
     let mut i = 0;
     while m - i >= MR {
-        tile::<V, MR, NR>(pa.add(i * lda), lda, pb, ldb, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
+        tile::<V, R, MR, NR>(pa.add(i * lda), lda, pb, rows, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
         i += MR;
     }
     if MR > 4 && m - i >= 4 {
-        tile::<V, 4, NR>(pa.add(i * lda), lda, pb, ldb, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
+        tile::<V, R, 4, NR>(pa.add(i * lda), lda, pb, rows, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
         i += 4;
     }
     if MR > 2 && m - i >= 2 {
-        tile::<V, 2, NR>(pa.add(i * lda), lda, pb, ldb, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
+        tile::<V, R, 2, NR>(pa.add(i * lda), lda, pb, rows, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
         i += 2;
     }
     while i < m {
-        tile::<V, 1, NR>(pa.add(i * lda), lda, pb, ldb, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
+        tile::<V, R, 1, NR>(pa.add(i * lda), lda, pb, rows, p, c.add(i * ldc), ldc, nb, a_bs, b_bs);
         i += 1;
     }
 }
@@ -199,26 +199,28 @@ unsafe fn column_block<V: F32Lanes, const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn f32_tiled<V: F32Lanes, const MR: usize, const NR: usize>(
+unsafe fn f32_tiled<V: F32Lanes, R: RowStarts, const MR: usize, const NR: usize>(
     m: usize,
     n: usize,
     p: usize,
-    a: &[f32],
+    a: *const f32,
     lda: usize,
-    b: &[f32],
-    ldb: usize,
+    b: *const f32,
+    rows: R,
     c: &mut [f32],
     ldc: usize,
     bat: (usize, usize, usize),
 ) {
-    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let cp = c.as_mut_ptr();
     let mut j = 0;
     while j + NR <= n {
-        column_block::<V, MR, NR>(m, p, ap, lda, bp.add(j * ldb), ldb, cp.add(j), ldc, bat);
+        let (off, r) = rows.from(j);
+        column_block::<V, R, MR, NR>(m, p, a, lda, b.add(off), r, cp.add(j), ldc, bat);
         j += NR;
     }
     while j < n {
-        column_block::<V, MR, 1>(m, p, ap, lda, bp.add(j * ldb), ldb, cp.add(j), ldc, bat);
+        let (off, r) = rows.from(j);
+        column_block::<V, R, MR, 1>(m, p, a, lda, b.add(off), r, cp.add(j), ldc, bat);
         j += 1;
     }
 }
@@ -228,8 +230,19 @@ unsafe fn f32_tiled<V: F32Lanes, const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn f32_avx512(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, bat: (usize, usize, usize)) {
-    f32_tiled::<Zmm, 4, 4>(m, n, p, a, lda, b, ldb, c, ldc, bat)
+unsafe fn f32_avx512<R: RowStarts>(
+    m: usize,
+    n: usize,
+    p: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    rows: R,
+    c: &mut [f32],
+    ldc: usize,
+    bat: (usize, usize, usize),
+) {
+    f32_tiled::<Zmm, R, 4, 4>(m, n, p, a, lda, b, rows, c, ldc, bat)
 }
 
 /// f32 AVX2+FMA path: 4×3 tiles (12 accumulators, 3 B vectors and one A vector fill the 16
@@ -237,8 +250,19 @@ unsafe fn f32_avx512(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn f32_avx2(m: usize, n: usize, p: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize, c: &mut [f32], ldc: usize, bat: (usize, usize, usize)) {
-    f32_tiled::<Ymm, 4, 3>(m, n, p, a, lda, b, ldb, c, ldc, bat)
+unsafe fn f32_avx2<R: RowStarts>(
+    m: usize,
+    n: usize,
+    p: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    rows: R,
+    c: &mut [f32],
+    ldc: usize,
+    bat: (usize, usize, usize),
+) {
+    f32_tiled::<Ymm, R, 4, 3>(m, n, p, a, lda, b, rows, c, ldc, bat)
 }
 
 /// `C[m×n] += A[m×p] · B[n×p]ᵀ`, all row-major with leading dimensions `lda`, `ldb`, `ldc`.
@@ -279,9 +303,9 @@ pub fn gemm_nt_acc_batched<T: Float>(
                 let b = std::slice::from_raw_parts(b.as_ptr() as *const f32, b.len());
                 let c = std::slice::from_raw_parts_mut(c.as_mut_ptr() as *mut f32, c.len());
                 if super::simd() == super::Simd::Avx512 {
-                    return f32_avx512(m, n, p, a, lda, b, ldb, c, ldc, (nb, a_bs, b_bs));
+                    return f32_avx512(m, n, p, a.as_ptr(), lda, b.as_ptr(), Strided(ldb), c, ldc, (nb, a_bs, b_bs));
                 }
-                return f32_avx2(m, n, p, a, lda, b, ldb, c, ldc, (nb, a_bs, b_bs));
+                return f32_avx2(m, n, p, a.as_ptr(), lda, b.as_ptr(), Strided(ldb), c, ldc, (nb, a_bs, b_bs));
             }
         }
     }
@@ -301,6 +325,53 @@ pub fn gemm_nt_acc_batched<T: Float>(
             }
         }
         kernel::<T, 8, false>(m, n, p, a, lda, b, ldb, c, ldc)
+    }
+}
+
+/// `C[m×n] += Σ_s A_s[m×p] · B_sᵀ` over `nb` samples, where row `j` of `B_s` is
+/// `b[s·b_bs + rows[j]..][..p]` (an implicit column matrix) and `A_s` is at `s·a_bs` with leading
+/// dimension `lda`. SIMD kernels on AVX2 and AVX-512, a portable loop elsewhere (and for f64).
+pub fn gemm_nt_acc_rows_batched<T: Float>(
+    m: usize,
+    n: usize,
+    p: usize,
+    nb: usize,
+    a: &[T],
+    lda: usize,
+    a_bs: usize,
+    b: &[T],
+    rows: &[usize],
+    b_bs: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || p == 0 || nb == 0 {
+        return;
+    }
+    assert!(a.len() >= (nb - 1) * a_bs + (m - 1) * lda + p && rows.len() >= n && c.len() >= (m - 1) * ldc + n, "gemm_nt_acc_rows_batched: operand too small");
+    assert!(rows[..n].iter().all(|&r| (nb - 1) * b_bs + r + p <= b.len()), "gemm_nt_acc_rows_batched: a row of B out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() >= super::Simd::Avx2 {
+        let (ap, bp) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32);
+        // SAFETY: T is f32 (same layout); the instruction set was detected; every row of every
+        // sample and the extents of A and C were checked above.
+        unsafe {
+            let c = std::slice::from_raw_parts_mut(c.as_mut_ptr() as *mut f32, c.len());
+            let rows = super::lanes::Listed(rows.as_ptr());
+            if super::simd() == super::Simd::Avx512 {
+                return f32_avx512(m, n, p, ap, lda, bp, rows, c, ldc, (nb, a_bs, b_bs));
+            }
+            return f32_avx2(m, n, p, ap, lda, bp, rows, c, ldc, (nb, a_bs, b_bs));
+        }
+    }
+    for s in 0..nb {
+        for i in 0..m {
+            let ar = &a[s * a_bs + i * lda..][..p];
+            for j in 0..n {
+                let br = &b[s * b_bs + rows[j]..][..p];
+                c[i * ldc + j] += ar.iter().zip(br).fold(T::ZERO, |acc, (x, y)| acc + *x * *y);
+            }
+        }
     }
 }
 
@@ -346,7 +417,7 @@ mod tests {
             check(&c);
             let mut c = vec![0.0f32; m * n];
             // SAFETY: as above.
-            unsafe { f32_avx2(m, n, p, &a, p, &b, p, &mut c, n, (1, 0, 0)) };
+            unsafe { f32_avx2(m, n, p, a.as_ptr(), p, b.as_ptr(), Strided(p), &mut c, n, (1, 0, 0)) };
             check(&c);
         }
     }

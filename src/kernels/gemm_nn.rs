@@ -11,6 +11,8 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{F32Lanes, Ymm, Zmm};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use super::lanes::{Listed, RowStarts, Strided};
 
 /// Reduction steps per block: `KC` rows × 32 columns of B are 32 KiB for AVX-512 (L1 is 32–48 KiB).
 const KC: usize = 256;
@@ -18,13 +20,13 @@ const KC: usize = 256;
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<V: F32Lanes, const MR: usize, const NV: usize>(
+unsafe fn tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
     k: usize,
     a: *const f32,
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     last: V::Mask,
@@ -32,7 +34,7 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NV: usize>(
 ) {
     let mut acc = [[V::zero(); NV]; MR];
     for p in 0..k {
-        let bp = b.add(p * ldb);
+        let bp = b.add(rows.start(p));
         let bv: [V; NV] = core::array::from_fn(|v| if v + 1 == NV { V::load_masked(bp.add(V::LANES * v), last) } else { V::load(bp.add(V::LANES * v)) });
         for i in 0..MR {
             let av = V::splat(*a.add(i * a_rs + p * a_cs));
@@ -44,7 +46,11 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NV: usize>(
     for i in 0..MR {
         let cp = c.add(i * ldc);
         for v in 0..NV {
-            let r = if accumulate { V::add(acc[i][v], if v + 1 == NV { V::load_masked(cp.add(V::LANES * v), last) } else { V::load(cp.add(V::LANES * v)) }) } else { acc[i][v] };
+            let r = if accumulate {
+                V::add(acc[i][v], if v + 1 == NV { V::load_masked(cp.add(V::LANES * v), last) } else { V::load(cp.add(V::LANES * v)) })
+            } else {
+                acc[i][v]
+            };
             if v + 1 == NV {
                 V::store_masked(cp.add(V::LANES * v), last, r)
             } else {
@@ -59,14 +65,14 @@ unsafe fn tile<V: F32Lanes, const MR: usize, const NV: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn column_tile<V: F32Lanes, const MR: usize, const NV: usize>(
+unsafe fn column_tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
     m: usize,
     k: usize,
     a: *const f32,
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     last: V::Mask,
@@ -74,23 +80,23 @@ unsafe fn column_tile<V: F32Lanes, const MR: usize, const NV: usize>(
 ) {
     let mut i = 0;
     while m - i >= MR {
-        tile::<V, MR, NV>(k, a.add(i * a_rs), a_rs, a_cs, b, ldb, c.add(i * ldc), ldc, last, accumulate);
+        tile::<V, R, MR, NV>(k, a.add(i * a_rs), a_rs, a_cs, b, rows, c.add(i * ldc), ldc, last, accumulate);
         i += MR;
     }
     let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
     match m - i {
         0 => {}
-        1 => tile::<V, 1, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        2 => tile::<V, 2, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        3 => tile::<V, 3, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        4 => tile::<V, 4, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        5 => tile::<V, 5, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        6 => tile::<V, 6, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
-        7 => tile::<V, 7, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate),
+        1 => tile::<V, R, 1, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        2 => tile::<V, R, 2, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        3 => tile::<V, R, 3, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        4 => tile::<V, R, 4, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        5 => tile::<V, R, 5, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        6 => tile::<V, R, 6, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        7 => tile::<V, R, 7, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
         r => {
-            tile::<V, 4, NV>(k, a, a_rs, a_cs, b, ldb, c, ldc, last, accumulate);
-            tile::<V, 4, NV>(k, a.add(4 * a_rs), a_rs, a_cs, b, ldb, c.add(4 * ldc), ldc, last, accumulate);
-            column_tile::<V, 4, NV>(r - 8, k, a.add(8 * a_rs), a_rs, a_cs, b, ldb, c.add(8 * ldc), ldc, last, accumulate);
+            tile::<V, R, 4, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate);
+            tile::<V, R, 4, NV>(k, a.add(4 * a_rs), a_rs, a_cs, b, rows, c.add(4 * ldc), ldc, last, accumulate);
+            column_tile::<V, R, 4, NV>(r - 8, k, a.add(8 * a_rs), a_rs, a_cs, b, rows, c.add(8 * ldc), ldc, last, accumulate);
         }
     }
 }
@@ -98,7 +104,7 @@ unsafe fn column_tile<V: F32Lanes, const MR: usize, const NV: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm<V: F32Lanes, const MR: usize, const NV: usize>(
+unsafe fn gemm<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
     m: usize,
     n: usize,
     k: usize,
@@ -106,7 +112,7 @@ unsafe fn gemm<V: F32Lanes, const MR: usize, const NV: usize>(
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
@@ -115,11 +121,12 @@ unsafe fn gemm<V: F32Lanes, const MR: usize, const NV: usize>(
     let mut p0 = 0;
     while p0 < k {
         let kc = (k - p0).min(KC);
-        let (a, b) = (a.add(p0 * a_cs), b.add(p0 * ldb));
+        let (b_off, rows) = rows.from(p0);
+        let (a, b) = (a.add(p0 * a_cs), b.add(b_off));
         let acc = accumulate || p0 > 0;
         let mut j = 0;
         while j + NV * l <= n {
-            column_tile::<V, MR, NV>(m, kc, a, a_rs, a_cs, b.add(j), ldb, c.add(j), ldc, V::mask(l), acc);
+            column_tile::<V, R, MR, NV>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, V::mask(l), acc);
             j += NV * l;
         }
         // the last 1..NV·l columns: whole vectors, the last one masked
@@ -127,10 +134,10 @@ unsafe fn gemm<V: F32Lanes, const MR: usize, const NV: usize>(
         let last = V::mask(if rem == 0 { 0 } else { rem - (rem - 1) / l * l });
         match rem.div_ceil(l) {
             0 => {}
-            1 => column_tile::<V, MR, 1>(m, kc, a, a_rs, a_cs, b.add(j), ldb, c.add(j), ldc, last, acc),
-            2 => column_tile::<V, MR, 2>(m, kc, a, a_rs, a_cs, b.add(j), ldb, c.add(j), ldc, last, acc),
-            3 => column_tile::<V, MR, 3>(m, kc, a, a_rs, a_cs, b.add(j), ldb, c.add(j), ldc, last, acc),
-            _ => column_tile::<V, MR, 4>(m, kc, a, a_rs, a_cs, b.add(j), ldb, c.add(j), ldc, last, acc),
+            1 => column_tile::<V, R, MR, 1>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            2 => column_tile::<V, R, MR, 2>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            3 => column_tile::<V, R, MR, 3>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            _ => column_tile::<V, R, MR, 4>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
         }
         p0 += kc;
     }
@@ -138,11 +145,11 @@ unsafe fn gemm<V: F32Lanes, const MR: usize, const NV: usize>(
 
 /// # Safety
 /// Caller guarantees AVX-512F and that all indexed elements are in bounds:
-/// A: `(m−1)·a_rs + (k−1)·a_cs`, B: `(k−1)·ldb + n − 1`, C: `(m−1)·ldc + n − 1`.
+/// A: `(m−1)·a_rs + (k−1)·a_cs`, B: `rows.start(p) + n − 1` for every `p < k`, C: `(m−1)·ldc + n − 1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nn_f32(
+pub(crate) unsafe fn gemm_nn_f32<R: RowStarts>(
     m: usize,
     n: usize,
     k: usize,
@@ -150,7 +157,7 @@ pub unsafe fn gemm_nn_f32(
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
@@ -158,9 +165,9 @@ pub unsafe fn gemm_nn_f32(
     // 24 accumulators of the 32 registers: 6×4 vectors when a row fits in 64 columns, else 8×3
     // (measured on the convolution shapes, `examples/bench_kernels.rs`)
     if n <= 64 {
-        gemm::<Zmm, 6, 4>(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate)
+        gemm::<Zmm, _, 6, 4>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
     } else {
-        gemm::<Zmm, 8, 3>(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate)
+        gemm::<Zmm, _, 8, 3>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
     }
 }
 
@@ -171,7 +178,7 @@ pub unsafe fn gemm_nn_f32(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nn_f32_avx2(
+pub(crate) unsafe fn gemm_nn_f32_avx2<R: RowStarts>(
     m: usize,
     n: usize,
     k: usize,
@@ -179,17 +186,56 @@ pub unsafe fn gemm_nn_f32_avx2(
     a_rs: usize,
     a_cs: usize,
     b: *const f32,
-    ldb: usize,
+    rows: R,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    gemm::<Ymm, 6, 2>(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, accumulate)
+    gemm::<Ymm, _, 6, 2>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
+}
+
+/// `C[m×n] = (acc ? C : 0) + A[m×k] · B` where row `p` of B is `b[rows[p]..rows[p] + n]` and A is
+/// row-major (`lda = k`): the GEMM of an implicit column matrix. SIMD kernels on AVX2 and
+/// AVX-512, a portable loop elsewhere (and for f64).
+pub fn gemm_nn_rows<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], rows: &[usize], c: &mut [T], ldc: usize, accumulate: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= m * k && rows.len() >= k && c.len() >= (m - 1) * ldc + n, "gemm_nn_rows: operand too small");
+    assert!(rows[..k].iter().all(|&r| r + n <= b.len()), "gemm_nn_rows: a row of B out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() >= super::Simd::Avx2 && k > 0 {
+        let (a, b, c) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32, c.as_mut_ptr() as *mut f32);
+        let rows = Listed(rows.as_ptr());
+        // SAFETY: T is f32; the instruction set was detected; every row of B and the extents of A
+        // and C were checked above.
+        unsafe {
+            if super::simd() == super::Simd::Avx512 {
+                gemm_nn_f32(m, n, k, a, k, 1, b, rows, c, ldc, accumulate)
+            } else {
+                gemm_nn_f32_avx2(m, n, k, a, k, 1, b, rows, c, ldc, accumulate)
+            }
+        }
+        return;
+    }
+    for i in 0..m {
+        let ci = &mut c[i * ldc..i * ldc + n];
+        if !accumulate {
+            ci.iter_mut().for_each(|v| *v = T::ZERO);
+        }
+        for p in 0..k {
+            let av = a[i * k + p];
+            for (cv, bv) in ci.iter_mut().zip(&b[rows[p]..rows[p] + n]) {
+                *cv += av * *bv;
+            }
+        }
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    type Kernel = unsafe fn(usize, usize, usize, *const f32, usize, usize, *const f32, usize, *mut f32, usize, bool);
+    use super::Strided;
+    type Kernel = unsafe fn(usize, usize, usize, *const f32, usize, usize, *const f32, Strided, *mut f32, usize, bool);
 
     /// Both kernels against an f64 reference, with transposed A, ragged edges and accumulation.
     #[test]
@@ -216,7 +262,7 @@ mod tests {
                     for (name, f) in kernels {
                         let mut c = vec![0.5f32; m * n];
                         // SAFETY: the feature was detected; extents match the slices.
-                        unsafe { f(m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), n, c.as_mut_ptr(), n, acc) };
+                        unsafe { f(m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), Strided(n), c.as_mut_ptr(), n, acc) };
                         for (x, y) in c.iter().zip(&want) {
                             assert!((*x as f64 - y).abs() < 1e-4 * y.abs().max(1.0), "{name} {m}x{n}x{k} acc={acc} a_cs={a_cs}");
                         }

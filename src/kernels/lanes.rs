@@ -129,3 +129,44 @@ impl F32Lanes for Ymm {
         _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)))
     }
 }
+
+/// Where the rows of a kernel's long operand start, in elements from its base pointer: evenly
+/// strided (a dense row-major matrix) or listed in a table (the rows of an implicit column
+/// matrix: row `(c, i, j)` of a stride-1 convolution starts at the input offset of channel `c`,
+/// row `i`, column `j` of the zero-padded input, see [`super::conv`]).
+pub(crate) trait RowStarts: Copy {
+    /// Start of row `r`.
+    unsafe fn start(self, r: usize) -> usize;
+    /// The rows from `r0` on: (offset of the new base, row starts relative to it).
+    unsafe fn from(self, r0: usize) -> (usize, Self);
+}
+
+/// Row `r` starts at `r · stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided(pub usize);
+
+impl RowStarts for Strided {
+    #[inline(always)]
+    unsafe fn start(self, r: usize) -> usize {
+        r * self.0
+    }
+    #[inline(always)]
+    unsafe fn from(self, r0: usize) -> (usize, Self) {
+        (r0 * self.0, self)
+    }
+}
+
+/// Row `r` starts at `table[r]` (the caller keeps the table alive and long enough).
+#[derive(Clone, Copy)]
+pub(crate) struct Listed(pub *const usize);
+
+impl RowStarts for Listed {
+    #[inline(always)]
+    unsafe fn start(self, r: usize) -> usize {
+        *self.0.add(r)
+    }
+    #[inline(always)]
+    unsafe fn from(self, r0: usize) -> (usize, Self) {
+        (0, Listed(self.0.add(r0)))
+    }
+}

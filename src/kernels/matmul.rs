@@ -75,7 +75,7 @@ pub fn matmul<T: Float>(m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRe
                         a.rs,
                         a.cs,
                         b.data.as_ptr() as *const f32,
-                        b.rs,
+                        super::gemm_nn::Strided(b.rs),
                         c.as_mut_ptr() as *mut f32,
                         ldc,
                         accumulate,

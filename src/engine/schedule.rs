@@ -15,7 +15,7 @@
 
 use super::error::EngineError;
 use crate::kernels::conv::ConvGeom;
-use crate::kernels::conv_implicit::Implicit;
+use crate::kernels::conv_implicit::{Implicit, ImplicitInputGrad};
 use crate::kernels::pool::PoolGeom;
 use crate::lower::{Plan, Producer};
 use crate::ops::activation::Activation;
@@ -30,6 +30,8 @@ pub(crate) enum Kernel {
         bias: bool,
         /// The implicit-GEMM layout when it is the faster path (stride 1, SIMD machine), else im2col.
         implicit: Option<Implicit>,
+        /// The input gradient as an implicit-GEMM convolution, else `dcol = Wᵀ·dy` and col2im.
+        implicit_dx: Option<ImplicitInputGrad>,
     },
     /// Max pooling; `true` when a preceding ReLU was fused in (`y = max(0, max(x))`).
     MaxPool(PoolGeom, bool),
@@ -144,7 +146,7 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
                 ho: out[1],
                 wo: out[2],
             };
-            Kernel::Conv { g, bias: c.bias, implicit: Implicit::plan(&g) }
+            Kernel::Conv { g, bias: c.bias, implicit: Implicit::plan(&g), implicit_dx: ImplicitInputGrad::plan(&g) }
         }
         Op::Pool(p) => {
             let x64: Vec<u64> = x.iter().map(|&d| d as u64).collect();

@@ -58,6 +58,8 @@ pub(crate) struct Worker<T> {
     /// Implicit-GEMM convolutions: padded inputs and wide outputs (or output gradients).
     pub padded: Vec<T>,
     pub wide: Vec<T>,
+    /// Implicit input gradients: the transposed, flipped kernel.
+    pub flipped: Vec<T>,
     pub scratch: Vec<T>,
     /// Recurrent layers: one step's hidden state (forward), gradient workspaces (backward).
     pub recurrent_step: Vec<T>,
@@ -116,6 +118,7 @@ pub(crate) struct WorkerSizes {
     pub dcol: usize,
     pub padded: usize,
     pub wide: usize,
+    pub flipped: usize,
     pub scratch: usize,
     pub recurrent_step: usize,
     pub recurrent_grad: usize,
@@ -151,20 +154,28 @@ impl WorkerSizes {
             }
             let (mut argmax_len, mut saved_len, mut cells_len) = (0, 0, 0);
             match &l.kernel {
-                Kernel::Conv { g, implicit: Some(im), .. } => {
-                    z.padded = z.padded.max(cap * im.padded_len(g));
-                    z.wide = z.wide.max(cap * im.wide_len(g));
-                    if l.dx_needed[0] {
-                        z.dcol = z.dcol.max(g.col_len());
+                Kernel::Conv { g, implicit, implicit_dx, .. } => {
+                    match implicit {
+                        Some(im) => {
+                            z.padded = z.padded.max(cap * im.padded_len(g));
+                            z.wide = z.wide.max(cap * im.wide_len(g));
+                        }
+                        None => {
+                            z.col = z.col.max(g.col_len());
+                            if cap * g.col_len() <= KEEP_COLS_MAX {
+                                saved_len = cap * g.col_len();
+                            }
+                        }
                     }
-                }
-                Kernel::Conv { g, .. } => {
-                    z.col = z.col.max(g.col_len());
-                    if cap * g.col_len() <= KEEP_COLS_MAX {
-                        saved_len = cap * g.col_len();
-                    }
                     if l.dx_needed[0] {
-                        z.dcol = z.dcol.max(g.col_len());
+                        match implicit_dx {
+                            Some(gi) => {
+                                z.padded = z.padded.max(cap * gi.im.padded_len(&gi.g));
+                                z.wide = z.wide.max(gi.im.wide_len(&gi.g));
+                                z.flipped = z.flipped.max(gi.weights_len());
+                            }
+                            None => z.dcol = z.dcol.max(g.col_len()),
+                        }
                     }
                 }
                 Kernel::MaxPool(..) => argmax_len = cap * l.out_len,
@@ -232,6 +243,7 @@ impl<T: Float> Worker<T> {
             dcol: zeros(z.dcol)?,
             padded: zeros(z.padded)?,
             wide: zeros(z.wide)?,
+            flipped: zeros(z.flipped)?,
             scratch: zeros(z.scratch)?,
             recurrent_step: zeros(z.recurrent_step)?,
             recurrent_grad: zeros(z.recurrent_grad)?,
@@ -336,11 +348,11 @@ impl<T: Float> Worker<T> {
         let ol = n * layer.out_len;
         let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
         match &layer.kernel {
-            Kernel::Conv { g, bias, implicit: Some(im) } => {
+            Kernel::Conv { g, bias, implicit: Some(im), .. } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 conv_implicit::forward(g, im, n, x, w, b, &mut y[..ol], &mut self.padded, &mut self.wide);
             }
-            Kernel::Conv { g, bias, implicit: None } => {
+            Kernel::Conv { g, bias, implicit: None, .. } => {
                 let (w, b) = params2(ctx, layer, *bias);
                 let cl = g.col_len();
                 let col = if self.saved[l].len() >= (o + n) * cl && cl > 0 { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
@@ -455,21 +467,26 @@ impl<T: Float> Worker<T> {
             let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
             let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
             match &layer.kernel {
-                Kernel::Conv { g, bias, implicit: Some(im) } => {
+                Kernel::Conv { g, bias, implicit, implicit_dx } => {
                     let (w, _) = params2(ctx, layer, *bias);
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
-                    conv_implicit::backward_params(g, im, n, x, &dy[..ol], dw, db, &mut self.padded, &mut self.wide);
-                    if let Some(dxs) = dxs {
-                        conv::backward_input(g, n, w, &dy[..ol], dxs, &mut self.dcol);
+                    let mut dxs = dxs;
+                    match implicit {
+                        Some(im) => conv_implicit::backward_params(g, im, n, x, &dy[..ol], dw, db, &mut self.padded, &mut self.wide),
+                        None => {
+                            let cl = g.col_len();
+                            let kept = self.saved[l].len() >= (o + n) * cl && cl > 0;
+                            let col = if kept { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
+                            let d = if implicit_dx.is_some() { None } else { dxs.take() };
+                            conv::backward(g, n, x, w, &dy[..ol], d, dw, db, col, &mut self.dcol, kept);
+                        }
                     }
-                }
-                Kernel::Conv { g, bias, implicit: None } => {
-                    let (w, _) = params2(ctx, layer, *bias);
-                    let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
-                    let cl = g.col_len();
-                    let kept = self.saved[l].len() >= (o + n) * cl && cl > 0;
-                    let col = if kept { &mut self.saved[l][o * cl..] } else { &mut self.col[..] };
-                    conv::backward(g, n, x, w, &dy[..ol], dxs, dw, db, col, &mut self.dcol, kept);
+                    if let Some(d) = dxs {
+                        match implicit_dx {
+                            Some(gi) => conv_implicit::backward_input(gi, n, w, &dy[..ol], d, &mut self.flipped, &mut self.padded, &mut self.wide),
+                            None => conv::backward_input(g, n, w, &dy[..ol], d, &mut self.dcol),
+                        }
+                    }
                 }
                 Kernel::MaxPool(g, relu) => {
                     if let Some(d) = dxs {

@@ -214,6 +214,7 @@ impl WorkerSizes {
             + self.dcol
             + self.padded
             + self.wide
+            + self.flipped
             + self.scratch
             + self.recurrent_step
             + self.recurrent_grad
@@ -279,6 +280,7 @@ impl<T: Float> Worker<T> {
             + self.dcol.len()
             + self.padded.len()
             + self.wide.len()
+            + self.flipped.len()
             + self.scratch.len()
             + self.recurrent_step.len()
             + self.recurrent_grad.len()

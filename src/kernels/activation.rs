@@ -10,7 +10,10 @@ use crate::ops::activation::Activation;
 
 pub fn forward<T: Float>(a: &Activation, x: &[T], y: &mut [T]) {
     match a {
-        Activation::Relu => super::vectorised(|| y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > T::ZERO { x } else { T::ZERO })),
+        Activation::Relu => super::vectorised(
+            #[inline(always)]
+            || y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > T::ZERO { x } else { T::ZERO }),
+        ),
         Activation::LeakyRelu { slope } => {
             let s = T::from_f64(*slope);
             y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > T::ZERO { x } else { s * x })
@@ -25,11 +28,14 @@ pub fn forward<T: Float>(a: &Activation, x: &[T], y: &mut [T]) {
 /// `x` is the forward input, `y` the forward output.
 pub fn backward<T: Float>(a: &Activation, x: &[T], y: &[T], dy: &[T], dx: &mut [T]) {
     match a {
-        Activation::Relu => super::vectorised(|| {
-            for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
-                *d = if x > T::ZERO { g } else { T::ZERO };
-            }
-        }),
+        Activation::Relu => super::vectorised(
+            #[inline(always)]
+            || {
+                for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
+                    *d = if x > T::ZERO { g } else { T::ZERO };
+                }
+            },
+        ),
         Activation::LeakyRelu { slope } => {
             let s = T::from_f64(*slope);
             for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {

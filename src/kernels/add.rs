@@ -5,5 +5,8 @@ use super::Float;
 
 /// `y += x`.
 pub fn accumulate<T: Float>(x: &[T], y: &mut [T]) {
-    super::vectorised(|| y.iter_mut().zip(x).for_each(|(a, b)| *a += *b));
+    super::vectorised(
+        #[inline(always)]
+        || y.iter_mut().zip(x).for_each(|(a, b)| *a += *b),
+    );
 }

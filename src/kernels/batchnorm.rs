@@ -92,7 +92,10 @@ pub fn normalize<T: Float>(
     xhat: Option<&mut [T]>,
     y: &mut [T],
 ) {
-    super::vectorised(|| normalize_loop(n, c, sp, x, mean, invstd, gamma, beta, xhat, y))
+    super::vectorised(
+        #[inline(always)]
+        || normalize_loop(n, c, sp, x, mean, invstd, gamma, beta, xhat, y),
+    )
 }
 
 #[inline(always)]
@@ -160,17 +163,20 @@ pub fn backward_dx<T: Float>(
     mdyx: &[f64],
     dx: &mut [T],
 ) {
-    super::vectorised(|| {
-        for s in 0..n {
-            for ch in 0..c {
-                let b = (s * c + ch) * sp;
-                let g = gamma.map_or(T::ONE, |g| g[ch]);
-                let k = g * T::from_f64(invstd[ch]);
-                let (a, bb) = (T::from_f64(mdy[ch]), T::from_f64(mdyx[ch]));
-                for ((d, &g), &h) in dx[b..b + sp].iter_mut().zip(&dy[b..b + sp]).zip(&xhat[b..b + sp]) {
-                    *d = k * (g - a - h * bb);
+    super::vectorised(
+        #[inline(always)]
+        || {
+            for s in 0..n {
+                for ch in 0..c {
+                    let b = (s * c + ch) * sp;
+                    let g = gamma.map_or(T::ONE, |g| g[ch]);
+                    let k = g * T::from_f64(invstd[ch]);
+                    let (a, bb) = (T::from_f64(mdy[ch]), T::from_f64(mdyx[ch]));
+                    for ((d, &g), &h) in dx[b..b + sp].iter_mut().zip(&dy[b..b + sp]).zip(&xhat[b..b + sp]) {
+                        *d = k * (g - a - h * bb);
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }

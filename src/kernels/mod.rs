@@ -79,7 +79,8 @@ pub fn simd() -> Simd {
 
 /// Runs `f` inside a function compiled for AVX2+FMA when the machine has it, so that the
 /// auto-vectorised element-wise loops `f` inlines (ReLU, sums) use 256-bit registers instead of
-/// the SSE2 baseline; elsewhere `f` runs as it is.
+/// the SSE2 baseline; elsewhere `f` runs as it is. Pass closures marked `#[inline(always)]`:
+/// a closure that is not inlined is compiled for the baseline and gains nothing.
 #[inline(always)]
 pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

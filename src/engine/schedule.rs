@@ -31,7 +31,7 @@ pub(crate) enum Kernel {
         /// The implicit-GEMM layout when it is the faster path (stride 1, SIMD machine), else im2col.
         implicit: Option<Implicit>,
         /// The input gradient as an implicit-GEMM convolution, else `dcol = Wᵀ·dy` and col2im.
-        implicit_dx: Option<ImplicitInputGrad>,
+        implicit_dx: Option<Box<ImplicitInputGrad>>,
     },
     /// Max pooling; `true` when a preceding ReLU was fused in (`y = max(0, max(x))`).
     MaxPool(PoolGeom, bool),
@@ -146,7 +146,7 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
                 ho: out[1],
                 wo: out[2],
             };
-            Kernel::Conv { g, bias: c.bias, implicit: Implicit::plan(&g), implicit_dx: ImplicitInputGrad::plan(&g) }
+            Kernel::Conv { g, bias: c.bias, implicit: Implicit::plan(&g), implicit_dx: ImplicitInputGrad::plan(&g).map(Box::new) }
         }
         Op::Pool(p) => {
             let x64: Vec<u64> = x.iter().map(|&d| d as u64).collect();

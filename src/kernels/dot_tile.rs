@@ -242,7 +242,7 @@ unsafe fn f32_avx512<R: RowStarts>(
     ldc: usize,
     bat: (usize, usize, usize),
 ) {
-    if m % 4 != 0 && m % 6 == 0 {
+    if !m.is_multiple_of(4) && m.is_multiple_of(6) {
         // six rows (the homework net's first convolution) as one strip of 6×3 tiles instead of
         // a 4×4 and a half-empty 2×4 tile
         f32_tiled::<Zmm, R, 6, 3>(m, n, p, a, lda, b, rows, c, ldc, bat)

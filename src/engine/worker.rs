@@ -58,7 +58,8 @@ pub(crate) struct Worker<T> {
     /// Implicit-GEMM convolutions: padded inputs and wide outputs (or output gradients).
     pub padded: Vec<T>,
     pub wide: Vec<T>,
-    /// Implicit input gradients: the transposed, flipped kernel.
+    /// Implicit-GEMM convolutions: the transposed, flipped kernel (input gradient) or the
+    /// transposed weight gradient.
     pub flipped: Vec<T>,
     pub scratch: Vec<T>,
     /// Recurrent layers: one step's hidden state (forward), gradient workspaces (backward).
@@ -159,6 +160,7 @@ impl WorkerSizes {
                         Some(im) => {
                             z.padded = z.padded.max(cap * im.padded_len(g));
                             z.wide = z.wide.max(cap * im.wide_len(g));
+                            z.flipped = z.flipped.max(im.dwt_len(g));
                         }
                         None => {
                             z.col = z.col.max(g.col_len());
@@ -474,7 +476,7 @@ impl<T: Float> Worker<T> {
                     let (dw, db) = grads2(&mut self.grad, ctx, layer, *bias);
                     let mut dxs = dxs;
                     match implicit {
-                        Some(im) => conv_implicit::backward_params(g, im, n, x, &dy[..ol], dw, db, &mut self.padded, &mut self.wide),
+                        Some(im) => conv_implicit::backward_params(g, im, n, x, &dy[..ol], dw, db, &mut self.padded, &mut self.wide, &mut self.flipped),
                         None => {
                             let cl = g.col_len();
                             let kept = self.saved[l].len() >= (o + n) * cl && cl > 0;

@@ -15,7 +15,7 @@
 
 use super::conv::{copy_short, lane_sum, zero_short, ConvGeom};
 use super::dot_tile::gemm_nt_acc_rows_batched;
-use super::gemm_nn::gemm_nn_rows;
+use super::gemm_nn::{gemm_nn_rows, gemm_rows_nn};
 use super::Float;
 
 /// The implicit-GEMM layout of one convolution.
@@ -63,6 +63,19 @@ impl Implicit {
             0
         } else {
             g.c * self.hp * self.wp
+        }
+    }
+    /// Whether [`backward_params`] computes the weight gradient transposed (output channels as
+    /// the lanes of AVX-512 vectors: a multiple of 16 of them).
+    pub fn transposed_weight_grad(&self, g: &ConvGeom) -> bool {
+        super::simd() == super::Simd::Avx512 && g.o.is_multiple_of(16)
+    }
+    /// Elements of the transposed weight gradient ([`Implicit::transposed_weight_grad`]), else 0.
+    pub fn dwt_len(&self, g: &ConvGeom) -> usize {
+        if self.transposed_weight_grad(g) {
+            g.o * g.kg()
+        } else {
+            0
         }
     }
     /// Elements of one sample's wide output (or wide output gradient).
@@ -125,9 +138,25 @@ pub fn forward<T: Float>(g: &ConvGeom, im: &Implicit, n: usize, x: &[T], w: &[T]
 }
 
 /// Weight and bias gradients over `n` samples (accumulated into `dw`, `db`). `xp` holds
-/// `n·padded_len`, `wide` `n·wide_len`.
+/// `n·padded_len`, `wide` `n·wide_len`, `dwt` (transposed path) `O·C·kh·kw`.
+///
+/// Two ways to the same sums: when the output channels fill whole AVX-512 vectors
+/// ([`Implicit::transposed_weight_grad`]) `dWᵀ[(c,i,j), o] = Σ_n Xp[off(c,i,j) + n] · dY'ᵀ[n, o]`, a
+/// GEMM whose vector lanes are output channels (24 accumulators, no horizontal sums), then added
+/// into `dw` transposed; otherwise dot products along `n` (`dot_tile`).
 #[allow(clippy::too_many_arguments)]
-pub fn backward_params<T: Float>(g: &ConvGeom, im: &Implicit, n: usize, x: &[T], dy: &[T], dw: &mut [T], db: Option<&mut [T]>, xp: &mut [T], wide: &mut [T]) {
+pub fn backward_params<T: Float>(
+    g: &ConvGeom,
+    im: &Implicit,
+    n: usize,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    db: Option<&mut [T]>,
+    xp: &mut [T],
+    wide: &mut [T],
+    dwt: &mut [T],
+) {
     let (ol, hw, wl) = (g.out_len(), g.ho * g.wo, im.wide_len(g));
     if let Some(db) = db {
         for s in 0..n {
@@ -136,8 +165,38 @@ pub fn backward_params<T: Float>(g: &ConvGeom, im: &Implicit, n: usize, x: &[T],
             }
         }
     }
-    // dY': the output gradient Wp wide, zero in the columns between output rows
     let wide = &mut wide[..n * wl];
+    if im.transposed_weight_grad(g) {
+        // dY'ᵀ: per sample `wide × O`, zero in the rows between output rows
+        for s in 0..n {
+            let dst = &mut wide[s * wl..][..wl];
+            for r in 0..g.ho {
+                for q in 0..im.wp.min(im.wide - r * im.wp) {
+                    let row = &mut dst[(r * im.wp + q) * g.o..][..g.o];
+                    if q < g.wo {
+                        for (o, v) in row.iter_mut().enumerate() {
+                            *v = dy[s * ol + o * hw + r * g.wo + q];
+                        }
+                    } else {
+                        zero_short(row);
+                    }
+                }
+            }
+        }
+        let kg = g.kg();
+        let (xp, stride) = padded(g, im, n, x, xp);
+        let dwt = &mut dwt[..kg * g.o];
+        for s in 0..n {
+            gemm_rows_nn(kg, g.o, im.wide, &xp[s * stride..], &im.rows, &wide[s * wl..], dwt, g.o, s > 0);
+        }
+        for o in 0..g.o {
+            for (k, d) in dw[o * kg..(o + 1) * kg].iter_mut().enumerate() {
+                *d += dwt[k * g.o + o];
+            }
+        }
+        return;
+    }
+    // dY': the output gradient Wp wide, zero in the columns between output rows
     for s in 0..n {
         for o in 0..g.o {
             let dst = &mut wide[s * wl + o * im.wide..][..im.wide];
@@ -244,7 +303,7 @@ mod tests {
                 forward(g, im, 1, &x, &w, Some(&b), &mut y[..g.out_len()], &mut xp, &mut wide);
                 forward(g, im, n - 1, &x[g.in_len()..], &w, Some(&b), &mut y[g.out_len()..], &mut xp, &mut wide);
                 let (mut dw, mut db) = (vec![T::from_f64(0.5); w.len()], vec![T::from_f64(0.5); g.o]);
-                backward_params(g, im, n, &x, &dy, &mut dw, Some(&mut db), &mut xp, &mut wide);
+                backward_params(g, im, n, &x, &dy, &mut dw, Some(&mut db), &mut xp, &mut wide, &mut vec![T::ZERO; im.dwt_len(g)]);
                 let back = |v: Vec<T>| v.into_iter().map(|a| a.to_f64()).collect::<Vec<f64>>();
                 (back(y), back(dw), back(db))
             }

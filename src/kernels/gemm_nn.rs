@@ -20,10 +20,10 @@ const KC: usize = 256;
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
+unsafe fn tile<V: F32Lanes, RA: RowStarts, R: RowStarts, const MR: usize, const NV: usize>(
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    arows: RA,
     a_cs: usize,
     b: *const f32,
     rows: R,
@@ -37,7 +37,7 @@ unsafe fn tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
         let bp = b.add(rows.start(p));
         let bv: [V; NV] = core::array::from_fn(|v| if v + 1 == NV { V::load_masked(bp.add(V::LANES * v), last) } else { V::load(bp.add(V::LANES * v)) });
         for i in 0..MR {
-            let av = V::splat(*a.add(i * a_rs + p * a_cs));
+            let av = V::splat(*a.add(arows.start(i) + p * a_cs));
             for v in 0..NV {
                 acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
             }
@@ -65,11 +65,11 @@ unsafe fn tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn column_tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
+unsafe fn column_tile<V: F32Lanes, RA: RowStarts, R: RowStarts, const MR: usize, const NV: usize>(
     m: usize,
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    arows: RA,
     a_cs: usize,
     b: *const f32,
     rows: R,
@@ -80,23 +80,27 @@ unsafe fn column_tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usiz
 ) {
     let mut i = 0;
     while m - i >= MR {
-        tile::<V, R, MR, NV>(k, a.add(i * a_rs), a_rs, a_cs, b, rows, c.add(i * ldc), ldc, last, accumulate);
+        let (off, ar) = arows.from(i);
+        tile::<V, RA, R, MR, NV>(k, a.add(off), ar, a_cs, b, rows, c.add(i * ldc), ldc, last, accumulate);
         i += MR;
     }
-    let (a, c) = (a.add(i * a_rs), c.add(i * ldc));
+    let (off, arows) = arows.from(i);
+    let (a, c) = (a.add(off), c.add(i * ldc));
     match m - i {
         0 => {}
-        1 => tile::<V, R, 1, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        2 => tile::<V, R, 2, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        3 => tile::<V, R, 3, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        4 => tile::<V, R, 4, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        5 => tile::<V, R, 5, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        6 => tile::<V, R, 6, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
-        7 => tile::<V, R, 7, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate),
+        1 => tile::<V, RA, R, 1, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        2 => tile::<V, RA, R, 2, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        3 => tile::<V, RA, R, 3, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        4 => tile::<V, RA, R, 4, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        5 => tile::<V, RA, R, 5, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        6 => tile::<V, RA, R, 6, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
+        7 => tile::<V, RA, R, 7, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate),
         r => {
-            tile::<V, R, 4, NV>(k, a, a_rs, a_cs, b, rows, c, ldc, last, accumulate);
-            tile::<V, R, 4, NV>(k, a.add(4 * a_rs), a_rs, a_cs, b, rows, c.add(4 * ldc), ldc, last, accumulate);
-            column_tile::<V, R, 4, NV>(r - 8, k, a.add(8 * a_rs), a_rs, a_cs, b, rows, c.add(8 * ldc), ldc, last, accumulate);
+            tile::<V, RA, R, 4, NV>(k, a, arows, a_cs, b, rows, c, ldc, last, accumulate);
+            let (o4, a4) = arows.from(4);
+            tile::<V, RA, R, 4, NV>(k, a.add(o4), a4, a_cs, b, rows, c.add(4 * ldc), ldc, last, accumulate);
+            let (o8, a8) = arows.from(8);
+            column_tile::<V, RA, R, 4, NV>(r - 8, k, a.add(o8), a8, a_cs, b, rows, c.add(8 * ldc), ldc, last, accumulate);
         }
     }
 }
@@ -104,12 +108,12 @@ unsafe fn column_tile<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usiz
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
+unsafe fn gemm<V: F32Lanes, RA: RowStarts, R: RowStarts, const MR: usize, const NV: usize>(
     m: usize,
     n: usize,
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    arows: RA,
     a_cs: usize,
     b: *const f32,
     rows: R,
@@ -126,7 +130,7 @@ unsafe fn gemm<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
         let acc = accumulate || p0 > 0;
         let mut j = 0;
         while j + NV * l <= n {
-            column_tile::<V, R, MR, NV>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, V::mask(l), acc);
+            column_tile::<V, RA, R, MR, NV>(m, kc, a, arows, a_cs, b.add(j), rows, c.add(j), ldc, V::mask(l), acc);
             j += NV * l;
         }
         // the last 1..NV·l columns: whole vectors, the last one masked
@@ -134,10 +138,10 @@ unsafe fn gemm<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
         let last = V::mask(if rem == 0 { 0 } else { rem - (rem - 1) / l * l });
         match rem.div_ceil(l) {
             0 => {}
-            1 => column_tile::<V, R, MR, 1>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
-            2 => column_tile::<V, R, MR, 2>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
-            3 => column_tile::<V, R, MR, 3>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
-            _ => column_tile::<V, R, MR, 4>(m, kc, a, a_rs, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            1 => column_tile::<V, RA, R, MR, 1>(m, kc, a, arows, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            2 => column_tile::<V, RA, R, MR, 2>(m, kc, a, arows, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            3 => column_tile::<V, RA, R, MR, 3>(m, kc, a, arows, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
+            _ => column_tile::<V, RA, R, MR, 4>(m, kc, a, arows, a_cs, b.add(j), rows, c.add(j), ldc, last, acc),
         }
         p0 += kc;
     }
@@ -145,16 +149,16 @@ unsafe fn gemm<V: F32Lanes, R: RowStarts, const MR: usize, const NV: usize>(
 
 /// # Safety
 /// Caller guarantees AVX-512F and that all indexed elements are in bounds:
-/// A: `(m−1)·a_rs + (k−1)·a_cs`, B: `rows.start(p) + n − 1` for every `p < k`, C: `(m−1)·ldc + n − 1`.
+/// A: `arows.start(i) + (k−1)·a_cs` for every `i < m`, B: `rows.start(p) + n − 1` for every `p < k`, C: `(m−1)·ldc + n − 1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_nn_f32<R: RowStarts>(
+pub(crate) unsafe fn gemm_nn_f32<RA: RowStarts, R: RowStarts>(
     m: usize,
     n: usize,
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    arows: RA,
     a_cs: usize,
     b: *const f32,
     rows: R,
@@ -165,9 +169,9 @@ pub(crate) unsafe fn gemm_nn_f32<R: RowStarts>(
     // 24 accumulators of the 32 registers: 6×4 vectors when a row fits in 64 columns, else 8×3
     // (measured on the convolution shapes, `examples/bench_kernels.rs`)
     if n <= 64 {
-        gemm::<Zmm, _, 6, 4>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
+        gemm::<Zmm, _, _, 6, 4>(m, n, k, a, arows, a_cs, b, rows, c, ldc, accumulate)
     } else {
-        gemm::<Zmm, _, 8, 3>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
+        gemm::<Zmm, _, _, 8, 3>(m, n, k, a, arows, a_cs, b, rows, c, ldc, accumulate)
     }
 }
 
@@ -178,12 +182,12 @@ pub(crate) unsafe fn gemm_nn_f32<R: RowStarts>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_nn_f32_avx2<R: RowStarts>(
+pub(crate) unsafe fn gemm_nn_f32_avx2<RA: RowStarts, R: RowStarts>(
     m: usize,
     n: usize,
     k: usize,
     a: *const f32,
-    a_rs: usize,
+    arows: RA,
     a_cs: usize,
     b: *const f32,
     rows: R,
@@ -191,7 +195,7 @@ pub(crate) unsafe fn gemm_nn_f32_avx2<R: RowStarts>(
     ldc: usize,
     accumulate: bool,
 ) {
-    gemm::<Ymm, _, 6, 2>(m, n, k, a, a_rs, a_cs, b, rows, c, ldc, accumulate)
+    gemm::<Ymm, _, _, 6, 2>(m, n, k, a, arows, a_cs, b, rows, c, ldc, accumulate)
 }
 
 /// `C[m×n] = (acc ? C : 0) + A[m×k] · B` where row `p` of B is `b[rows[p]..rows[p] + n]` and A is
@@ -211,9 +215,9 @@ pub fn gemm_nn_rows<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], b: &
         // and C were checked above.
         unsafe {
             if super::simd() == super::Simd::Avx512 {
-                gemm_nn_f32(m, n, k, a, k, 1, b, rows, c, ldc, accumulate)
+                gemm_nn_f32(m, n, k, a, Strided(k), 1, b, rows, c, ldc, accumulate)
             } else {
-                gemm_nn_f32_avx2(m, n, k, a, k, 1, b, rows, c, ldc, accumulate)
+                gemm_nn_f32_avx2(m, n, k, a, Strided(k), 1, b, rows, c, ldc, accumulate)
             }
         }
         return;
@@ -232,10 +236,49 @@ pub fn gemm_nn_rows<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], b: &
     }
 }
 
+/// `C[m×n] = (acc ? C : 0) + A · B[k×n]` where row `i` of A is `a[arows[i]..][..k]` (rows of an
+/// implicit column matrix) and B is row-major with `n` columns: the weight gradient of an
+/// implicit-GEMM convolution computed transposed, `dWᵀ = Xcol · dY'ᵀ`, so that the output
+/// channels are the vector lanes. SIMD kernels on AVX2 and AVX-512, a portable loop elsewhere.
+pub fn gemm_rows_nn<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], arows: &[usize], b: &[T], c: &mut [T], ldc: usize, accumulate: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(b.len() >= k * n && arows.len() >= m && c.len() >= (m - 1) * ldc + n, "gemm_rows_nn: operand too small");
+    assert!(arows[..m].iter().all(|&r| r + k <= a.len()), "gemm_rows_nn: a row of A out of bounds");
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() >= super::Simd::Avx2 && k > 0 {
+        let (a, b, c) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32, c.as_mut_ptr() as *mut f32);
+        let arows = Listed(arows.as_ptr());
+        // SAFETY: T is f32; the instruction set was detected; every row of A and the extents of B
+        // and C were checked above.
+        unsafe {
+            if super::simd() == super::Simd::Avx512 {
+                gemm_nn_f32(m, n, k, a, arows, 1, b, Strided(n), c, ldc, accumulate)
+            } else {
+                gemm_nn_f32_avx2(m, n, k, a, arows, 1, b, Strided(n), c, ldc, accumulate)
+            }
+        }
+        return;
+    }
+    for i in 0..m {
+        let ci = &mut c[i * ldc..i * ldc + n];
+        if !accumulate {
+            ci.iter_mut().for_each(|v| *v = T::ZERO);
+        }
+        for p in 0..k {
+            let av = a[arows[i] + p];
+            for (cv, bv) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cv += av * *bv;
+            }
+        }
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::Strided;
-    type Kernel = unsafe fn(usize, usize, usize, *const f32, usize, usize, *const f32, Strided, *mut f32, usize, bool);
+    type Kernel = unsafe fn(usize, usize, usize, *const f32, Strided, usize, *const f32, Strided, *mut f32, usize, bool);
 
     /// Both kernels against an f64 reference, with transposed A, ragged edges and accumulation.
     #[test]
@@ -262,7 +305,7 @@ mod tests {
                     for (name, f) in kernels {
                         let mut c = vec![0.5f32; m * n];
                         // SAFETY: the feature was detected; extents match the slices.
-                        unsafe { f(m, n, k, a.as_ptr(), a_rs, a_cs, b.as_ptr(), Strided(n), c.as_mut_ptr(), n, acc) };
+                        unsafe { f(m, n, k, a.as_ptr(), Strided(a_rs), a_cs, b.as_ptr(), Strided(n), c.as_mut_ptr(), n, acc) };
                         for (x, y) in c.iter().zip(&want) {
                             assert!((*x as f64 - y).abs() < 1e-4 * y.abs().max(1.0), "{name} {m}x{n}x{k} acc={acc} a_cs={a_cs}");
                         }

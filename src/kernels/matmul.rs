@@ -72,7 +72,7 @@ pub fn matmul<T: Float>(m: usize, n: usize, k: usize, a: MatRef<'_, T>, b: MatRe
                         n,
                         k,
                         a.data.as_ptr() as *const f32,
-                        a.rs,
+                        super::gemm_nn::Strided(a.rs),
                         a.cs,
                         b.data.as_ptr() as *const f32,
                         super::gemm_nn::Strided(b.rs),

@@ -89,52 +89,37 @@ pub fn normalize<T: Float>(
     invstd: &[f64],
     gamma: Option<&[T]>,
     beta: Option<&[T]>,
-    xhat: Option<&mut [T]>,
+    mut xhat: Option<&mut [T]>,
     y: &mut [T],
 ) {
     super::vectorised(
         #[inline(always)]
-        || normalize_loop(n, c, sp, x, mean, invstd, gamma, beta, xhat, y),
-    )
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn normalize_loop<T: Float>(
-    n: usize,
-    c: usize,
-    sp: usize,
-    x: &[T],
-    mean: &[f64],
-    invstd: &[f64],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    mut xhat: Option<&mut [T]>,
-    y: &mut [T],
-) {
-    for s in 0..n {
-        for ch in 0..c {
-            let b = (s * c + ch) * sp;
-            let (m, is) = (T::from_f64(mean[ch]), T::from_f64(invstd[ch]));
-            let g = gamma.map_or(T::ONE, |g| g[ch]);
-            let be = beta.map_or(T::ZERO, |b| b[ch]);
-            let (xs, ys) = (&x[b..b + sp], &mut y[b..b + sp]);
-            match xhat.as_deref_mut() {
-                Some(xh_buf) => {
-                    for ((yv, xh), &xv) in ys.iter_mut().zip(&mut xh_buf[b..b + sp]).zip(xs) {
-                        let h = (xv - m) * is;
-                        *xh = h;
-                        *yv = g * h + be;
-                    }
-                }
-                None => {
-                    for (yv, &xv) in ys.iter_mut().zip(xs) {
-                        *yv = g * ((xv - m) * is) + be;
+        || {
+            for s in 0..n {
+                for ch in 0..c {
+                    let b = (s * c + ch) * sp;
+                    let (m, is) = (T::from_f64(mean[ch]), T::from_f64(invstd[ch]));
+                    let g = gamma.map_or(T::ONE, |g| g[ch]);
+                    let be = beta.map_or(T::ZERO, |b| b[ch]);
+                    let (xs, ys) = (&x[b..b + sp], &mut y[b..b + sp]);
+                    match xhat.as_deref_mut() {
+                        Some(xh_buf) => {
+                            for ((yv, xh), &xv) in ys.iter_mut().zip(&mut xh_buf[b..b + sp]).zip(xs) {
+                                let h = (xv - m) * is;
+                                *xh = h;
+                                *yv = g * h + be;
+                            }
+                        }
+                        None => {
+                            for (yv, &xv) in ys.iter_mut().zip(xs) {
+                                *yv = g * ((xv - m) * is) + be;
+                            }
+                        }
                     }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// `sdy[c] += Σ dy_c`, `sdyx[c] += Σ dy_c·x̂_c`.

@@ -15,7 +15,7 @@
 
 use super::conv::{copy_short, lane_sum, zero_short, ConvGeom};
 use super::dot_tile::gemm_nt_acc_rows_batched;
-use super::gemm_nn::{gemm_nn_rows, gemm_rows_nn};
+use super::gemm_nn::{gemm_nn_rows, RowLayout};
 use super::Float;
 
 /// The implicit-GEMM layout of one convolution.
@@ -123,7 +123,7 @@ pub fn forward<T: Float>(g: &ConvGeom, im: &Implicit, n: usize, x: &[T], w: &[T]
     let (xp, stride) = padded(g, im, n, x, xp);
     let wide = &mut wide[..im.wide_len(g)];
     for s in 0..n {
-        gemm_nn_rows(g.o, im.wide, kg, w, &xp[s * stride..], &im.rows, wide, im.wide, false);
+        gemm_nn_rows(g.o, im.wide, kg, w, RowLayout::Dense(kg), &xp[s * stride..], RowLayout::Listed(&im.rows), wide, im.wide, false);
         let ys = &mut y[s * ol..][..ol];
         for o in 0..g.o {
             let bo = b.map_or(T::ZERO, |b| b[o]);
@@ -187,7 +187,7 @@ pub fn backward_params<T: Float>(
         let (xp, stride) = padded(g, im, n, x, xp);
         let dwt = &mut dwt[..kg * g.o];
         for s in 0..n {
-            gemm_rows_nn(kg, g.o, im.wide, &xp[s * stride..], &im.rows, &wide[s * wl..], dwt, g.o, s > 0);
+            gemm_nn_rows(kg, g.o, im.wide, &xp[s * stride..], RowLayout::Listed(&im.rows), &wide[s * wl..], RowLayout::Dense(g.o), dwt, g.o, s > 0);
         }
         for o in 0..g.o {
             for (k, d) in dw[o * kg..(o + 1) * kg].iter_mut().enumerate() {

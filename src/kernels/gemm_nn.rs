@@ -198,65 +198,83 @@ pub(crate) unsafe fn gemm_nn_f32_avx2<RA: RowStarts, R: RowStarts>(
     gemm::<Ymm, _, _, 6, 2>(m, n, k, a, arows, a_cs, b, rows, c, ldc, accumulate)
 }
 
-/// `C[m×n] = (acc ? C : 0) + A[m×k] · B` where row `p` of B is `b[rows[p]..rows[p] + n]` and A is
-/// row-major (`lda = k`): the GEMM of an implicit column matrix. SIMD kernels on AVX2 and
-/// AVX-512, a portable loop elsewhere (and for f64).
-pub fn gemm_nn_rows<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], b: &[T], rows: &[usize], c: &mut [T], ldc: usize, accumulate: bool) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() >= m * k && rows.len() >= k && c.len() >= (m - 1) * ldc + n, "gemm_nn_rows: operand too small");
-    assert!(rows[..k].iter().all(|&r| r + n <= b.len()), "gemm_nn_rows: a row of B out of bounds");
-    #[cfg(target_arch = "x86_64")]
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() >= super::Simd::Avx2 && k > 0 {
-        let (a, b, c) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32, c.as_mut_ptr() as *mut f32);
-        let rows = Listed(rows.as_ptr());
-        // SAFETY: T is f32; the instruction set was detected; every row of B and the extents of A
-        // and C were checked above.
-        unsafe {
-            if super::simd() == super::Simd::Avx512 {
-                gemm_nn_f32(m, n, k, a, Strided(k), 1, b, rows, c, ldc, accumulate)
-            } else {
-                gemm_nn_f32_avx2(m, n, k, a, Strided(k), 1, b, rows, c, ldc, accumulate)
-            }
+/// Where each row of a GEMM operand starts: every `ld` elements (a dense row-major matrix), or at
+/// listed offsets (the rows of an implicit column matrix, see `conv_implicit`).
+#[derive(Clone, Copy, Debug)]
+pub enum RowLayout<'a> {
+    Dense(usize),
+    Listed(&'a [usize]),
+}
+
+impl RowLayout<'_> {
+    fn start(&self, r: usize) -> usize {
+        match self {
+            RowLayout::Dense(ld) => r * ld,
+            RowLayout::Listed(t) => t[r],
         }
-        return;
     }
-    for i in 0..m {
-        let ci = &mut c[i * ldc..i * ldc + n];
-        if !accumulate {
-            ci.iter_mut().for_each(|v| *v = T::ZERO);
-        }
-        for p in 0..k {
-            let av = a[i * k + p];
-            for (cv, bv) in ci.iter_mut().zip(&b[rows[p]..rows[p] + n]) {
-                *cv += av * *bv;
-            }
+    /// Whether `rows` rows of `len` elements each lie inside `extent` elements.
+    fn fits(&self, rows: usize, len: usize, extent: usize) -> bool {
+        match self {
+            RowLayout::Dense(ld) => rows == 0 || (rows - 1) * ld + len <= extent,
+            RowLayout::Listed(t) => t.len() >= rows && t[..rows].iter().all(|&r| r + len <= extent),
         }
     }
 }
 
-/// `C[m×n] = (acc ? C : 0) + A · B[k×n]` where row `i` of A is `a[arows[i]..][..k]` (rows of an
-/// implicit column matrix) and B is row-major with `n` columns: the weight gradient of an
-/// implicit-GEMM convolution computed transposed, `dWᵀ = Xcol · dY'ᵀ`, so that the output
-/// channels are the vector lanes. SIMD kernels on AVX2 and AVX-512, a portable loop elsewhere.
-pub fn gemm_rows_nn<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], arows: &[usize], b: &[T], c: &mut [T], ldc: usize, accumulate: bool) {
+/// `C[m×n] = (acc ? C : 0) + A[m×k] · B[k×n]` with C row-major and the rows of A and B laid out as
+/// `a_rows`, `b_rows` say (each row contiguous): the GEMMs of implicit-GEMM convolutions (B listed
+/// for the forward pass, A listed for the transposed weight gradient). The SIMD kernels on AVX2
+/// and AVX-512, a portable loop elsewhere (and for f64).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nn_rows<T: super::Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_rows: RowLayout,
+    b: &[T],
+    b_rows: RowLayout,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(b.len() >= k * n && arows.len() >= m && c.len() >= (m - 1) * ldc + n, "gemm_rows_nn: operand too small");
-    assert!(arows[..m].iter().all(|&r| r + k <= a.len()), "gemm_rows_nn: a row of A out of bounds");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm_nn_rows: C too small");
+    assert!(a_rows.fits(m, k, a.len()) && b_rows.fits(k, n, b.len()), "gemm_nn_rows: a row of A or B out of bounds");
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::simd() >= super::Simd::Avx2 && k > 0 {
-        let (a, b, c) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32, c.as_mut_ptr() as *mut f32);
-        let arows = Listed(arows.as_ptr());
-        // SAFETY: T is f32; the instruction set was detected; every row of A and the extents of B
-        // and C were checked above.
-        unsafe {
+        /// # Safety
+        /// AVX2+FMA (AVX-512F when `simd()` says so) and the bounds checked by the caller.
+        unsafe fn run<RA: RowStarts, RB: RowStarts>(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: *const f32,
+            ra: RA,
+            b: *const f32,
+            rb: RB,
+            c: *mut f32,
+            ldc: usize,
+            acc: bool,
+        ) {
             if super::simd() == super::Simd::Avx512 {
-                gemm_nn_f32(m, n, k, a, arows, 1, b, Strided(n), c, ldc, accumulate)
+                gemm_nn_f32(m, n, k, a, ra, 1, b, rb, c, ldc, acc)
             } else {
-                gemm_nn_f32_avx2(m, n, k, a, arows, 1, b, Strided(n), c, ldc, accumulate)
+                gemm_nn_f32_avx2(m, n, k, a, ra, 1, b, rb, c, ldc, acc)
+            }
+        }
+        let (ap, bp, cp) = (a.as_ptr() as *const f32, b.as_ptr() as *const f32, c.as_mut_ptr() as *mut f32);
+        // SAFETY: T is f32; the instruction set was detected; every row of A and B and the extent
+        // of C were checked above; the row tables outlive the call.
+        unsafe {
+            match (a_rows, b_rows) {
+                (RowLayout::Dense(la), RowLayout::Dense(lb)) => run(m, n, k, ap, Strided(la), bp, Strided(lb), cp, ldc, accumulate),
+                (RowLayout::Dense(la), RowLayout::Listed(tb)) => run(m, n, k, ap, Strided(la), bp, Listed(tb.as_ptr()), cp, ldc, accumulate),
+                (RowLayout::Listed(ta), RowLayout::Dense(lb)) => run(m, n, k, ap, Listed(ta.as_ptr()), bp, Strided(lb), cp, ldc, accumulate),
+                (RowLayout::Listed(ta), RowLayout::Listed(tb)) => run(m, n, k, ap, Listed(ta.as_ptr()), bp, Listed(tb.as_ptr()), cp, ldc, accumulate),
             }
         }
         return;
@@ -266,9 +284,9 @@ pub fn gemm_rows_nn<T: super::Float>(m: usize, n: usize, k: usize, a: &[T], arow
         if !accumulate {
             ci.iter_mut().for_each(|v| *v = T::ZERO);
         }
-        for p in 0..k {
-            let av = a[arows[i] + p];
-            for (cv, bv) in ci.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+        let ai = &a[a_rows.start(i)..][..k];
+        for (p, &av) in ai.iter().enumerate() {
+            for (cv, bv) in ci.iter_mut().zip(&b[b_rows.start(p)..][..n]) {
                 *cv += av * *bv;
             }
         }

@@ -19,23 +19,6 @@ fn time(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--two") {
-        // the same forward GEMM on two threads at once: do the two cores share their FMA units?
-        let (o, k, hw) = (32, 800, 256);
-        let w: Vec<f32> = (0..o * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let col: Vec<f32> = (0..k * hw).map(|i| (i % 5) as f32 * 0.1).collect();
-        let flops = 2.0 * (o * k * hw) as f64;
-        std::thread::scope(|s| {
-            for _ in 0..2 {
-                s.spawn(|| {
-                    let mut y = vec![0f32; o * hw];
-                    let t = time(|| matmul(o, hw, k, MatRef::rm(&w, k), MatRef::rm(&col, hw), &mut y, hw, false));
-                    println!("two threads: fwd {:.1} GFLOP/s each", flops / t / 1e9);
-                });
-            }
-        });
-        return;
-    }
     // (name, O, K, HW)
     let shapes = [
         ("quick conv1", 32, 75, 1024),

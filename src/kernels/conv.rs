@@ -12,6 +12,8 @@
 //! convolution skips im2col and multiplies the input directly.
 
 use super::dot_tile::{gemm_nt_acc, gemm_nt_acc_batched};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{F32Lanes, Ymm, Zmm};
 use super::matmul::{matmul, MatRef};
 use super::Float;
 
@@ -165,24 +167,20 @@ unsafe fn im2col_s1_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// im2col for stride 1 with zero padding, f32 AVX-512: each output row is one masked load (the
-/// lanes inside the input; masked-off lanes read nothing and become 0) and one masked store per
-/// 16 columns, so padding costs no separate fill and no row is a `memcpy` call.
+/// im2col for stride 1 with zero padding, f32 SIMD (written once over [`F32Lanes`]): each output
+/// row is one masked load (the lanes inside the input; masked-off lanes read nothing and become 0)
+/// and one masked store per vector of columns, so padding costs no separate fill and no row is a
+/// `memcpy` call.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let hw = g.ho * g.wo;
+#[inline(always)]
+unsafe fn im2col_s1_padded<V: F32Lanes>(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    let (hw, l) = (g.ho * g.wo, V::LANES);
     assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw && g.sh == 1 && g.sw == 1);
-    let nblk = g.wo.div_ceil(16);
-    // Lanes l of block b with lo <= 16b + l < hi (two shifts: no per-call table).
-    let lanes = |lo: usize, hi: usize, b: usize| -> __mmask16 {
-        let bits = |n: usize| if n >= 16 { 0xFFFFu32 } else { (1u32 << n) - 1 };
-        (bits(hi.saturating_sub(16 * b)) & !bits(lo.saturating_sub(16 * b))) as __mmask16
-    };
+    let nblk = g.wo.div_ceil(l);
+    // Lanes of block b whose column ox has lo <= ox < hi.
+    let lanes = |lo: usize, hi: usize, b: usize| V::mask_between(lo.saturating_sub(l * b).min(l), hi.saturating_sub(l * b).min(l));
     let xp = x.as_ptr();
     let cp = col.as_mut_ptr();
-    let zero = _mm512_setzero_ps();
     let mut row = 0;
     for c in 0..g.c {
         for i in 0..g.kh {
@@ -197,15 +195,15 @@ unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
                     let iy = (oy + i * g.dh) as isize - g.ph as isize;
                     if iy < 0 || iy >= g.h as isize {
                         for b in 0..nblk {
-                            _mm512_mask_storeu_ps(d.add(16 * b), lanes(0, g.wo, b), zero);
+                            V::store_masked(d.add(l * b), lanes(0, g.wo, b), V::zero());
                         }
                         continue;
                     }
                     // May point before the row (or the buffer): only lanes in [lo, hi) are read.
                     let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
                     for b in 0..nblk {
-                        let v = _mm512_maskz_loadu_ps(lanes(lo, hi, b), src.wrapping_add(16 * b));
-                        _mm512_mask_storeu_ps(d.add(16 * b), lanes(0, g.wo, b), v);
+                        let v = V::load_masked(src.wrapping_add(l * b), lanes(lo, hi, b));
+                        V::store_masked(d.add(l * b), lanes(0, g.wo, b), v);
                     }
                 }
                 row += 1;
@@ -214,52 +212,18 @@ unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// The AVX2 form of [`im2col_s1_padded_avx512`]: 8 columns per masked load/store.
+/// [`im2col_s1_padded`] with 16 columns per masked load and store.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn im2col_s1_padded_avx512(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    im2col_s1_padded::<Zmm>(g, x, col)
+}
+
+/// [`im2col_s1_padded`] with 8 columns per masked load and store.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn im2col_s1_padded_avx2(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let hw = g.ho * g.wo;
-    assert!(x.len() >= g.c * g.h * g.w && col.len() >= g.c * g.kh * g.kw * hw && g.sh == 1 && g.sw == 1);
-    let nblk = g.wo.div_ceil(8);
-    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    // Lanes l with lo <= 8b + l < hi, as an all-ones/all-zeros mask per lane.
-    let lanes = |lo: usize, hi: usize, b: usize| -> __m256i {
-        let ox = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * b as i32));
-        let ge_lo = _mm256_cmpgt_epi32(ox, _mm256_set1_epi32(lo as i32 - 1));
-        let lt_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi as i32), ox);
-        _mm256_and_si256(ge_lo, lt_hi)
-    };
-    let xp = x.as_ptr();
-    let cp = col.as_mut_ptr();
-    let zero = _mm256_setzero_ps();
-    let mut row = 0;
-    for c in 0..g.c {
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let xoff = (j * g.dw) as isize - g.pw as isize;
-                let lo = (-xoff).clamp(0, g.wo as isize) as usize;
-                let hi = (g.w as isize - xoff).clamp(lo as isize, g.wo as isize) as usize;
-                let dst = cp.add(row * hw);
-                for oy in 0..g.ho {
-                    let d = dst.add(oy * g.wo);
-                    let iy = (oy + i * g.dh) as isize - g.ph as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        for b in 0..nblk {
-                            _mm256_maskstore_ps(d.add(8 * b), lanes(0, g.wo, b), zero);
-                        }
-                        continue;
-                    }
-                    let src = xp.wrapping_offset((c * g.h * g.w) as isize + iy * g.w as isize + xoff);
-                    for b in 0..nblk {
-                        let v = _mm256_maskload_ps(src.wrapping_add(8 * b), lanes(lo, hi, b));
-                        _mm256_maskstore_ps(d.add(8 * b), lanes(0, g.wo, b), v);
-                    }
-                }
-                row += 1;
-            }
-        }
-    }
+    im2col_s1_padded::<Ymm>(g, x, col)
 }
 
 /// Unfolds one sample `x [C,H,W]` into `col [C·kh·kw, Ho·Wo]`.

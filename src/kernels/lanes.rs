@@ -14,6 +14,8 @@ pub(crate) trait F32Lanes: Copy {
     type Mask: Copy;
     unsafe fn zero() -> Self;
     unsafe fn mask(n: usize) -> Self::Mask;
+    /// Selects lanes `lo..hi` (`lo ≤ hi ≤ LANES`).
+    unsafe fn mask_between(lo: usize, hi: usize) -> Self::Mask;
     unsafe fn load(p: *const f32) -> Self;
     unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self;
     unsafe fn store(p: *mut f32, v: Self);
@@ -42,6 +44,10 @@ impl F32Lanes for Zmm {
     #[inline(always)]
     unsafe fn mask(n: usize) -> __mmask16 {
         ((1u32 << n) - 1) as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn mask_between(lo: usize, hi: usize) -> __mmask16 {
+        Self::mask(hi) & !Self::mask(lo)
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
@@ -93,6 +99,10 @@ impl F32Lanes for Ymm {
     #[inline(always)]
     unsafe fn mask(n: usize) -> __m256i {
         _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+    #[inline(always)]
+    unsafe fn mask_between(lo: usize, hi: usize) -> __m256i {
+        _mm256_andnot_si256(Self::mask(lo), Self::mask(hi))
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {

@@ -18,7 +18,7 @@ use super::error::EngineError;
 use super::init;
 use super::schedule::{schedule, Kernel, ParamInfo, Schedule};
 use super::worker::{BnStats, Ctx, Worker, WorkerSizes};
-use crate::kernels::Float;
+use crate::kernels::{batchnorm, Float};
 use crate::lower::{Plan, Producer};
 
 /// Where a network runs. CPU is the only implementation; a CUDA backend would add a
@@ -331,6 +331,9 @@ impl<T: Float> Network<T> {
             let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale, inputs, in_len };
             let nl = self.schedule.layers.len();
             let collect = self.collect_scores;
+            // Batch-norm nets hold a whole training slice (`cap`), but outside lock-step a pass
+            // needs no whole-slice statistics: it walks the slice in cache-sized chunks.
+            let chunk = self.chunk;
             par_workers(&self.pool, &mut self.workers, |w, wk| {
                 let (start, cnt) = slice(w);
                 wk.loss = 0.0;
@@ -341,7 +344,7 @@ impl<T: Float> Network<T> {
                 wk.slice_start = start;
                 let mut done = 0;
                 while done < cnt {
-                    let m = wk.cap.min(cnt - done);
+                    let m = wk.cap.min(chunk).min(cnt - done);
                     wk.load(inputs, in_len, start + done, m);
                     for l in 0..nl {
                         wk.fwd(l, &ctx);
@@ -418,38 +421,21 @@ impl<T: Float> Network<T> {
                 let m = (n * sp) as f64;
                 {
                     let ctx = ctx!();
-                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sum(l, &ctx));
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_moments(l, &ctx));
                 }
-                let mut mean = std::mem::take(&mut self.bn_tmp.0);
-                mean[..c].iter_mut().for_each(|v| *v = 0.0);
-                for wk in &self.workers {
-                    for (a, b) in mean.iter_mut().zip(&wk.bn_a) {
-                        *a += *b;
-                    }
-                }
-                mean.iter_mut().for_each(|v| *v /= m);
-                {
-                    let ctx = ctx!();
-                    let mean = &mean;
-                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_sqdev(l, &ctx, mean));
-                }
-                let mut var = std::mem::take(&mut self.bn_tmp.1);
-                var[..c].iter_mut().for_each(|v| *v = 0.0);
-                for wk in &self.workers {
-                    for (a, b) in var.iter_mut().zip(&wk.bn_b) {
-                        *a += *b;
-                    }
-                }
-                var.iter_mut().for_each(|v| *v /= m);
                 let (rm, rv) = &mut self.running[l];
                 let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
                 for ch in 0..c {
-                    rm[ch] = (1.0 - momentum) * rm[ch] + momentum * mean[ch];
-                    rv[ch] = (1.0 - momentum) * rv[ch] + momentum * var[ch] * unbias;
-                    self.bn[l].mean[ch] = mean[ch];
-                    self.bn[l].invstd[ch] = 1.0 / (var[ch] + eps).sqrt();
+                    let mut all = batchnorm::Moments::default();
+                    for wk in &self.workers {
+                        all.merge(wk.bn_moments[ch]);
+                    }
+                    let var = all.variance();
+                    rm[ch] = (1.0 - momentum) * rm[ch] + momentum * all.mean;
+                    rv[ch] = (1.0 - momentum) * rv[ch] + momentum * var * unbias;
+                    self.bn[l].mean[ch] = all.mean;
+                    self.bn[l].invstd[ch] = 1.0 / (var + eps).sqrt();
                 }
-                self.bn_tmp = (mean, var);
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
             }

@@ -51,6 +51,8 @@ pub(crate) enum Kernel {
         eps: f64,
         momentum: f64,
         affine: bool,
+        /// A following ReLU fused in: the layer outputs `max(0, y)` and masks its gradient.
+        relu: bool,
     },
     Dropout {
         p: f32,
@@ -179,7 +181,7 @@ fn kernel(op: &Op, ins: &[Vec<usize>], out: &[usize], top: usize) -> Result<Kern
             bias: l.bias,
         },
         Op::Activation(a) => Kernel::Act(a.clone()),
-        Op::BatchNorm(b) => Kernel::BatchNorm { c: x[0], sp: x[1..].iter().product(), eps: b.eps, momentum: b.momentum, affine: b.affine },
+        Op::BatchNorm(b) => Kernel::BatchNorm { c: x[0], sp: x[1..].iter().product(), eps: b.eps, momentum: b.momentum, affine: b.affine, relu: false },
         Op::Dropout(d) => Kernel::Dropout { p: d.p as f32 },
         Op::Flatten => Kernel::Flatten,
         Op::Add => Kernel::Add,
@@ -296,6 +298,33 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
         layers[li].kernel = Kernel::Fused;
         layers[li].inputs = vec![];
         layers[li].in_lens = vec![];
+    }
+    // fusion: BatchNorm → ReLU (its sole consumer) becomes one batch norm whose output is the
+    // ReLU's; the ReLU's consumers read the batch norm instead.
+    for li in 0..nl.saturating_sub(1) {
+        if !matches!(layers[li].kernel, Kernel::BatchNorm { relu: false, .. }) || !matches!(layers[li + 1].kernel, Kernel::Act(Activation::Relu)) {
+            continue;
+        }
+        if layers[li + 1].inputs != [Producer::Layer(li)] {
+            continue;
+        }
+        let other = layers.iter().enumerate().any(|(k, l)| k != li + 1 && l.inputs.contains(&Producer::Layer(li)));
+        if other {
+            continue;
+        }
+        if let Kernel::BatchNorm { relu, .. } = &mut layers[li].kernel {
+            *relu = true;
+        }
+        for l in layers.iter_mut() {
+            for i in l.inputs.iter_mut() {
+                if *i == Producer::Layer(li + 1) {
+                    *i = Producer::Layer(li);
+                }
+            }
+        }
+        layers[li + 1].kernel = Kernel::Fused;
+        layers[li + 1].inputs = vec![];
+        layers[li + 1].in_lens = vec![];
     }
     // backward routing
     for li in 0..nl {

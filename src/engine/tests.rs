@@ -37,6 +37,8 @@ model {
   sum: add r ap
   cat: concat sum ap
   pw: conv 3 1x1 init=msra
+  bn2: batchnorm
+  r2: relu
   flat: flatten
   fc1: fc 12 init=msra
   th: tanh
@@ -88,8 +90,14 @@ fn assert_checks(checks: &[TensorCheck]) {
 #[test]
 fn gradcheck_every_image_kind() {
     let plan = every_kind_image_plan();
+    // bn2 → r2 runs as one batch norm with the ReLU fused in (its gradient is checked here).
+    let s = schedule::schedule(&plan).unwrap();
+    let bn2 = s.layers.iter().position(|l| l.name == "bn2").unwrap();
+    assert!(matches!(s.layers[bn2].kernel, schedule::Kernel::BatchNorm { relu: true, .. }));
+    assert!(matches!(s.layers[bn2 + 1].kernel, schedule::Kernel::Fused));
+    assert!(s.layers[bn2 + 2].inputs == [crate::lower::Producer::Layer(bn2)]);
     let checks = gradcheck(&plan, 3, 7).unwrap();
-    assert_eq!(checks.len(), 11);
+    assert_eq!(checks.len(), 13);
     eprintln!("{checks:#?}");
     assert_checks(&checks);
 }

@@ -48,8 +48,7 @@ pub(crate) struct Worker<T> {
     pub dout: Vec<Vec<T>>,
     /// Per max-pool layer: the index of each window's maximum.
     pub argmax: Vec<Vec<u32>>,
-    /// Per layer: what its backward needs from forward (conv columns, dropout masks, batch-norm
-    /// x̂, LSTM gates).
+    /// Per layer: what its backward needs from forward (conv columns, dropout masks, LSTM gates).
     pub saved: Vec<Vec<T>>,
     /// Per LSTM layer: the cell states of every step.
     pub saved_cells: Vec<Vec<T>>,
@@ -68,6 +67,8 @@ pub(crate) struct Worker<T> {
     pub recurrent_scratch: Vec<T>,
     pub probs: Vec<f64>,
     pub grad: Vec<T>,
+    /// Batch norm: this worker's per-channel moments (forward), `Σ dy` and `Σ dy·x̂` (backward).
+    pub bn_moments: Vec<batchnorm::Moments>,
     pub bn_a: Vec<f64>,
     pub bn_b: Vec<f64>,
     pub loss: f64,
@@ -181,10 +182,7 @@ impl WorkerSizes {
                     }
                 }
                 Kernel::MaxPool(..) => argmax_len = cap * l.out_len,
-                Kernel::BatchNorm { c, .. } => {
-                    saved_len = cap * l.out_len;
-                    z.bn = z.bn.max(*c);
-                }
+                Kernel::BatchNorm { c, .. } => z.bn = z.bn.max(*c),
                 Kernel::Dropout { .. } => saved_len = cap * l.out_len,
                 Kernel::Rnn { t, h, .. } => {
                     z.recurrent_step = z.recurrent_step.max(cap * h);
@@ -224,7 +222,8 @@ impl WorkerSizes {
             + sum(&self.lin_x)
             + sum(&self.lin_dy))
             * elem
-            + (self.probs + 2 * self.bn) * 8;
+            + (self.probs + 2 * self.bn) * 8
+            + self.bn * std::mem::size_of::<batchnorm::Moments>();
         (act, ws)
     }
 }
@@ -253,6 +252,7 @@ impl<T: Float> Worker<T> {
             recurrent_scratch: zeros(z.recurrent_scratch)?,
             probs: vec![0.0; z.probs],
             grad: zeros(z.grad)?,
+            bn_moments: vec![batchnorm::Moments::default(); z.bn],
             bn_a: vec![0.0; z.bn],
             bn_b: vec![0.0; z.bn],
             loss: 0.0,
@@ -289,6 +289,7 @@ impl<T: Float> Worker<T> {
             + self.recurrent_scratch.len())
             * s
             + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
+            + self.bn_moments.len() * std::mem::size_of::<batchnorm::Moments>()
             + (vv(&self.lin_x) + vv(&self.lin_dy));
         (act, ws)
     }
@@ -375,11 +376,10 @@ impl<T: Float> Worker<T> {
                 linear::forward(n * rows, *fin, *fout, x, w, b, &mut y[..ol]);
             }
             Kernel::Act(a) => activation::forward(a, &x[..ol], &mut y[..ol]),
-            Kernel::BatchNorm { c, sp, affine, .. } => {
+            Kernel::BatchNorm { c, sp, affine, relu, .. } => {
                 let st = &ctx.bn[l];
-                let (g, b) = if *affine { params2(ctx, layer, true) } else { (&[][..], None) };
-                let g = if *affine { Some(g) } else { None };
-                batchnorm::normalize(n, *c, *sp, x, &st.mean, &st.invstd, g, b, None, &mut y[..ol]);
+                let (g, b) = bn_affine(ctx, layer, *affine);
+                batchnorm::normalize(n, *c, *sp, x, &st.mean, &st.invstd, g, b, *relu, &mut y[..ol]);
             }
             Kernel::Dropout { p } => {
                 if ctx.train && *p > 0.0 {
@@ -641,66 +641,66 @@ impl<T: Float> Worker<T> {
 
     // ---- batch norm phases (training mode) ----
 
-    pub fn bn_sum(&mut self, l: usize, ctx: &Ctx<'_, T>) {
+    /// This worker's per-channel moments of the batch norm's input (into `bn_moments`).
+    pub fn bn_moments(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
-            self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-            batchnorm::partial_sum(self.n, c, sp, x, &mut self.bn_a);
-        }
-    }
-
-    pub fn bn_sqdev(&mut self, l: usize, ctx: &Ctx<'_, T>, mean: &[f64]) {
-        let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
-            self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
-            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-            batchnorm::partial_sqdev(self.n, c, sp, x, mean, &mut self.bn_b);
+            batchnorm::partial_moments(self.n, c, sp, x, &mut self.bn_moments);
         }
     }
 
     pub fn bn_normalize(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
-            let mut xh = take(&mut self.saved[l]);
             let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-            let (g, b) = if affine {
-                let (g, b) = params2(ctx, layer, true);
-                (Some(g), b)
-            } else {
-                (None, None)
-            };
+            let (g, b) = bn_affine(ctx, layer, affine);
             let st = &ctx.bn[l];
-            batchnorm::normalize(self.n, c, sp, x, &st.mean, &st.invstd, g, b, Some(&mut xh[..ol]), &mut y[..ol]);
+            batchnorm::normalize(self.n, c, sp, x, &st.mean, &st.invstd, g, b, relu, &mut y[..ol]);
             self.out[l] = y;
-            self.saved[l] = xh;
         }
     }
 
+    /// This worker's `Σ dy` and `Σ dy·x̂` per channel (into `bn_a`, `bn_b`).
     pub fn bn_grad_sums(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
-            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &self.saved[l][..ol], &mut self.bn_a, &mut self.bn_b);
+            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+            let (g, b) = bn_affine(ctx, layer, affine);
+            let st = &ctx.bn[l];
+            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &st.mean, &st.invstd, g, b, relu, &mut self.bn_a, &mut self.bn_b);
         }
     }
 
     /// `mdy`, `mdyx` are the whole-batch means of dy and dy·x̂.
     pub fn bn_dx(&mut self, l: usize, ctx: &Ctx<'_, T>, mdy: &[f64], mdyx: &[f64]) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let mut dx = self.dx_take(layer, 0);
             if let Some(d) = dx.as_deref_mut() {
                 let ol = self.n * layer.out_len;
-                let g = if affine { Some(params2(ctx, layer, false).0) } else { None };
-                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &self.saved[l][..ol], g, &ctx.bn[l].invstd, mdy, mdyx, &mut d[..ol]);
+                let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+                let (g, b) = bn_affine(ctx, layer, affine);
+                let st = &ctx.bn[l];
+                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &st.mean, &st.invstd, g, b, relu, mdy, mdyx, &mut d[..ol]);
             }
             self.dx_put(layer, 0, dx);
         }
+    }
+}
+
+/// A batch norm's (γ, β), or none without affine parameters.
+fn bn_affine<'a, T>(ctx: &Ctx<'a, T>, layer: &ScheduledLayer, affine: bool) -> (Option<&'a [T]>, Option<&'a [T]>) {
+    if affine {
+        let (g, b) = params2(ctx, layer, true);
+        (Some(g), b)
+    } else {
+        (None, None)
     }
 }
 

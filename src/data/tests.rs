@@ -1324,3 +1324,47 @@ fn a_jpeg_with_flipped_scan_bytes_is_an_error_naming_the_file() {
         let _ = jpeg_check::check(&cut);
     }
 }
+
+/// The vectorised row writer gives, bit for bit, the value [`Preprocess::value`] gives each pixel (its table
+/// for mean/std, the formula for a mean image), at every crop offset, mirrored or not, padding zero.
+#[test]
+fn rows_written_in_runs_equal_the_per_pixel_values() {
+    let (shape, n) = ([3, 5, 7], 4);
+    let pixel = |i: usize, j: usize| ((i * 37 + j * 11) % 256) as u8;
+    for mean_image in [false, true] {
+        let p = pixel_pipeline(shape, n, pixel, |c| {
+            c.scale = 1.0 / 255.0;
+            if mean_image {
+                c.mean_image = true;
+            } else {
+                c.mean = Some(vec![0.4914, 0.4822, 0.4465]);
+                c.std = Some(vec![0.2470, 0.2435, 0.2616]);
+            }
+            c.pad = 3;
+            c.crop = Some([5, 7]);
+            c.mirror = true;
+        })
+        .unwrap();
+        let mut flips = std::collections::HashSet::new();
+        for epoch in 0..30 {
+            for idx in 0..n {
+                let mut out = vec![f32::NAN; p.sample_len()];
+                p.train_sample(epoch, idx, &mut out);
+                let SampleParams { window: [oy, ox, ..], flip, .. } = p.augment.train_params(5, epoch, idx as u64);
+                flips.insert(flip);
+                for (k, v) in out.iter().enumerate() {
+                    let (c, y, x) = (k / 35, k / 7 % 5, k % 7);
+                    let (sy, sx) = (oy + y as isize, ox + if flip { 6 - x as isize } else { x as isize });
+                    let want = if (0..5).contains(&sy) && (0..7).contains(&sx) {
+                        let i = (c * 5 + sy as usize) * 7 + sx as usize;
+                        p.prep.value(c, i, pixel(idx, i))
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(v.to_bits(), want.to_bits(), "mean_image {mean_image}, epoch {epoch}, sample {idx}, value {k}: {v} vs {want}");
+                }
+            }
+        }
+        assert_eq!(flips.len(), 2);
+    }
+}

@@ -142,7 +142,7 @@ pub(crate) fn auto_micro_batch(c: &Schedule) -> usize {
 
 /// Samples a worker holds at once (`cap`), its share of the largest training batch, and the
 /// micro-batch. Batch-norm nets hold their whole share (whole-batch statistics, lock-step).
-fn worker_caps(schedule: &Schedule, opts: &NetOptions, threads: usize) -> (usize, usize, usize) {
+pub(super) fn worker_caps(schedule: &Schedule, opts: &NetOptions, threads: usize) -> (usize, usize, usize) {
     let per_worker = opts.max_batch.div_ceil(threads);
     let mb = if opts.micro_batch == 0 { auto_micro_batch(schedule) } else { opts.micro_batch };
     let cap = if schedule.has_bn { per_worker } else { mb.min(per_worker) };

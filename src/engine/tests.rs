@@ -370,3 +370,35 @@ fn adaptive_solvers_and_clipping_match_their_formulas() {
         assert_eq!(checked, 6, "fc weight 2×2 and bias 2");
     }
 }
+
+/// Each buffer a worker holds has the length the memory model (`WorkerSizes::of`, behind
+/// `compile --report`'s engine memory) gives it, buffer by buffer, after training, evaluation
+/// (a batch larger than the training batch) and prediction passes: nothing grows while it runs.
+/// For f32 and f64 workers, with and without batch norm, images and sequences, 1 and 3 threads.
+#[test]
+fn worker_buffers_keep_the_lengths_the_memory_model_gives() {
+    fn check<T: crate::kernels::Float>(plan: &Plan, threads: usize) {
+        let opts = NetOptions { backend: Backend::Cpu { threads }, max_batch: 8, ..NetOptions::default() };
+        let mut net = Network::<T>::with_options(plan, 1, opts.clone()).unwrap();
+        let (cap, per_worker, mb) = network::worker_caps(&net.schedule, &opts, threads);
+        let want = worker::WorkerSizes::of(&net.schedule, cap, per_worker, mb, worker::copies_input::<T>());
+        let (len, classes) = (net.input_len(), net.classes() as u32);
+        let batch =
+            |n: usize| ((0..n * len).map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5).collect::<Vec<_>>(), (0..n as u32).map(|i| i % classes).collect::<Vec<_>>());
+        let (x, y) = batch(8);
+        net.forward_backward(&x, &y).unwrap();
+        let (x, y) = batch(21);
+        net.forward(&x, &y, false).unwrap();
+        net.predict(&x, &y).unwrap();
+        assert_eq!(net.workers.len(), threads);
+        for w in &net.workers {
+            assert_eq!(w.sizes(), want);
+        }
+    }
+    for plan in [every_kind_image_plan(), every_kind_seq_plan(false), simple_net(true), lenet(false)] {
+        for threads in [1, 3] {
+            check::<f32>(&plan, threads);
+            check::<f64>(&plan, threads);
+        }
+    }
+}

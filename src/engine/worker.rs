@@ -127,7 +127,9 @@ pub(crate) struct WorkerSizes {
     pub recurrent_scratch: usize,
     pub probs: usize,
     pub grad: usize,
-    pub bn: usize,
+    pub bn_moments: usize,
+    pub bn_a: usize,
+    pub bn_b: usize,
 }
 
 impl WorkerSizes {
@@ -182,7 +184,11 @@ impl WorkerSizes {
                     }
                 }
                 Kernel::MaxPool(..) => argmax_len = cap * l.out_len,
-                Kernel::BatchNorm { c, .. } => z.bn = z.bn.max(*c),
+                Kernel::BatchNorm { c, .. } => {
+                    z.bn_moments = z.bn_moments.max(*c);
+                    z.bn_a = z.bn_a.max(*c);
+                    z.bn_b = z.bn_b.max(*c);
+                }
                 Kernel::Dropout { .. } => saved_len = cap * l.out_len,
                 Kernel::Rnn { t, h, .. } => {
                     z.recurrent_step = z.recurrent_step.max(cap * h);
@@ -222,8 +228,8 @@ impl WorkerSizes {
             + sum(&self.lin_x)
             + sum(&self.lin_dy))
             * elem
-            + (self.probs + 2 * self.bn) * 8
-            + self.bn * std::mem::size_of::<batchnorm::Moments>();
+            + (self.probs + self.bn_a + self.bn_b) * 8
+            + self.bn_moments * std::mem::size_of::<batchnorm::Moments>();
         (act, ws)
     }
 }
@@ -252,9 +258,9 @@ impl<T: Float> Worker<T> {
             recurrent_scratch: zeros(z.recurrent_scratch)?,
             probs: vec![0.0; z.probs],
             grad: zeros(z.grad)?,
-            bn_moments: vec![batchnorm::Moments::default(); z.bn],
-            bn_a: vec![0.0; z.bn],
-            bn_b: vec![0.0; z.bn],
+            bn_moments: vec![batchnorm::Moments::default(); z.bn_moments],
+            bn_a: vec![0.0; z.bn_a],
+            bn_b: vec![0.0; z.bn_b],
             loss: 0.0,
             scores: vec![],
             correct: 0,
@@ -268,30 +274,74 @@ impl<T: Float> Worker<T> {
         })
     }
 
-    /// Bytes held in (activations, workspace).
+    /// The lengths of the buffers this worker holds, in [`WorkerSizes::of`]'s terms. The pattern
+    /// names every field, so a buffer added to `Worker` does not compile until it is accounted
+    /// for here (and so in the memory model).
+    pub fn sizes(&self) -> WorkerSizes {
+        let Worker {
+            cap: _,
+            data,
+            out,
+            dout,
+            argmax,
+            saved,
+            saved_cells,
+            col,
+            dcol,
+            padded,
+            wide,
+            flipped,
+            scratch,
+            recurrent_step,
+            recurrent_grad,
+            recurrent_scratch,
+            probs,
+            grad,
+            bn_moments,
+            bn_a,
+            bn_b,
+            loss: _,
+            // filled only by prediction passes, and handed to the caller
+            scores: _,
+            correct: _,
+            first: _,
+            n: _,
+            off: _,
+            slice_start: _,
+            loaded_at: _,
+            lin_x,
+            lin_dy,
+        } = self;
+        let lens = |v: &[Vec<T>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+        WorkerSizes {
+            data: data.len(),
+            out: lens(out),
+            dout: lens(dout),
+            argmax: argmax.iter().map(Vec::len).collect(),
+            saved: lens(saved),
+            saved_cells: lens(saved_cells),
+            lin_x: lens(lin_x),
+            lin_dy: lens(lin_dy),
+            col: col.len(),
+            dcol: dcol.len(),
+            padded: padded.len(),
+            wide: wide.len(),
+            flipped: flipped.len(),
+            scratch: scratch.len(),
+            recurrent_step: recurrent_step.len(),
+            recurrent_grad: recurrent_grad.len(),
+            recurrent_scratch: recurrent_scratch.len(),
+            probs: probs.len(),
+            grad: grad.len(),
+            bn_moments: bn_moments.len(),
+            bn_a: bn_a.len(),
+            bn_b: bn_b.len(),
+        }
+    }
+
+    /// Bytes held in (activations, workspace): [`WorkerSizes::bytes`] of [`Worker::sizes`].
     pub fn bytes(&self) -> (usize, usize) {
-        let s = std::mem::size_of::<T>();
-        let vv = |v: &Vec<Vec<T>>| v.iter().map(|x| x.len()).sum::<usize>() * s;
-        let act = self.data.len() * s
-            + vv(&self.out)
-            + vv(&self.dout)
-            + vv(&self.saved)
-            + vv(&self.saved_cells)
-            + self.argmax.iter().map(|x| x.len() * 4).sum::<usize>();
-        let ws = (self.col.len()
-            + self.dcol.len()
-            + self.padded.len()
-            + self.wide.len()
-            + self.flipped.len()
-            + self.scratch.len()
-            + self.recurrent_step.len()
-            + self.recurrent_grad.len()
-            + self.recurrent_scratch.len())
-            * s
-            + (self.probs.len() + self.bn_a.len() + self.bn_b.len()) * 8
-            + self.bn_moments.len() * std::mem::size_of::<batchnorm::Moments>()
-            + (vv(&self.lin_x) + vv(&self.lin_dy));
-        (act, ws)
+        self.sizes().bytes(std::mem::size_of::<T>())
     }
 
     /// Makes samples `first .. first + n` of the batch the current ones (copied only where

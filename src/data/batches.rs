@@ -6,10 +6,12 @@
 //! from `sample_rng(seed ^ SHUFFLE, epoch, u64::MAX)`), and each sample's augmentation depends only on (seed,
 //! epoch, sample index). Hence a stream started at iteration `k` equals an uninterrupted stream from `k` on,
 //! and the number of prefetch or worker threads changes timing only. Test batches come in data-set order,
-//! unrandomised. Dropping a stream stops and joins its thread.
+//! unrandomised. Dropping a stream stops and joins its thread. A consumer may hand a used batch back
+//! ([`BatchStream::recycle`]): its input buffer is written over (every value of a sample is written) instead of
+//! a fresh one being allocated and zeroed for every batch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -84,11 +86,15 @@ enum Plan {
     },
 }
 
-fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_train: bool, iteration: u64, step: u64) -> Batch {
+/// Assembles a batch into `inputs` (a recycled buffer, written over) or a new one.
+fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_train: bool, iteration: u64, step: u64, inputs: Option<Vec<f32>>) -> Batch {
     let ds = if from_train { &p.train } else { &p.test };
     let per = p.sample_len();
     let n = indices.len();
-    let mut inputs = vec![0f32; n * per];
+    let mut inputs = match inputs {
+        Some(v) if v.len() == n * per => v,
+        _ => vec![0f32; n * per],
+    };
     let labels = indices.iter().map(|&i| ds.labels[i as usize]).collect();
     let rand = train_epoch.map(|e| (p.config.seed, e));
     let seq = p.config.sequence_rows;
@@ -111,9 +117,9 @@ fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_trai
     Batch { inputs, labels, n, epoch: train_epoch.unwrap_or(0), iteration, step, indices }
 }
 
-/// Training batch at global iteration `iteration`, computed directly (no thread). `order` caches the epoch
-/// permutation between calls.
-pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64, Vec<u32>)>) -> Batch {
+/// Training batch at global iteration `iteration`, computed directly (no thread), into `inputs` when given
+/// (written over). `order` caches the epoch permutation between calls.
+pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64, Vec<u32>)>, inputs: Option<Vec<f32>>) -> Batch {
     let steps = p.steps_per_epoch().max(1);
     let (epoch, step) = (iteration / steps, iteration % steps);
     if !matches!(order, Some((e, _)) if *e == epoch) {
@@ -124,20 +130,22 @@ pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64,
     let b = p.config.train_batch;
     let start = (step as usize * b).min(perm.len());
     let end = start.saturating_add(b).min(perm.len());
-    assemble(p, perm[start..end].to_vec(), Some(epoch), true, iteration, step)
+    assemble(p, perm[start..end].to_vec(), Some(epoch), true, iteration, step, inputs)
 }
 
-fn eval_batch(p: &Pipeline, k: u64, train: bool) -> Batch {
+fn eval_batch(p: &Pipeline, k: u64, train: bool, inputs: Option<Vec<f32>>) -> Batch {
     let len = if train { p.train.len() } else { p.test.len() };
     let b = p.config.test_batch;
     let start = (k as usize * b).min(len);
     let end = start.saturating_add(b).min(len);
-    assemble(p, (start as u32..end as u32).collect(), None, train, k, k)
+    assemble(p, (start as u32..end as u32).collect(), None, train, k, k, inputs)
 }
 
 /// An iterator of batches produced ahead of time by a background thread.
 pub struct BatchStream {
     rx: Option<Receiver<Batch>>,
+    /// Used input buffers on their way back to the producer.
+    spare: SyncSender<Vec<f32>>,
     handle: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     produce_ns: Arc<AtomicU64>,
@@ -163,7 +171,10 @@ impl BatchStream {
     }
 
     fn spawn(p: Pipeline, mut plan: Plan) -> BatchStream {
-        let (tx, rx) = sync_channel(p.config.prefetch.clamp(1, MAX_PREFETCH));
+        let depth = p.config.prefetch.clamp(1, MAX_PREFETCH);
+        let (tx, rx) = sync_channel(depth);
+        // room for every buffer in flight: the prefetched ones, the producer's and the consumer's
+        let (spare, spare_rx) = sync_channel::<Vec<f32>>(depth + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let produce_ns = Arc::new(AtomicU64::new(0));
         let (stop2, ns2) = (stop.clone(), produce_ns.clone());
@@ -171,17 +182,18 @@ impl BatchStream {
             let mut order = None;
             while !stop2.load(Ordering::Relaxed) {
                 let t0 = Instant::now();
+                let inputs = spare_rx.try_recv().ok();
                 let batch = match &mut plan {
                     Plan::Train { next } => {
                         *next += 1;
-                        train_batch(&p, *next - 1, &mut order)
+                        train_batch(&p, *next - 1, &mut order, inputs)
                     }
                     Plan::Eval { next, count, train } => {
                         if *next >= *count {
                             break;
                         }
                         *next += 1;
-                        eval_batch(&p, *next - 1, *train)
+                        eval_batch(&p, *next - 1, *train, inputs)
                     }
                 };
                 ns2.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -192,7 +204,13 @@ impl BatchStream {
         });
         // If the OS refuses a thread the stream is simply empty; `spawn` failing is not a user-input problem.
         let handle = handle.ok();
-        BatchStream { rx: Some(rx), handle, stop, produce_ns, stats: StreamStats::default() }
+        BatchStream { rx: Some(rx), spare, handle, stop, produce_ns, stats: StreamStats::default() }
+    }
+
+    /// Hands a used batch back: a later batch is assembled into its input buffer. Never blocks; a buffer
+    /// with no room to wait in is dropped.
+    pub fn recycle(&self, batch: Batch) {
+        let _ = self.spare.try_send(batch.inputs);
     }
 
     /// Counters so far.

@@ -1368,3 +1368,41 @@ fn rows_written_in_runs_equal_the_per_pixel_values() {
         assert_eq!(flips.len(), 2);
     }
 }
+
+/// Batches assembled into recycled buffers (here poisoned with NaN) equal batches assembled fresh: every value
+/// of every sample is written, with every augmentation on, with padding and crops (no resizing), and with the
+/// smaller last batch of an epoch.
+#[test]
+fn batches_in_recycled_buffers_equal_fresh_ones() {
+    let padded_crops = |c: &mut DataConfig| {
+        c.pad = 2;
+        c.crop = Some([8, 8]);
+        c.mirror = true;
+        c.cutout = Some([3, 2]);
+    };
+    for set in [all_augmentations as fn(&mut DataConfig), padded_crops] {
+        let p = pixel_pipeline(
+            [3, 8, 8],
+            7,
+            |i, j| (7 * i + 3 * j + 1) as u8,
+            |c| {
+                set(c);
+                c.train_batch = 3;
+                c.prefetch = 1;
+            },
+        )
+        .unwrap();
+        let fresh = collect(p.train_stream(0), 12);
+        let mut s = p.train_stream(0);
+        let poisoned = |n: usize| Batch { inputs: vec![f32::NAN; n * p.sample_len()], labels: vec![], n, epoch: 0, iteration: 0, step: 0, indices: vec![] };
+        for want in &fresh {
+            // a buffer of every size a batch here has (3 samples, and 1 for an epoch's last)
+            s.recycle(poisoned(3));
+            s.recycle(poisoned(1));
+            let got = s.next().unwrap();
+            assert_eq!(got.n, want.n);
+            assert!(got.inputs.iter().all(|v| v.is_finite()), "a value was left unwritten at iteration {}", want.iteration);
+            assert_eq!(&got, want);
+        }
+    }
+}

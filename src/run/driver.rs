@@ -278,6 +278,7 @@ impl Loop<'_> {
             images_since += batch.n as u64;
             images_session += batch.n as u64;
             progress.images += batch.n as u64;
+            stream.recycle(batch);
             let done = it + 1;
             let is_last = done == total;
             let log_now = done % self.train.log_every == 0 || is_last;

@@ -283,11 +283,7 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
         if !matches!(layers[li].kernel, Kernel::Act(Activation::Relu)) || !matches!(layers[li + 1].kernel, Kernel::MaxPool(_, false)) {
             continue;
         }
-        if layers[li + 1].inputs != [Producer::Layer(li)] {
-            continue;
-        }
-        let other = layers.iter().enumerate().any(|(k, l)| k != li + 1 && l.inputs.contains(&Producer::Layer(li)));
-        if other {
+        if !only_reader_is_next(&layers, li) {
             continue;
         }
         let relu_in = layers[li].inputs.clone();
@@ -305,11 +301,7 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
         if !matches!(layers[li].kernel, Kernel::BatchNorm { relu: false, .. }) || !matches!(layers[li + 1].kernel, Kernel::Act(Activation::Relu)) {
             continue;
         }
-        if layers[li + 1].inputs != [Producer::Layer(li)] {
-            continue;
-        }
-        let other = layers.iter().enumerate().any(|(k, l)| k != li + 1 && l.inputs.contains(&Producer::Layer(li)));
-        if other {
+        if !only_reader_is_next(&layers, li) {
             continue;
         }
         if let Kernel::BatchNorm { relu, .. } = &mut layers[li].kernel {
@@ -365,6 +357,11 @@ pub(crate) fn schedule(plan: &Plan) -> Result<Schedule, EngineError> {
         n_params: offset,
         classes,
     })
+}
+
+/// Whether layer `li + 1` reads layer `li` alone and no other layer reads `li` (so the two can fuse).
+fn only_reader_is_next(layers: &[ScheduledLayer], li: usize) -> bool {
+    layers[li + 1].inputs == [Producer::Layer(li)] && !layers.iter().enumerate().any(|(k, l)| k != li + 1 && l.inputs.contains(&Producer::Layer(li)))
 }
 
 /// Element count of a shape if it is below 2³² (every buffer is further multiplied by

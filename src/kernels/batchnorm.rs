@@ -125,6 +125,17 @@ pub fn partial_moments<T: Float>(n: usize, c: usize, sp: usize, x: &[T], moments
     )
 }
 
+/// What a batch norm applies per channel: `x̂ = (x − mean)·invstd`, `y = γ·x̂ + β` (γ = 1, β = 0
+/// when absent), then `max(y, 0)` when `relu` (a fused ReLU).
+#[derive(Clone, Copy)]
+pub struct Normalization<'a, T> {
+    pub mean: &'a [f64],
+    pub invstd: &'a [f64],
+    pub gamma: Option<&'a [T]>,
+    pub beta: Option<&'a [T]>,
+    pub relu: bool,
+}
+
 /// One channel's map `x̂ = (x − mean)·invstd`, `y = g·x̂ + b`.
 #[derive(Clone, Copy)]
 struct ChannelMap<T> {
@@ -135,8 +146,13 @@ struct ChannelMap<T> {
 }
 
 impl<T: Float> ChannelMap<T> {
-    fn of(ch: usize, mean: &[f64], invstd: &[f64], gamma: Option<&[T]>, beta: Option<&[T]>) -> Self {
-        ChannelMap { mean: T::from_f64(mean[ch]), invstd: T::from_f64(invstd[ch]), g: gamma.map_or(T::ONE, |g| g[ch]), b: beta.map_or(T::ZERO, |b| b[ch]) }
+    fn of(ch: usize, nz: &Normalization<'_, T>) -> Self {
+        ChannelMap {
+            mean: T::from_f64(nz.mean[ch]),
+            invstd: T::from_f64(nz.invstd[ch]),
+            g: nz.gamma.map_or(T::ONE, |g| g[ch]),
+            b: nz.beta.map_or(T::ZERO, |b| b[ch]),
+        }
     }
 
     #[inline(always)]
@@ -151,28 +167,16 @@ impl<T: Float> ChannelMap<T> {
 }
 
 /// `y = γ·(x − mean)·invstd + β`, then `max(y, 0)` when `relu`.
-#[allow(clippy::too_many_arguments)]
-pub fn normalize<T: Float>(
-    n: usize,
-    c: usize,
-    sp: usize,
-    x: &[T],
-    mean: &[f64],
-    invstd: &[f64],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    relu: bool,
-    y: &mut [T],
-) {
+pub fn normalize<T: Float>(n: usize, c: usize, sp: usize, x: &[T], nz: &Normalization<'_, T>, y: &mut [T]) {
     super::vectorised(
         #[inline(always)]
         || {
             for s in 0..n {
                 for ch in 0..c {
                     let b = (s * c + ch) * sp;
-                    let map = ChannelMap::of(ch, mean, invstd, gamma, beta);
+                    let map = ChannelMap::of(ch, nz);
                     let (xs, ys) = (&x[b..b + sp], &mut y[b..b + sp]);
-                    if relu {
+                    if nz.relu {
                         for (yv, &xv) in ys.iter_mut().zip(xs) {
                             let v = map.y(map.xhat(xv));
                             *yv = if v > T::ZERO { v } else { T::ZERO };
@@ -190,29 +194,16 @@ pub fn normalize<T: Float>(
 
 /// `sdy[c] += Σ dy_c`, `sdyx[c] += Σ dy_c·x̂_c`, with `dy` masked by the fused ReLU when `relu`.
 #[allow(clippy::too_many_arguments)]
-pub fn partial_grad_sums<T: Float>(
-    n: usize,
-    c: usize,
-    sp: usize,
-    dy: &[T],
-    x: &[T],
-    mean: &[f64],
-    invstd: &[f64],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    relu: bool,
-    sdy: &mut [f64],
-    sdyx: &mut [f64],
-) {
+pub fn partial_grad_sums<T: Float>(n: usize, c: usize, sp: usize, dy: &[T], x: &[T], nz: &Normalization<'_, T>, sdy: &mut [f64], sdyx: &mut [f64]) {
     super::vectorised(
         #[inline(always)]
         || {
             for s in 0..n {
                 for ch in 0..c {
                     let b = (s * c + ch) * sp;
-                    let map = ChannelMap::of(ch, mean, invstd, gamma, beta);
+                    let map = ChannelMap::of(ch, nz);
                     let (dys, xs) = (&dy[b..b + sp], &x[b..b + sp]);
-                    let (a, bb) = if relu {
+                    let (a, bb) = if nz.relu {
                         lanes2(dys, xs, |d, x| {
                             let h = map.xhat(x);
                             (if map.y(h) > T::ZERO { d } else { T::ZERO }, h)
@@ -231,32 +222,18 @@ pub fn partial_grad_sums<T: Float>(
 /// `dx = γ·invstd·(dy − mdy − x̂·mdyx)` with `mdy = Σdy/M`, `mdyx = Σdy·x̂/M` (`dy` masked by
 /// the fused ReLU when `relu`).
 #[allow(clippy::too_many_arguments)]
-pub fn backward_dx<T: Float>(
-    n: usize,
-    c: usize,
-    sp: usize,
-    dy: &[T],
-    x: &[T],
-    mean: &[f64],
-    invstd: &[f64],
-    gamma: Option<&[T]>,
-    beta: Option<&[T]>,
-    relu: bool,
-    mdy: &[f64],
-    mdyx: &[f64],
-    dx: &mut [T],
-) {
+pub fn backward_dx<T: Float>(n: usize, c: usize, sp: usize, dy: &[T], x: &[T], nz: &Normalization<'_, T>, mdy: &[f64], mdyx: &[f64], dx: &mut [T]) {
     super::vectorised(
         #[inline(always)]
         || {
             for s in 0..n {
                 for ch in 0..c {
                     let b = (s * c + ch) * sp;
-                    let map = ChannelMap::of(ch, mean, invstd, gamma, beta);
+                    let map = ChannelMap::of(ch, nz);
                     let k = map.g * map.invstd;
                     let (a, bb) = (T::from_f64(mdy[ch]), T::from_f64(mdyx[ch]));
                     let (dys, xs) = (&dy[b..b + sp], &x[b..b + sp]);
-                    if relu {
+                    if nz.relu {
                         for ((d, &g), &xv) in dx[b..b + sp].iter_mut().zip(dys).zip(xs) {
                             let h = map.xhat(xv);
                             let g = if map.y(h) > T::ZERO { g } else { T::ZERO };
@@ -306,16 +283,16 @@ mod tests {
     fn fused_relu_masks_output_and_gradient_where_the_normalized_value_is_not_positive() {
         let (n, c, sp) = (1, 1, 4);
         let x = [1.0f64, 2.0, 3.0, 4.0];
-        let (mean, invstd) = ([2.5], [1.0]);
+        let nz = Normalization { mean: &[2.5], invstd: &[1.0], gamma: None, beta: None, relu: true };
         let mut y = [0.0; 4];
-        normalize(n, c, sp, &x, &mean, &invstd, None, None, true, &mut y);
+        normalize(n, c, sp, &x, &nz, &mut y);
         assert_eq!(y, [0.0, 0.0, 0.5, 1.5]);
         let dy = [1.0, 1.0, 1.0, 1.0];
         let (mut sdy, mut sdyx) = ([0.0], [0.0]);
-        partial_grad_sums(n, c, sp, &dy, &x, &mean, &invstd, None, None, true, &mut sdy, &mut sdyx);
+        partial_grad_sums(n, c, sp, &dy, &x, &nz, &mut sdy, &mut sdyx);
         assert_eq!((sdy[0], sdyx[0]), (2.0, 2.0)); // only x̂ = 0.5, 1.5 pass the ReLU
         let mut dx = [9.0; 4];
-        backward_dx(n, c, sp, &dy, &x, &mean, &invstd, None, None, true, &[0.5], &[0.5], &mut dx);
+        backward_dx(n, c, sp, &dy, &x, &nz, &[0.5], &[0.5], &mut dx);
         // dx = dy' − 0.5 − x̂·0.5 with dy' = [0, 0, 1, 1], x̂ = [−1.5, −0.5, 0.5, 1.5]
         assert_eq!(dx, [0.25, -0.25, 0.25, -0.25]);
     }

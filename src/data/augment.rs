@@ -55,6 +55,13 @@ pub struct Preprocess {
     lut: Vec<[f32; 256]>,
 }
 
+/// A pixel level's value in mean/std mode, `(level·scale − mean) / std`: the one formula behind the
+/// table, fractional (jittered) levels and the vectorised rows, so all give the same bits.
+#[inline(always)]
+fn normalised(level: f32, scale: f32, mean: f32, std: f32) -> f32 {
+    (level * scale - mean) / std
+}
+
 fn per_channel(v: &Option<Vec<f32>>, c: usize, default: f32, what: &str) -> Result<Vec<f32>, DataError> {
     match v {
         None => Ok(vec![default; c]),
@@ -97,7 +104,7 @@ impl Preprocess {
             .map(|ch| {
                 let mut t = [0f32; 256];
                 for (p, v) in t.iter_mut().enumerate() {
-                    *v = (p as f32 * config.scale - mean[ch]) / std[ch];
+                    *v = normalised(p as f32, config.scale, mean[ch], std[ch]);
                 }
                 t
             })
@@ -120,7 +127,7 @@ impl Preprocess {
     pub fn value_of(&self, c: usize, i: usize, pixel: f32) -> f32 {
         match &self.mean_image {
             Some(m) => pixel * self.scale - m[i],
-            None => (pixel * self.scale - self.mean[c]) / self.std[c],
+            None => normalised(pixel, self.scale, self.mean[c], self.std[c]),
         }
     }
 }
@@ -290,8 +297,9 @@ pub fn write_sample_with(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Au
     let geometry = Geometry { shape: ds.shape, out_hw: aug.out_hw, window: params.window, flip: params.flip, sequence_rows };
     let scale = prep.scale;
     // One pair of closures per normalisation, so the per-value work has no test of which: `value`
-    // for a single value, `row` for a run of a row (an arithmetic loop the compiler vectorises,
-    // run in AVX2 code where the machine has it; the same operations as `value`, so the same bits).
+    // for a single value, `row` for a run of a row. The common case (mean/std, no jitter) writes
+    // rows with an arithmetic loop the compiler vectorises, run in AVX2 code where the machine has
+    // it (the table's formula, so the same bits); the others write rows value by value.
     crate::kernels::vectorised(
         #[inline(always)]
         || {
@@ -302,34 +310,23 @@ pub fn write_sample_with(ds: &Dataset, index: usize, prep: &Preprocess, aug: &Au
                         |c, i| prep.lut[c][img[i] as usize],
                         |c, start, flip, dst| {
                             let (m, sd) = (prep.mean[c], prep.std[c]);
-                            fill_row(dst, &img[start..start + dst.len()], flip, |p| (p as f32 * scale - m) / sd)
+                            let src = &img[start..start + dst.len()];
+                            if flip {
+                                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &p)| *d = normalised(p as f32, scale, m, sd));
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, &p)| *d = normalised(p as f32, scale, m, sd));
+                            }
                         },
                     ),
-                    Some(mi) => geometry.write(
-                        out,
-                        |_, i| img[i] as f32 * scale - mi[i],
-                        |_, start, flip, dst| {
-                            let n = dst.len();
-                            fill_row2(dst, &img[start..start + n], &mi[start..start + n], flip, |p, m| p as f32 * scale - m)
-                        },
-                    ),
+                    Some(mi) => {
+                        let value = |_, i: usize| img[i] as f32 * scale - mi[i];
+                        geometry.write(out, value, row_of(value))
+                    }
                 }
             } else {
                 let pixels = jitter_pixels(img, ds.shape, params.jitter);
-                geometry.write(
-                    out,
-                    |c, i| prep.value_of(c, i, pixels[i]),
-                    |c, start, flip, dst| {
-                        let n = dst.len();
-                        match &prep.mean_image {
-                            None => {
-                                let (m, sd) = (prep.mean[c], prep.std[c]);
-                                fill_row(dst, &pixels[start..start + n], flip, |p| (p * scale - m) / sd)
-                            }
-                            Some(mi) => fill_row2(dst, &pixels[start..start + n], &mi[start..start + n], flip, |p, m| p * scale - m),
-                        }
-                    },
-                );
+                let value = |c, i: usize| prep.value_of(c, i, pixels[i]);
+                geometry.write(out, value, row_of(value));
             }
         },
     );
@@ -375,23 +372,15 @@ pub fn jitter_pixels(img: &[u8], shape: [usize; 3], [brightness, contrast, satur
     px
 }
 
-/// `dst[k] = f(src[k])`, or `f(src[len − 1 − k])` when `flip`.
+/// A `row` for [`Geometry::write`] that writes value by value: `dst[k] = value(c, start + k)`, or
+/// `value(c, start + len − 1 − k)` when `flip`.
 #[inline(always)]
-fn fill_row<S: Copy>(dst: &mut [f32], src: &[S], flip: bool, f: impl Fn(S) -> f32) {
-    if flip {
-        dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &p)| *d = f(p));
-    } else {
-        dst.iter_mut().zip(src).for_each(|(d, &p)| *d = f(p));
-    }
-}
-
-/// `dst[k] = f(a[k], b[k])`, reversed like [`fill_row`] when `flip`.
-#[inline(always)]
-fn fill_row2<S: Copy>(dst: &mut [f32], a: &[S], b: &[f32], flip: bool, f: impl Fn(S, f32) -> f32) {
-    if flip {
-        dst.iter_mut().zip(a.iter().rev().zip(b.iter().rev())).for_each(|(d, (&p, &m))| *d = f(p, m));
-    } else {
-        dst.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&p, &m))| *d = f(p, m));
+fn row_of(value: impl Fn(usize, usize) -> f32) -> impl Fn(usize, usize, bool, &mut [f32]) {
+    move |c, start, flip, dst| {
+        let last = dst.len().saturating_sub(1);
+        for (k, d) in dst.iter_mut().enumerate() {
+            *d = value(c, start + if flip { last - k } else { k });
+        }
     }
 }
 

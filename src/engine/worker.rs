@@ -426,7 +426,7 @@ impl<T: Float> Worker<T> {
                 linear::forward(n * rows, *fin, *fout, x, w, b, &mut y[..ol]);
             }
             Kernel::Act(a) => activation::forward(a, &x[..ol], &mut y[..ol]),
-            Kernel::BatchNorm { c, sp, .. } => batchnorm::normalize(n, *c, *sp, x, &bn_normalization(ctx, l), &mut y[..ol]),
+            Kernel::BatchNorm { c, sp, affine, relu, .. } => batchnorm::normalize(n, *c, *sp, x, &bn_normalization(ctx, l, *affine, *relu), &mut y[..ol]),
             Kernel::Dropout { p } => {
                 if ctx.train && *p > 0.0 {
                     let key = ctx.drop_key ^ dropout::splitmix64(l as u64 + 0x5eed);
@@ -698,11 +698,11 @@ impl<T: Float> Worker<T> {
 
     pub fn bn_normalize(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
             let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-            batchnorm::normalize(self.n, c, sp, x, &bn_normalization(ctx, l), &mut y[..ol]);
+            batchnorm::normalize(self.n, c, sp, x, &bn_normalization(ctx, l, affine, relu), &mut y[..ol]);
             self.out[l] = y;
         }
     }
@@ -710,37 +710,35 @@ impl<T: Float> Worker<T> {
     /// This worker's `Σ dy` and `Σ dy·x̂` per channel (into `bn_a`, `bn_b`).
     pub fn bn_grad_sums(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
             let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l), &mut self.bn_a, &mut self.bn_b);
+            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), &mut self.bn_a, &mut self.bn_b);
         }
     }
 
     /// `mdy`, `mdyx` are the whole-batch means of dy and dy·x̂.
     pub fn bn_dx(&mut self, l: usize, ctx: &Ctx<'_, T>, mdy: &[f64], mdyx: &[f64]) {
         let layer = &ctx.layers[l];
-        if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
+        if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let mut dx = self.dx_take(layer, 0);
             if let Some(d) = dx.as_deref_mut() {
                 let ol = self.n * layer.out_len;
                 let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
-                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l), mdy, mdyx, &mut d[..ol]);
+                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), mdy, mdyx, &mut d[..ol]);
             }
             self.dx_put(layer, 0, dx);
         }
     }
 }
 
-/// What batch-norm layer `l` applies in this pass: the pass's statistics, its (γ, β) when affine,
-/// and whether a ReLU was fused in.
-fn bn_normalization<'a, T>(ctx: &Ctx<'a, T>, l: usize) -> batchnorm::Normalization<'a, T> {
-    let layer = &ctx.layers[l];
-    let Kernel::BatchNorm { affine, relu, .. } = layer.kernel else { unreachable!("layer {l} is a batch norm") };
+/// What batch-norm layer `l` applies in this pass: the pass's statistics, its (γ, β) when
+/// `affine`, and whether a ReLU was fused in.
+fn bn_normalization<'a, T>(ctx: &Ctx<'a, T>, l: usize, affine: bool, relu: bool) -> batchnorm::Normalization<'a, T> {
     let (gamma, beta) = if affine {
-        let (g, b) = params2(ctx, layer, true);
+        let (g, b) = params2(ctx, &ctx.layers[l], true);
         (Some(g), b)
     } else {
         (None, None)

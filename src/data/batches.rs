@@ -29,7 +29,9 @@ const SHUFFLE: u64 = 0x5368_7566_666c_6521;
 /// One batch of preprocessed samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// `n` samples one after another, each in the pipeline's `sample_shape()` layout.
+    /// `n` samples one after another, each in the pipeline's `sample_shape()` layout; empty when
+    /// the stream leaves the writing to the consumer ([`Pipeline::deferred_writing`]): then
+    /// `writer` writes them ([`Batch::write_sample`]).
     pub inputs: Vec<f32>,
     pub labels: Vec<u32>,
     /// Number of samples (the last batch of an epoch may be smaller than the batch size).
@@ -42,6 +44,52 @@ pub struct Batch {
     pub step: u64,
     /// Positions of the samples in their data set.
     pub indices: Vec<u32>,
+    /// What writes the samples when `inputs` is empty (deferred writing); `None` otherwise.
+    pub writer: Option<SampleWriter>,
+}
+
+/// Writes the samples of a batch whose inputs the stream did not write: the pipeline that made
+/// the batch and the batch's view of its data (training epoch for augmentation, or evaluation).
+#[derive(Clone)]
+pub struct SampleWriter {
+    pipeline: Arc<Pipeline>,
+    train_epoch: Option<u64>,
+    from_train: bool,
+}
+
+impl std::fmt::Debug for SampleWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleWriter").field("train_epoch", &self.train_epoch).field("from_train", &self.from_train).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SampleWriter {
+    /// The same pipeline (the same object) and the same view of it.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.pipeline, &other.pipeline) && self.train_epoch == other.train_epoch && self.from_train == other.from_train
+    }
+}
+
+impl Batch {
+    /// Writes sample `k` of the batch (`k < n`) into `out` (the pipeline's `sample_len()` values):
+    /// copied from `inputs` when the stream wrote them, else written by `writer` exactly as the
+    /// stream would have (the same function of data, configuration, epoch and index). A batch
+    /// with neither leaves `out` as it is.
+    pub fn write_sample(&self, k: usize, out: &mut [f32]) {
+        let per = out.len();
+        if let Some(src) = self.inputs.get(k * per..(k + 1) * per) {
+            out.copy_from_slice(src);
+        } else if let (Some(w), Some(&i)) = (&self.writer, self.indices.get(k)) {
+            let p = &w.pipeline;
+            let ds = if w.from_train { &p.train } else { &p.test };
+            write_sample(ds, i as usize, &p.prep, &p.augment, w.train_epoch.map(|e| (p.config.seed, e)), p.config.sequence_rows, out);
+        }
+    }
+
+    /// Whether the samples are to be written by [`Batch::write_sample`] (deferred writing).
+    pub fn is_deferred(&self) -> bool {
+        self.inputs.is_empty() && self.writer.is_some()
+    }
 }
 
 /// Counters of a stream, for measuring whether loading keeps up with training.
@@ -86,16 +134,21 @@ enum Plan {
     },
 }
 
-/// Assembles a batch into `inputs` (a recycled buffer, written over) or a new one.
-fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_train: bool, iteration: u64, step: u64, inputs: Option<Vec<f32>>) -> Batch {
+/// Assembles a batch into `inputs` (a recycled buffer, written over) or a new one; with deferred
+/// writing, only its labels and indices (the consumer writes the samples).
+fn assemble(p: &Arc<Pipeline>, indices: Vec<u32>, train_epoch: Option<u64>, from_train: bool, iteration: u64, step: u64, inputs: Option<Vec<f32>>) -> Batch {
     let ds = if from_train { &p.train } else { &p.test };
     let per = p.sample_len();
     let n = indices.len();
+    let (epoch, labels) = (train_epoch.unwrap_or(0), indices.iter().map(|&i| ds.labels[i as usize]).collect());
+    if p.deferred {
+        let writer = Some(SampleWriter { pipeline: p.clone(), train_epoch, from_train });
+        return Batch { inputs: vec![], labels, n, epoch, iteration, step, indices, writer };
+    }
     let mut inputs = match inputs {
         Some(v) if v.len() == n * per => v,
         _ => vec![0f32; n * per],
     };
-    let labels = indices.iter().map(|&i| ds.labels[i as usize]).collect();
     let rand = train_epoch.map(|e| (p.config.seed, e));
     let seq = p.config.sequence_rows;
     let fill = |chunk: &mut [f32], idx: &[u32]| {
@@ -114,12 +167,12 @@ fn assemble(p: &Pipeline, indices: Vec<u32>, train_epoch: Option<u64>, from_trai
             }
         });
     }
-    Batch { inputs, labels, n, epoch: train_epoch.unwrap_or(0), iteration, step, indices }
+    Batch { inputs, labels, n, epoch, iteration, step, indices, writer: None }
 }
 
 /// Training batch at global iteration `iteration`, computed directly (no thread), into `inputs` when given
 /// (written over). `order` caches the epoch permutation between calls.
-pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64, Vec<u32>)>, inputs: Option<Vec<f32>>) -> Batch {
+pub(crate) fn train_batch(p: &Arc<Pipeline>, iteration: u64, order: &mut Option<(u64, Vec<u32>)>, inputs: Option<Vec<f32>>) -> Batch {
     let steps = p.steps_per_epoch().max(1);
     let (epoch, step) = (iteration / steps, iteration % steps);
     if !matches!(order, Some((e, _)) if *e == epoch) {
@@ -133,7 +186,7 @@ pub(crate) fn train_batch(p: &Pipeline, iteration: u64, order: &mut Option<(u64,
     assemble(p, perm[start..end].to_vec(), Some(epoch), true, iteration, step, inputs)
 }
 
-fn eval_batch(p: &Pipeline, k: u64, train: bool, inputs: Option<Vec<f32>>) -> Batch {
+fn eval_batch(p: &Arc<Pipeline>, k: u64, train: bool, inputs: Option<Vec<f32>>) -> Batch {
     let len = if train { p.train.len() } else { p.test.len() };
     let b = p.config.test_batch;
     let start = (k as usize * b).min(len);
@@ -171,6 +224,7 @@ impl BatchStream {
     }
 
     fn spawn(p: Pipeline, mut plan: Plan) -> BatchStream {
+        let p = Arc::new(p);
         let depth = p.config.prefetch.clamp(1, MAX_PREFETCH);
         let (tx, rx) = sync_channel(depth);
         // room for every buffer in flight: the prefetched ones, the producer's and the consumer's

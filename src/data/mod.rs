@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use augment::{sample_rng, write_sample_with, Augment, Preprocess, SampleParams};
-pub use batches::{epoch_order, Batch, BatchStream, StreamStats, MAX_PREFETCH};
+pub use batches::{epoch_order, Batch, BatchStream, SampleWriter, StreamStats, MAX_PREFETCH};
 pub use cifar::{load_cifar10, load_cifar10_with, parse_cifar_records, CIFAR10_CLASSES, CIFAR_FILE_RECORDS, CIFAR_RECORD};
 pub use error::{DataError, CIFAR_HINT, FOLDER_HINT, MNIST_HINT};
 pub use image_folder::{folder_class_names, folder_image_counts, load_folder, read_image};
@@ -291,6 +291,8 @@ pub struct Pipeline {
     pub prep: Arc<Preprocess>,
     pub augment: Augment,
     pub config: DataConfig,
+    /// Streams leave writing the samples to the consumer ([`Pipeline::deferred_writing`]).
+    deferred: bool,
 }
 
 impl Pipeline {
@@ -351,7 +353,16 @@ impl Pipeline {
         };
         let prep = Preprocess::fit(config, &train)?;
         let augment = Augment::new(config, train.shape)?;
-        Ok(Pipeline { train: Arc::new(train), validation, test: Arc::new(test), prep: Arc::new(prep), augment, config: config.clone() })
+        Ok(Pipeline { train: Arc::new(train), validation, test: Arc::new(test), prep: Arc::new(prep), augment, config: config.clone(), deferred: false })
+    }
+
+    /// The same pipeline, whose streams hand out batches without their inputs: the consumer
+    /// writes each sample where and when it needs it ([`Batch::write_sample`]), and the stream's
+    /// thread only draws the order, labels and indices. The CPU engine writes the samples on
+    /// the worker that computes them, so preprocessing is shared out evenly between the
+    /// workers and leaves each sample in the cache of the core that reads it next.
+    pub fn deferred_writing(self) -> Pipeline {
+        Pipeline { deferred: true, ..self }
     }
 
     /// The shape of one preprocessed sample: [C, H', W'] or, with `sequence_rows`, [T = H', F = C * W'].

@@ -1394,7 +1394,8 @@ fn batches_in_recycled_buffers_equal_fresh_ones() {
         .unwrap();
         let fresh = collect(p.train_stream(0), 12);
         let mut s = p.train_stream(0);
-        let poisoned = |n: usize| Batch { inputs: vec![f32::NAN; n * p.sample_len()], labels: vec![], n, epoch: 0, iteration: 0, step: 0, indices: vec![] };
+        let poisoned =
+            |n: usize| Batch { inputs: vec![f32::NAN; n * p.sample_len()], labels: vec![], n, epoch: 0, iteration: 0, step: 0, indices: vec![], writer: None };
         for want in &fresh {
             // a buffer of every size a batch here has (3 samples, and 1 for an epoch's last)
             s.recycle(poisoned(3));
@@ -1403,6 +1404,50 @@ fn batches_in_recycled_buffers_equal_fresh_ones() {
             assert_eq!(got.n, want.n);
             assert!(got.inputs.iter().all(|v| v.is_finite()), "a value was left unwritten at iteration {}", want.iteration);
             assert_eq!(&got, want);
+        }
+    }
+}
+
+/// Deferred writing: batches of a deferred pipeline carry no inputs but the same labels, indices and
+/// iteration numbers, and writing each sample with [`Batch::write_sample`] (in any order) gives exactly
+/// the values the stream writes itself: training batches with every augmentation, over an epoch boundary
+/// and the smaller last batch, test batches and training-set evaluation batches.
+#[test]
+fn deferred_batches_write_the_samples_the_stream_would_have_written() {
+    let p = pixel_pipeline(
+        [3, 8, 8],
+        7,
+        |i, j| (7 * i + 3 * j + 1) as u8,
+        |c| {
+            all_augmentations(c);
+            c.train_batch = 3;
+            c.test_batch = 4;
+        },
+    )
+    .unwrap();
+    let deferred = p.clone().deferred_writing();
+    let per = p.sample_len();
+    let streams: [(BatchStream, BatchStream, usize); 3] = [
+        (p.train_stream(2), deferred.train_stream(2), 9),
+        (p.test_stream(), deferred.test_stream(), 99),
+        (p.train_eval_stream(), deferred.train_eval_stream(), 99),
+    ];
+    for (written, later, count) in streams {
+        let (written, later) = (collect(written, count), collect(later, count));
+        assert_eq!(written.len(), later.len());
+        assert!(!written.is_empty());
+        for (w, d) in written.iter().zip(&later) {
+            assert!(d.is_deferred() && d.inputs.is_empty() && !w.is_deferred());
+            assert_eq!((&d.labels, &d.indices, d.n, d.epoch, d.iteration, d.step), (&w.labels, &w.indices, w.n, w.epoch, w.iteration, w.step));
+            let mut got = vec![f32::NAN; d.n * per];
+            for k in (0..d.n).rev() {
+                d.write_sample(k, &mut got[k * per..(k + 1) * per]);
+            }
+            assert_eq!(got, w.inputs, "iteration {}", w.iteration);
+            // a written batch copies its own values
+            let mut copied = vec![0.0; per];
+            w.write_sample(d.n - 1, &mut copied);
+            assert_eq!(copied, w.inputs[(d.n - 1) * per..]);
         }
     }
 }

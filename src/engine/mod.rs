@@ -18,7 +18,7 @@ mod worker;
 
 pub use error::EngineError;
 pub use gradcheck::{gradcheck, TensorCheck};
-pub use network::{Backend, LayerMacs, MemoryReport, NetOptions, Network, PassStats};
+pub use network::{Backend, Inputs, LayerMacs, MemoryReport, NetOptions, Network, PassStats};
 pub use schedule::ParamInfo;
 pub use trainer::{StepStats, Trainer, TrainerConfig};
 

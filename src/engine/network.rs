@@ -21,6 +21,53 @@ use super::worker::{BnStats, Ctx, Worker, WorkerSizes};
 use crate::kernels::{batchnorm, Float};
 use crate::lower::{Plan, Producer};
 
+/// A batch's inputs as the engine receives them.
+#[derive(Clone, Copy)]
+pub enum Inputs<'a> {
+    /// The samples' values one after another (the network's input length each).
+    Values(&'a [f32]),
+    /// Written on demand: `write(first + k, out)` fills `out` (one sample's values) with sample
+    /// `k` of the pass. Each worker writes the samples it computes, into its own buffer, just
+    /// before computing them; `write` must give the same values whenever it is called.
+    Written { first: usize, write: &'a (dyn Fn(usize, &mut [f32]) + Sync) },
+}
+
+impl<'a> Inputs<'a> {
+    /// Samples `start..end` (of `in_len` values each) as inputs of their own.
+    pub fn range(self, start: usize, end: usize, in_len: usize) -> Inputs<'a> {
+        match self {
+            Inputs::Values(x) => Inputs::Values(&x[(start * in_len).min(x.len())..(end * in_len).min(x.len())]),
+            Inputs::Written { first, write } => Inputs::Written { first: first + start, write },
+        }
+    }
+
+    /// Checks that values for `n` samples of `in_len` each are there (always true of written inputs).
+    pub fn check_len(&self, n: usize, in_len: usize) -> Result<(), EngineError> {
+        match self {
+            Inputs::Values(x) if x.len() != n * in_len => Err(EngineError::Input(format!("inputs have {} values, expected {n} × {in_len}", x.len()))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<'a> From<&'a [f32]> for Inputs<'a> {
+    fn from(x: &'a [f32]) -> Self {
+        Inputs::Values(x)
+    }
+}
+
+impl<'a> From<&'a Vec<f32>> for Inputs<'a> {
+    fn from(x: &'a Vec<f32>) -> Self {
+        Inputs::Values(x)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [f32; N]> for Inputs<'a> {
+    fn from(x: &'a [f32; N]) -> Self {
+        Inputs::Values(x)
+    }
+}
+
 /// Where a network runs. CPU is the only implementation; a CUDA backend would add a
 /// variant and its own executor behind the same [`Network`] API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,15 +316,13 @@ impl<T: Float> Network<T> {
 
     /// `train`: a training pass, at most `max_batch` samples; evaluation passes of any size run
     /// in chunks of the samples a worker holds.
-    fn check(&self, inputs: &[f32], labels: &[u32], train: bool) -> Result<usize, EngineError> {
+    fn check(&self, inputs: &Inputs, labels: &[u32], train: bool) -> Result<usize, EngineError> {
         let n = labels.len();
         let limit = if train { self.opts.max_batch } else { 1 << 24 };
         if n == 0 || n > limit {
             return Err(EngineError::Input(format!("batch size {n} not in 1..={limit}")));
         }
-        if inputs.len() != n * self.schedule.in_len {
-            return Err(EngineError::Input(format!("inputs have {} values, expected {n} × {}", inputs.len(), self.schedule.in_len)));
-        }
+        inputs.check_len(n, self.schedule.in_len)?;
         if let Some(l) = labels.iter().find(|&&l| l as usize >= self.schedule.classes) {
             return Err(EngineError::Input(format!("label {l} out of range for {} classes", self.schedule.classes)));
         }
@@ -287,18 +332,22 @@ impl<T: Float> Network<T> {
     /// Training pass: forward in training mode (batch statistics, dropout), backward, and
     /// gradient reduction into [`Network::grads`]. Updates batch-norm running statistics.
     pub fn forward_backward(&mut self, inputs: &[f32], labels: &[u32]) -> Result<PassStats, EngineError> {
-        self.pass(inputs, labels, true, true)
+        self.pass(Inputs::Values(inputs), labels, true, true)
     }
 
     /// Forward only. `train` selects batch statistics / dropout (and updates running
     /// statistics) versus running statistics / identity dropout.
     pub fn forward(&mut self, inputs: &[f32], labels: &[u32], train: bool) -> Result<PassStats, EngineError> {
-        self.pass(inputs, labels, train, false)
+        self.pass(Inputs::Values(inputs), labels, train, false)
     }
 
     /// Evaluation-mode class scores of each sample, `[n, classes]` (the loss's logits, summed over
     /// the steps of a sequence); `labels` only feed the loss of the same pass.
     pub fn predict(&mut self, inputs: &[f32], labels: &[u32]) -> Result<(PassStats, Vec<f32>), EngineError> {
+        self.predict_inputs(Inputs::Values(inputs), labels)
+    }
+
+    pub(super) fn predict_inputs(&mut self, inputs: Inputs, labels: &[u32]) -> Result<(PassStats, Vec<f32>), EngineError> {
         self.collect_scores = true;
         let stats = self.pass(inputs, labels, false, false);
         self.collect_scores = false;
@@ -307,8 +356,10 @@ impl<T: Float> Network<T> {
         Ok((stats, scores))
     }
 
-    fn pass(&mut self, inputs: &[f32], labels: &[u32], train: bool, backward: bool) -> Result<PassStats, EngineError> {
-        let n = self.check(inputs, labels, train)?;
+    /// One pass over a batch: training (`train`: batch statistics, dropout) or evaluation mode,
+    /// with or without backward; the public passes and the trainer's steps call it.
+    pub(super) fn pass(&mut self, inputs: Inputs, labels: &[u32], train: bool, backward: bool) -> Result<PassStats, EngineError> {
+        let n = self.check(&inputs, labels, train)?;
         let nw = self.workers.len();
         let (base, rem) = (n / nw, n % nw);
         let slice = |w: usize| (w * base + w.min(rem), base + usize::from(w < rem));
@@ -326,9 +377,9 @@ impl<T: Float> Network<T> {
             }
         }
         if self.lockstep && train {
-            self.run_lockstep(inputs, labels, n, scale, backward, &slice);
+            self.run_lockstep(&inputs, labels, n, scale, backward, &slice);
         } else {
-            let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale, inputs, in_len };
+            let ctx = Ctx { layers: &self.schedule.layers, params: &self.params, train, drop_key: self.drop_key, bn: &self.bn, labels, scale };
             let nl = self.schedule.layers.len();
             let collect = self.collect_scores;
             // Batch-norm nets hold a whole training slice (`cap`), but outside lock-step a pass
@@ -345,7 +396,7 @@ impl<T: Float> Network<T> {
                 let mut done = 0;
                 while done < cnt {
                     let m = wk.cap.min(chunk).min(cnt - done);
-                    wk.load(inputs, in_len, start + done, m);
+                    wk.load(&inputs, in_len, start + done, m);
                     for l in 0..nl {
                         wk.fwd(l, &ctx);
                     }
@@ -374,7 +425,7 @@ impl<T: Float> Network<T> {
         Ok(PassStats { loss, correct, batch: n })
     }
 
-    fn run_lockstep(&mut self, inputs: &[f32], labels: &[u32], n: usize, scale: f64, backward: bool, slice: &(dyn Fn(usize) -> (usize, usize) + Sync)) {
+    fn run_lockstep(&mut self, inputs: &Inputs, labels: &[u32], n: usize, scale: f64, backward: bool, slice: &(dyn Fn(usize) -> (usize, usize) + Sync)) {
         let in_len = self.schedule.in_len;
         let nl = self.schedule.layers.len();
         par_workers(&self.pool, &mut self.workers, |w, wk| {
@@ -389,7 +440,7 @@ impl<T: Float> Network<T> {
         });
         macro_rules! ctx {
             () => {
-                Ctx { layers: &self.schedule.layers, params: &self.params, train: true, drop_key: self.drop_key, bn: &self.bn, labels, scale, inputs, in_len }
+                Ctx { layers: &self.schedule.layers, params: &self.params, train: true, drop_key: self.drop_key, bn: &self.bn, labels, scale }
             };
         }
         let chunk = self.chunk;
@@ -540,7 +591,7 @@ impl<T: Float> Network<T> {
         let threads = threads.max(1);
         let (cap, per_worker, mb) = worker_caps(&schedule, opts, threads);
         let s = std::mem::size_of::<T>();
-        let (a, w) = WorkerSizes::of(&schedule, cap, per_worker, mb, super::worker::copies_input::<T>()).bytes(s);
+        let (a, w) = WorkerSizes::of(&schedule, cap, per_worker, mb).bytes(s);
         let bn: usize = schedule.layers.iter().map(|l| if let Kernel::BatchNorm { c, .. } = l.kernel { 4 * c * 8 } else { 0 }).sum();
         Ok(MemoryReport {
             params: schedule.n_params * s + bn,

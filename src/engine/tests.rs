@@ -381,7 +381,7 @@ fn worker_buffers_keep_the_lengths_the_memory_model_gives() {
         let opts = NetOptions { backend: Backend::Cpu { threads }, max_batch: 8, ..NetOptions::default() };
         let mut net = Network::<T>::with_options(plan, 1, opts.clone()).unwrap();
         let (cap, per_worker, mb) = network::worker_caps(&net.schedule, &opts, threads);
-        let want = worker::WorkerSizes::of(&net.schedule, cap, per_worker, mb, worker::copies_input::<T>());
+        let want = worker::WorkerSizes::of(&net.schedule, cap, per_worker, mb);
         let (len, classes) = (net.input_len(), net.classes() as u32);
         let batch =
             |n: usize| ((0..n * len).map(|i| ((i * 37) % 11) as f32 / 11.0 - 0.5).collect::<Vec<_>>(), (0..n as u32).map(|i| i % classes).collect::<Vec<_>>());
@@ -399,6 +399,45 @@ fn worker_buffers_keep_the_lengths_the_memory_model_gives() {
         for threads in [1, 3] {
             check::<f32>(&plan, threads);
             check::<f64>(&plan, threads);
+        }
+    }
+}
+
+/// Inputs written on demand by the workers (`Inputs::Written`, what `expc run` passes with the
+/// data pipeline's deferred writing) train, evaluate and predict exactly as the same values
+/// handed over at once: with and without batch norm (lock-step and micro-batched workers),
+/// 1 and 3 threads, evaluation batches larger than the training batch (written in chunks from an
+/// offset). Each sample is written exactly once per pass.
+#[test]
+fn written_inputs_give_the_results_of_the_same_values() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for plan in [simple_net(false), simple_net(true), every_kind_image_plan()] {
+        for threads in [1, 3] {
+            let cfg = TrainerConfig { weight_decay: 5e-4, solver: Solver::Sgd { momentum: 0.9 }, clip_gradients: None, max_batch: 7, threads, micro_batch: 2 };
+            let (mut a, mut b) = (Trainer::new(&plan, 3, cfg.clone()).unwrap(), Trainer::new(&plan, 3, cfg).unwrap());
+            let len = a.network().input_len();
+            let classes = a.network().classes() as u32;
+            let (x, y) = data(17, len, classes, 5);
+            let calls = AtomicUsize::new(0);
+            let write = |k: usize, out: &mut [f32]| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                out.copy_from_slice(&x[k * len..(k + 1) * len]);
+            };
+            for step in 0..3 {
+                let (s, e) = (step * 5, step * 5 + 7);
+                let sa = a.train_step_at(&x[s * len..e * len], &y[s..e], step, 0.05).unwrap();
+                let sb = b.train_step_at(Inputs::Written { first: 0, write: &write }.range(s, e, len), &y[s..e], step, 0.05).unwrap();
+                assert_eq!(sa.loss.to_bits(), sb.loss.to_bits(), "step {step}");
+            }
+            assert_eq!(calls.swap(0, Ordering::Relaxed), 21);
+            assert_eq!(a.network().params(), b.network().params());
+            let (la, ca) = a.evaluate(&x, &y).unwrap();
+            let (lb, cb) = b.evaluate(Inputs::Written { first: 0, write: &write }, &y).unwrap();
+            assert_eq!((la.to_bits(), ca), (lb.to_bits(), cb));
+            assert_eq!(calls.swap(0, Ordering::Relaxed), 17);
+            let pa = a.predict(&x[len..], &y[1..]).unwrap();
+            let pb = b.predict(Inputs::Written { first: 0, write: &write }.range(1, 17, len), &y[1..]).unwrap();
+            assert_eq!(pa, pb);
         }
     }
 }

@@ -18,7 +18,7 @@
 //! when the spec was resolved.
 
 use super::error::EngineError;
-use super::network::{Backend, MemoryReport, NetOptions, Network};
+use super::network::{Backend, Inputs, MemoryReport, NetOptions, Network};
 use crate::lower::Plan;
 use crate::spec::Solver;
 
@@ -192,18 +192,20 @@ impl Trainer {
 
     /// Evaluation-mode loss and number correct over any number of samples (processed in
     /// chunks of `max_batch`). Returns (mean loss, correct).
-    pub fn evaluate(&mut self, inputs: &[f32], labels: &[u32]) -> Result<(f32, usize), EngineError> {
+    pub fn evaluate<'a>(&mut self, inputs: impl Into<Inputs<'a>>, labels: &[u32]) -> Result<(f32, usize), EngineError> {
+        let inputs = inputs.into();
         let n = labels.len();
         let il = self.net.input_len();
-        if n == 0 || inputs.len() != n * il {
-            return Err(EngineError::Input(format!("evaluate: {} inputs for {n} labels of length {il}", inputs.len())));
+        if n == 0 {
+            return Err(EngineError::Input("evaluate: no samples".into()));
         }
+        inputs.check_len(n, il)?;
         let (mut loss, mut correct) = (0.0f64, 0usize);
         let mb = self.cfg.max_batch;
         let mut s = 0;
         while s < n {
             let e = (s + mb).min(n);
-            let st = self.net.forward(&inputs[s * il..e * il], &labels[s..e], false)?;
+            let st = self.net.pass(inputs.range(s, e, il), &labels[s..e], false, false)?;
             loss += st.loss * (e - s) as f64;
             correct += st.correct;
             s = e;
@@ -213,18 +215,20 @@ impl Trainer {
 
     /// Evaluation-mode class scores `[n, classes]` and (mean loss, correct) over any number of
     /// samples (processed in chunks of `max_batch`).
-    pub fn predict(&mut self, inputs: &[f32], labels: &[u32]) -> Result<(f32, usize, Vec<f32>), EngineError> {
+    pub fn predict<'a>(&mut self, inputs: impl Into<Inputs<'a>>, labels: &[u32]) -> Result<(f32, usize, Vec<f32>), EngineError> {
+        let inputs = inputs.into();
         let n = labels.len();
         let il = self.net.input_len();
-        if n == 0 || inputs.len() != n * il {
-            return Err(EngineError::Input(format!("predict: {} inputs for {n} labels of length {il}", inputs.len())));
+        if n == 0 {
+            return Err(EngineError::Input("predict: no samples".into()));
         }
+        inputs.check_len(n, il)?;
         let (mut loss, mut correct, mut scores) = (0.0f64, 0usize, Vec::with_capacity(n * self.net.classes()));
         let mb = self.cfg.max_batch;
         let mut s = 0;
         while s < n {
             let e = (s + mb).min(n);
-            let (st, sc) = self.net.predict(&inputs[s * il..e * il], &labels[s..e])?;
+            let (st, sc) = self.net.predict_inputs(inputs.range(s, e, il), &labels[s..e])?;
             loss += st.loss * (e - s) as f64;
             correct += st.correct;
             scores.extend(sc);
@@ -246,10 +250,10 @@ impl Trainer {
     /// One solver iteration as iteration `iter` at learning rate `lr` (the run loop computes the
     /// rate from the spec's policy). Dropout masks and Adam's bias correction follow `iter`, so a
     /// resumed run repeats an uninterrupted one exactly.
-    pub fn train_step_at(&mut self, inputs: &[f32], labels: &[u32], iter: usize, lr: f32) -> Result<StepStats, EngineError> {
+    pub fn train_step_at<'a>(&mut self, inputs: impl Into<Inputs<'a>>, labels: &[u32], iter: usize, lr: f32) -> Result<StepStats, EngineError> {
         self.iter = iter;
         self.net.set_step(iter as u64);
-        let st = self.net.forward_backward(inputs, labels)?;
+        let st = self.net.pass(inputs.into(), labels, true, true)?;
         if st.loss.is_finite() && self.net.grads_finite() {
             self.clip_gradients();
             self.update(lr);

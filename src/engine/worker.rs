@@ -8,6 +8,7 @@
 //! statistics); `fwd`/`bwd` handle it only in evaluation mode.
 
 use super::error::EngineError;
+use super::network::Inputs;
 use super::schedule::{Kernel, Schedule, ScheduledLayer};
 use crate::kernels::matmul::{matmul, MatRef};
 use crate::kernels::{activation, add, batchnorm, concat, conv, conv_implicit, dropout, linear, lstm, pool, rnn, softmax_ce, Float};
@@ -30,15 +31,6 @@ pub(crate) struct Ctx<'a, T> {
     pub labels: &'a [u32],
     /// 1 / (samples in the whole batch).
     pub scale: f64,
-    /// The batch's inputs (`in_len` values per sample): f32 workers read them in place.
-    pub inputs: &'a [f32],
-    pub in_len: usize,
-}
-
-/// Whether a worker of `T` copies its samples into its own buffer (f64 gradient checks convert
-/// them) instead of reading the batch in place (f32).
-pub(crate) fn copies_input<T: Float>() -> bool {
-    std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
 }
 
 pub(crate) struct Worker<T> {
@@ -82,8 +74,6 @@ pub(crate) struct Worker<T> {
     pub off: usize,
     /// Global index of the first sample of this worker's slice (deferred linear grads).
     pub slice_start: usize,
-    /// Global index of the sample [`Worker::load`] put first: where the input view starts.
-    pub loaded_at: usize,
     /// Per linear layer: inputs and output gradients of the whole slice, so the weight
     /// gradient is one long-reduction product per step instead of one per micro-batch
     /// (empty when not deferred).
@@ -135,9 +125,10 @@ pub(crate) struct WorkerSizes {
 impl WorkerSizes {
     /// `cap`: samples held at once; `slice_cap`: samples per step for this worker;
     /// `chunk`: samples per pass (`slice_cap > chunk` enables deferred linear gradients).
-    /// `copies_input`: see [`copies_input`].
-    pub fn of(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize, copies_input: bool) -> WorkerSizes {
-        let mut z = WorkerSizes { data: if copies_input { cap * c.in_len } else { 0 }, probs: c.classes.max(1), grad: c.n_params, ..WorkerSizes::default() };
+    /// `data` holds the `cap` samples' inputs (copied from the batch, or written there by the
+    /// batch's sample writer).
+    pub fn of(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> WorkerSizes {
+        let mut z = WorkerSizes { data: cap * c.in_len, probs: c.classes.max(1), grad: c.n_params, ..WorkerSizes::default() };
         for l in &c.layers {
             let (mut a, mut b) = (0, 0);
             if let Kernel::Linear { rows, fin, fout, .. } = l.kernel {
@@ -237,7 +228,7 @@ impl WorkerSizes {
 impl<T: Float> Worker<T> {
     /// Allocates the buffers [`WorkerSizes::of`] describes.
     pub fn new(c: &Schedule, cap: usize, slice_cap: usize, chunk: usize) -> Result<Self, EngineError> {
-        let z = WorkerSizes::of(c, cap, slice_cap, chunk, copies_input::<T>());
+        let z = WorkerSizes::of(c, cap, slice_cap, chunk);
         let many = |v: &[usize]| v.iter().map(|&n| zeros(n)).collect::<Result<Vec<Vec<T>>, _>>();
         Ok(Worker {
             cap,
@@ -268,7 +259,6 @@ impl<T: Float> Worker<T> {
             n: 0,
             off: 0,
             slice_start: 0,
-            loaded_at: 0,
             lin_x: many(&z.lin_x)?,
             lin_dy: many(&z.lin_dy)?,
         })
@@ -308,7 +298,6 @@ impl<T: Float> Worker<T> {
             n: _,
             off: _,
             slice_start: _,
-            loaded_at: _,
             lin_x,
             lin_dy,
         } = self;
@@ -344,29 +333,34 @@ impl<T: Float> Worker<T> {
         self.sizes().bytes(std::mem::size_of::<T>())
     }
 
-    /// Makes samples `first .. first + n` of the batch the current ones (copied only where
-    /// [`copies_input`]).
-    pub fn load(&mut self, inputs: &[f32], in_len: usize, first: usize, n: usize) {
+    /// Makes samples `first .. first + n` of the batch the current ones: copies them into the
+    /// worker's `data`, or has the batch's writer write them there (preprocessing runs on the
+    /// worker that computes the samples, and leaves them in its cache).
+    pub fn load(&mut self, inputs: &Inputs, in_len: usize, first: usize, n: usize) {
         self.first = first;
         self.n = n;
         self.off = 0;
-        self.loaded_at = first;
-        if copies_input::<T>() {
-            for (d, s) in self.data[..n * in_len].iter_mut().zip(&inputs[first * in_len..(first + n) * in_len]) {
-                *d = T::from_f32(*s);
+        match *inputs {
+            Inputs::Values(x) => {
+                for (d, s) in self.data[..n * in_len].iter_mut().zip(&x[first * in_len..(first + n) * in_len]) {
+                    *d = T::from_f32(*s);
+                }
+            }
+            Inputs::Written { first: base, write } => {
+                let any: &mut dyn std::any::Any = &mut self.data;
+                if let Some(data) = any.downcast_mut::<Vec<f32>>() {
+                    for (k, out) in data[..n * in_len].chunks_exact_mut(in_len).enumerate() {
+                        write(base + first + k, out);
+                    }
+                } else {
+                    let mut sample = vec![0f32; in_len];
+                    for (k, out) in self.data[..n * in_len].chunks_exact_mut(in_len).enumerate() {
+                        write(base + first + k, &mut sample);
+                        out.iter_mut().zip(&sample).for_each(|(d, s)| *d = T::from_f32(*s));
+                    }
+                }
             }
         }
-    }
-
-    /// The loaded samples' inputs: the batch itself for f32, the worker's copy otherwise.
-    fn data_view<'b>(data: &'b [T], ctx: &Ctx<'b, T>, loaded_at: usize) -> &'b [T] {
-        if copies_input::<T>() {
-            return data;
-        }
-        let x = &ctx.inputs[loaded_at * ctx.in_len..];
-        // SAFETY: `copies_input` is false only when T is f32, so the slice is reinterpreted as
-        // its own type (same length, layout and lifetime).
-        unsafe { std::slice::from_raw_parts(x.as_ptr() as *const T, x.len()) }
     }
 
     fn input<'b>(data: &'b [T], out: &'b [Vec<T>], i: Producer) -> &'b [T] {
@@ -381,7 +375,7 @@ impl<T: Float> Worker<T> {
     pub fn collect_scores(&mut self, ctx: &Ctx<'_, T>) {
         let loss = &ctx.layers[ctx.layers.len() - 1];
         let Kernel::SoftmaxCe { t, c, .. } = loss.kernel else { return };
-        let z = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, loss.inputs[0]);
+        let z = Self::input(&self.data, &self.out, loss.inputs[0]);
         for s in 0..self.n {
             for k in 0..c {
                 let sum: f64 = (0..t).map(|step| z[(s * t + step) * c + k].to_f64()).sum();
@@ -401,7 +395,7 @@ impl<T: Float> Worker<T> {
         let ybase = (o * layer.out_len).min(yfull.len());
         let y = &mut yfull[ybase..];
         let ol = n * layer.out_len;
-        let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
+        let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
         match &layer.kernel {
             Kernel::Conv { g, bias, implicit: Some(im), .. } => {
                 let (w, b) = params2(ctx, layer, *bias);
@@ -439,13 +433,13 @@ impl<T: Float> Worker<T> {
             Kernel::Add => {
                 y[..ol].copy_from_slice(&x[..ol]);
                 for i in &layer.inputs[1..] {
-                    add::accumulate(&Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
+                    add::accumulate(&Self::input(&self.data, &self.out, *i)[o * layer.out_len..][..ol], &mut y[..ol]);
                 }
             }
             Kernel::Concat { lens } => {
                 let mut start = 0;
                 for (i, len) in layer.inputs.iter().zip(lens) {
-                    let xi = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, *i)[o * len..];
+                    let xi = &Self::input(&self.data, &self.out, *i)[o * len..];
                     concat::forward_part(n, xi, *len, start, layer.out_len, y);
                     start += len;
                 }
@@ -514,7 +508,7 @@ impl<T: Float> Worker<T> {
         let dy = &dyfull[ob.min(dyfull.len())..];
         let mut dx = self.dx_take(layer, 0);
         {
-            let x = &Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
+            let x = &Self::input(&self.data, &self.out, layer.inputs[0])[o * layer.in_lens[0]..];
             let dxs = dx.as_deref_mut().map(|d| &mut d[o * layer.in_lens[0]..][..il]);
             match &layer.kernel {
                 Kernel::Conv { g, bias, implicit, implicit_dx } => {
@@ -691,7 +685,7 @@ impl<T: Float> Worker<T> {
     pub fn bn_moments(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
-            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             batchnorm::partial_moments(self.n, c, sp, x, &mut self.bn_moments);
         }
     }
@@ -701,7 +695,7 @@ impl<T: Float> Worker<T> {
         if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let ol = self.n * layer.out_len;
             let mut y = take(&mut self.out[l]);
-            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             batchnorm::normalize(self.n, c, sp, x, &bn_normalization(ctx, l, affine, relu), &mut y[..ol]);
             self.out[l] = y;
         }
@@ -714,7 +708,7 @@ impl<T: Float> Worker<T> {
             let ol = self.n * layer.out_len;
             self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
             self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
-            let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+            let x = Self::input(&self.data, &self.out, layer.inputs[0]);
             batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), &mut self.bn_a, &mut self.bn_b);
         }
     }
@@ -726,7 +720,7 @@ impl<T: Float> Worker<T> {
             let mut dx = self.dx_take(layer, 0);
             if let Some(d) = dx.as_deref_mut() {
                 let ol = self.n * layer.out_len;
-                let x = Self::input(Self::data_view(&self.data, ctx, self.loaded_at), &self.out, layer.inputs[0]);
+                let x = Self::input(&self.data, &self.out, layer.inputs[0]);
                 batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), mdy, mdyx, &mut d[..ol]);
             }
             self.dx_put(layer, 0, dx);

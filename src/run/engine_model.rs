@@ -9,7 +9,7 @@ use super::checkpoint::Tensors;
 use super::driver::Model;
 use super::error::RunError;
 use crate::data::Batch;
-use crate::engine::{Trainer, TrainerConfig};
+use crate::engine::{Inputs, Trainer, TrainerConfig};
 use crate::lower::Plan;
 use crate::ops::Op;
 use crate::spec::Experiment;
@@ -60,9 +60,21 @@ pub fn build(plan: &Plan, exp: &Experiment, threads: usize, micro_batch: usize) 
     Ok(Box::new(CpuModel { trainer, names, batch_norms, extra_zero }))
 }
 
+/// The batch's inputs for the engine: its values, or (deferred writing) its writer, which the
+/// engine's workers call for the samples they compute.
+fn with_inputs<R>(batch: &Batch, f: impl FnOnce(Inputs) -> R) -> R {
+    if batch.is_deferred() {
+        let write = |k: usize, out: &mut [f32]| batch.write_sample(k, out);
+        f(Inputs::Written { first: 0, write: &write })
+    } else {
+        f(Inputs::Values(&batch.inputs))
+    }
+}
+
 impl Model for CpuModel {
     fn train_step(&mut self, batch: &Batch, lr: f64, it: u64) -> Result<f64, RunError> {
-        let st = self.trainer.train_step_at(&batch.inputs, &batch.labels, it as usize, lr as f32).map_err(engine_err)?;
+        let trainer = &mut self.trainer;
+        let st = with_inputs(batch, |x| trainer.train_step_at(x, &batch.labels, it as usize, lr as f32)).map_err(engine_err)?;
         // A finite loss with non-finite gradients, or an update that overflowed the weights,
         // is divergence too: report it before anything is checkpointed.
         let net = self.trainer.network();
@@ -74,7 +86,8 @@ impl Model for CpuModel {
     }
 
     fn evaluate(&mut self, batch: &Batch) -> Result<(f64, u64), RunError> {
-        let (loss, correct) = self.trainer.evaluate(&batch.inputs, &batch.labels).map_err(engine_err)?;
+        let trainer = &mut self.trainer;
+        let (loss, correct) = with_inputs(batch, |x| trainer.evaluate(x, &batch.labels)).map_err(engine_err)?;
         Ok((loss as f64 * batch.n as f64, correct as u64))
     }
 
@@ -114,7 +127,8 @@ impl Model for CpuModel {
     }
 
     fn scores(&mut self, batch: &Batch) -> Result<(f64, u64, Vec<f32>), RunError> {
-        let (loss, correct, scores) = self.trainer.predict(&batch.inputs, &batch.labels).map_err(engine_err)?;
+        let trainer = &mut self.trainer;
+        let (loss, correct, scores) = with_inputs(batch, |x| trainer.predict(x, &batch.labels)).map_err(engine_err)?;
         Ok((loss as f64 * batch.n as f64, correct as u64, scores))
     }
 

@@ -115,7 +115,7 @@ pub fn evaluate(
 ) -> Result<Evaluation, RunError> {
     let exp = &checked.experiment;
     let config = super::data_source::data_config(&exp.data, settings, exp.train.seed)?;
-    let data = Pipeline::load(&config).map_err(data_err)?;
+    let data = Pipeline::load(&config).map_err(data_err)?.deferred_writing();
     let mut model = load_model(checked, plan, model_file, threads)?;
     let classes = plan.classes();
     let top = top.clamp(1, classes.max(1));

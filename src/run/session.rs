@@ -59,6 +59,8 @@ pub fn train(
         }
         r.help("check the dataset root in expc.toml ([data]), --data NAME=PATH or EXPC_DATA_<NAME>")
     })?;
+    // The engine's workers write the samples they compute (see `Pipeline::deferred_writing`).
+    let pipeline = pipeline.deferred_writing();
     let mut model = engine_model::build(plan, exp, threads, 0)?;
     let spec_json = serde_json::to_string_pretty(exp).map_err(|e| RunError::new("E0500", e.to_string()))?;
     run_folder::write_atomic(&dir.join("spec.json"), spec_json.as_bytes())?;

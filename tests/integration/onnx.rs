@@ -81,7 +81,7 @@ fn onnx_export_equals_the_engine_on_every_experiment() {
         let n = 3;
         let per: usize = plan.input_shape.iter().product();
         let x: Vec<f32> = (0..n * per).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-        let batch = expc::data::Batch { inputs: x.clone(), labels: vec![0; n], n, epoch: 0, iteration: 0, step: 0, indices: vec![] };
+        let batch = expc::data::Batch { inputs: x.clone(), labels: vec![0; n], n, epoch: 0, iteration: 0, step: 0, indices: vec![], writer: None };
         let (_, _, scores) = model.scores(&batch).expect("forward");
         let bytes = expc::backend::onnx::export(&plan, &params, &[]).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let (m, xi) = (dir.join(format!("m{k}.onnx")), dir.join(format!("m{k}.input")));

@@ -51,7 +51,16 @@ fn native_losses(path: &Path, dir: &Path, batch: usize) -> (expc::compile::Check
     for it in 0..STEPS {
         let x: Vec<f32> = (0..batch * per).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         let y: Vec<u32> = (0..batch).map(|_| rng.gen_range(0..classes as u32)).collect();
-        let b = expc::data::Batch { inputs: x.clone(), labels: y.clone(), n: batch, epoch: 0, iteration: it as u64, step: it as u64, indices: vec![] };
+        let b = expc::data::Batch {
+            inputs: x.clone(),
+            labels: y.clone(),
+            n: batch,
+            epoch: 0,
+            iteration: it as u64,
+            step: it as u64,
+            indices: vec![],
+            writer: None,
+        };
         let lr = exp.train.policy.rate_with_warmup(exp.train.lr, it as u64, exp.train.iterations, exp.train.warmup);
         losses.push(model.train_step(&b, lr, it as u64).expect("native step"));
         inputs.extend(x);

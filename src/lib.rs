@@ -18,6 +18,7 @@ pub mod graph;
 pub mod kernels;
 pub mod lower;
 pub mod lsp;
+pub mod memory;
 pub mod ops;
 pub mod param;
 pub mod report;

@@ -81,7 +81,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 fn load_files(paths: &[PathBuf], names: &[String], records_per_file: usize) -> Result<Dataset, DataError> {
-    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    // read at random while training: on huge pages (see `crate::memory`)
+    let mut images = crate::memory::huge_page_vec(paths.len().saturating_mul(records_per_file).saturating_mul(CIFAR_RECORD - 1));
+    let mut labels = Vec::new();
     for p in paths {
         let bytes = read_file(p)?;
         let expected = (records_per_file * CIFAR_RECORD) as u64;

@@ -172,7 +172,8 @@ fn parse_stream<R: Read>(mut r: Counting<R>, path: &Path, expected_magic: u32, h
     } else {
         format!("{header_len}-byte header + {} records of {shape_words} bytes{decomp}", dims[0])
     };
-    let mut data = Vec::with_capacity(payload.min(1 << 26) as usize);
+    // images are read at random while training: on huge pages (see `crate::memory`)
+    let mut data = crate::memory::huge_page_vec(payload.min(1 << 26) as usize);
     let res = (&mut r).take(payload).read_to_end(&mut data);
     res.map_err(|e| stream_error(e, r.count, path, hint, gz))?;
     let got = data.len() as u64;

@@ -88,6 +88,7 @@ const KEEP_COLS_MAX: usize = 1 << 18;
 fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>, EngineError> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).map_err(|_| EngineError::InvalidPlan(format!("cannot allocate a buffer of {n} elements")))?;
+    crate::memory::advise_huge_pages(v.as_mut_ptr() as usize, v.capacity() * std::mem::size_of::<T>());
     v.resize(n, T::default());
     Ok(v)
 }

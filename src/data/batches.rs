@@ -82,11 +82,6 @@ impl Batch {
         } else if let (Some(w), Some(&i)) = (&self.writer, self.indices.get(k)) {
             let p = &w.pipeline;
             let ds = if w.from_train { &p.train } else { &p.test };
-            // The source images lie anywhere in the data set (shuffled): ask for the next
-            // sample's pixels now, so they arrive from memory while this one is written.
-            if let Some(&next) = self.indices.get(k + 1) {
-                prefetch(ds.image(next as usize));
-            }
             write_sample(ds, i as usize, &p.prep, &p.augment, w.train_epoch.map(|e| (p.config.seed, e)), p.config.sequence_rows, out);
         }
     }
@@ -137,21 +132,6 @@ enum Plan {
         count: u64,
         train: bool,
     },
-}
-
-/// Asks the processor to bring `bytes` into its caches (a hint: no effect on results; nothing
-/// where there is no prefetch instruction).
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: a prefetch is only a hint; it reads nothing and the address is a valid slice's.
-        #[allow(unused_unsafe)]
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr() as *const i8)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 /// Assembles a batch into `inputs` (a recycled buffer, written over) or a new one; with deferred

@@ -446,33 +446,53 @@ impl<T: Float> Network<T> {
         let chunk = self.chunk;
         let is_bn = |l: usize| matches!(self.schedule.layers[l].kernel, Kernel::BatchNorm { .. });
         let segment_end = |l: usize| (l..nl).find(|&e| is_bn(e)).unwrap_or(nl);
+        // Each run of non-BN layers goes chunk by chunk; the batch norms on either side of it do
+        // their per-sample work in the same chunk loop while the chunk is in cache: the one
+        // before normalises the chunk first, the one after merges the chunk's moments into its
+        // statistics (backward: the one after writes the chunk's input gradient first, the one
+        // before adds up the chunk's gradient sums). Only the reduction over workers and the
+        // statistics stay between the loops. Runs of samples in order give the bits of whole slices.
+        let mut normalize_in_chunks: Option<usize> = None;
+        let mut moments_done = false;
         let mut l = 0;
         while l < nl {
             if !is_bn(l) {
-                // a run of non-BN layers: each worker walks its slice in cache-sized chunks
                 let e = segment_end(l);
+                let moments_of = (e < nl).then_some(e);
+                let before = normalize_in_chunks.take();
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |w, wk| {
                     let (start, cnt) = slice(w);
+                    wk.bn_reset();
                     let mut o = 0;
                     while o < cnt {
                         let m = chunk.min(cnt - o);
                         (wk.off, wk.n, wk.first) = (o, m, start + o);
+                        if let Some(b) = before {
+                            wk.bn_normalize(b, &ctx);
+                        }
                         for k in l..e {
                             wk.fwd(k, &ctx);
+                        }
+                        if let Some(b) = moments_of {
+                            wk.bn_moments(b, &ctx);
                         }
                         o += m;
                     }
                     (wk.off, wk.n, wk.first) = (0, cnt, start);
                 });
+                moments_done = moments_of.is_some();
                 l = e;
                 continue;
             }
             if let Kernel::BatchNorm { c, sp, eps, momentum, .. } = self.schedule.layers[l].kernel {
                 let m = (n * sp) as f64;
-                {
+                if !std::mem::take(&mut moments_done) {
                     let ctx = ctx!();
-                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_moments(l, &ctx));
+                    par_workers(&self.pool, &mut self.workers, |_, wk| {
+                        wk.bn_reset();
+                        wk.bn_moments(l, &ctx)
+                    });
                 }
                 let (rm, rv) = &mut self.running[l];
                 let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
@@ -487,35 +507,55 @@ impl<T: Float> Network<T> {
                     self.bn[l].mean[ch] = all.mean;
                     self.bn[l].invstd[ch] = 1.0 / (var + eps).sqrt();
                 }
-                let ctx = ctx!();
-                par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
+                if l + 1 < nl && !is_bn(l + 1) {
+                    normalize_in_chunks = Some(l);
+                } else {
+                    let ctx = ctx!();
+                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_normalize(l, &ctx));
+                }
             }
             l += 1;
         }
         if !backward {
             return;
         }
+        let bn_needs_backward = |l: usize| is_bn(l) && self.schedule.layers[l].requires;
+        // a batch norm whose input gradient the next run of non-BN layers writes chunk by chunk
+        // (with the whole-batch means of dy and dy·x̂ in `bn_tmp`)
+        let mut dx_in_chunks: Option<usize> = None;
+        let mut sums_done = false;
         let mut e = nl;
         while e > 0 {
             if !is_bn(e - 1) {
                 // run of non-BN layers [s, e), backward chunk by chunk
                 let s = (0..e).rev().find(|&k| is_bn(k)).map_or(0, |k| k + 1);
+                let sums_of = (s > 0 && bn_needs_backward(s - 1)).then(|| s - 1);
+                let after = dx_in_chunks.take();
+                let (mdy, mdyx) = (&self.bn_tmp.0, &self.bn_tmp.1);
                 let ctx = ctx!();
                 par_workers(&self.pool, &mut self.workers, |w, wk| {
                     let (start, cnt) = slice(w);
+                    wk.bn_reset();
                     let mut o = 0;
                     while o < cnt {
                         let m = chunk.min(cnt - o);
                         (wk.off, wk.n, wk.first) = (o, m, start + o);
+                        if let Some(b) = after {
+                            wk.bn_dx(b, &ctx, mdy, mdyx);
+                        }
                         for k in (s..e).rev() {
                             if ctx.layers[k].requires || k == nl - 1 {
                                 wk.bwd(k, &ctx);
                             }
                         }
+                        if let Some(b) = sums_of {
+                            wk.bn_grad_sums(b, &ctx);
+                        }
                         o += m;
                     }
                     (wk.off, wk.n, wk.first) = (0, cnt, start);
                 });
+                sums_done = sums_of.is_some();
                 e = s;
                 continue;
             }
@@ -523,13 +563,17 @@ impl<T: Float> Network<T> {
             e -= 1;
             let layer = &self.schedule.layers[l];
             if !layer.requires {
+                sums_done = false;
                 continue;
             }
             if let Kernel::BatchNorm { c, sp, affine, .. } = layer.kernel {
                 let m = (n * sp) as f64;
-                {
+                if !std::mem::take(&mut sums_done) {
                     let ctx = ctx!();
-                    par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_grad_sums(l, &ctx));
+                    par_workers(&self.pool, &mut self.workers, |_, wk| {
+                        wk.bn_reset();
+                        wk.bn_grad_sums(l, &ctx)
+                    });
                 }
                 let (mut sdy, mut sdyx) = std::mem::take(&mut self.bn_tmp);
                 sdy[..c].iter_mut().for_each(|v| *v = 0.0);
@@ -551,12 +595,14 @@ impl<T: Float> Network<T> {
                 }
                 sdy.iter_mut().for_each(|v| *v /= m);
                 sdyx.iter_mut().for_each(|v| *v /= m);
-                {
+                self.bn_tmp = (sdy, sdyx);
+                if l > 0 && !is_bn(l - 1) {
+                    dx_in_chunks = Some(l);
+                } else {
                     let ctx = ctx!();
-                    let (a, b) = (&sdy, &sdyx);
+                    let (a, b) = (&self.bn_tmp.0, &self.bn_tmp.1);
                     par_workers(&self.pool, &mut self.workers, |_, wk| wk.bn_dx(l, &ctx, a, b));
                 }
-                self.bn_tmp = (sdy, sdyx);
             }
         }
         let ctx = ctx!();

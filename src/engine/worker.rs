@@ -683,46 +683,57 @@ impl<T: Float> Worker<T> {
     // ---- batch norm phases (training mode) ----
 
     /// This worker's per-channel moments of the batch norm's input (into `bn_moments`).
+    /// Clears the moments and gradient sums batch-norm passes accumulate over this worker's samples.
+    pub fn bn_reset(&mut self) {
+        self.bn_moments.iter_mut().for_each(|m| *m = batchnorm::Moments::default());
+        self.bn_a.iter_mut().for_each(|v| *v = 0.0);
+        self.bn_b.iter_mut().for_each(|v| *v = 0.0);
+    }
+
+    /// Merges the per-channel moments of batch norm `l`'s input over the current samples
+    /// (`off .. off + n` of the slice) into `bn_moments`.
     pub fn bn_moments(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, .. } = layer.kernel {
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-            batchnorm::partial_moments(self.n, c, sp, x, &mut self.bn_moments);
+            batchnorm::partial_moments(self.n, c, sp, &x[self.off * layer.out_len..], &mut self.bn_moments);
         }
     }
 
+    /// Normalises the current samples of batch norm `l` with the pass's statistics.
     pub fn bn_normalize(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
-            let ol = self.n * layer.out_len;
+            let (b, len) = (self.off * layer.out_len, self.n * layer.out_len);
             let mut y = take(&mut self.out[l]);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-            batchnorm::normalize(self.n, c, sp, x, &bn_normalization(ctx, l, affine, relu), &mut y[..ol]);
+            batchnorm::normalize(self.n, c, sp, &x[b..b + len], &bn_normalization(ctx, l, affine, relu), &mut y[b..b + len]);
             self.out[l] = y;
         }
     }
 
-    /// This worker's `Σ dy` and `Σ dy·x̂` per channel (into `bn_a`, `bn_b`).
+    /// Adds the current samples' `Σ dy` and `Σ dy·x̂` per channel to `bn_a`, `bn_b`.
     pub fn bn_grad_sums(&mut self, l: usize, ctx: &Ctx<'_, T>) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
-            let ol = self.n * layer.out_len;
-            self.bn_a[..c].iter_mut().for_each(|v| *v = 0.0);
-            self.bn_b[..c].iter_mut().for_each(|v| *v = 0.0);
+            let (b, len) = (self.off * layer.out_len, self.n * layer.out_len);
             let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-            batchnorm::partial_grad_sums(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), &mut self.bn_a, &mut self.bn_b);
+            let dy = &self.dout[l][b..b + len];
+            batchnorm::partial_grad_sums(self.n, c, sp, dy, &x[b..b + len], &bn_normalization(ctx, l, affine, relu), &mut self.bn_a, &mut self.bn_b);
         }
     }
 
-    /// `mdy`, `mdyx` are the whole-batch means of dy and dy·x̂.
+    /// The current samples' input gradient of batch norm `l`; `mdy`, `mdyx` are the whole-batch
+    /// means of dy and dy·x̂.
     pub fn bn_dx(&mut self, l: usize, ctx: &Ctx<'_, T>, mdy: &[f64], mdyx: &[f64]) {
         let layer = &ctx.layers[l];
         if let Kernel::BatchNorm { c, sp, affine, relu, .. } = layer.kernel {
             let mut dx = self.dx_take(layer, 0);
             if let Some(d) = dx.as_deref_mut() {
-                let ol = self.n * layer.out_len;
+                let (b, len) = (self.off * layer.out_len, self.n * layer.out_len);
                 let x = Self::input(&self.data, &self.out, layer.inputs[0]);
-                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][..ol], &x[..ol], &bn_normalization(ctx, l, affine, relu), mdy, mdyx, &mut d[..ol]);
+                let nz = bn_normalization(ctx, l, affine, relu);
+                batchnorm::backward_dx(self.n, c, sp, &self.dout[l][b..b + len], &x[b..b + len], &nz, mdy, mdyx, &mut d[b..b + len]);
             }
             self.dx_put(layer, 0, dx);
         }

@@ -102,9 +102,10 @@ impl Moments {
     }
 }
 
-/// `moments[ch]` = the moments of channel `ch` over the `n` samples of `x` (one pass over `x`).
+/// Merges into `moments[ch]` the moments of channel `ch` over the `n` samples of `x` (one pass
+/// over `x`), plane by plane in sample order: calls over consecutive runs of samples give the
+/// bits of one call over all of them.
 pub fn partial_moments<T: Float>(n: usize, c: usize, sp: usize, x: &[T], moments: &mut [Moments]) {
-    moments[..c].iter_mut().for_each(|m| *m = Moments::default());
     if sp == 0 {
         return;
     }
@@ -262,6 +263,11 @@ mod tests {
         let x: Vec<f64> = (0..n * c * sp).map(|i| 1000.0 + ((i * 7919) % 101) as f64 * 0.37 - (i % 5) as f64).collect();
         let mut m = vec![Moments::default(); c];
         partial_moments(n, c, sp, &x, &mut m);
+        // the same over two runs of samples, one after the other: the same bits
+        let mut runs = vec![Moments::default(); c];
+        partial_moments(1, c, sp, &x, &mut runs);
+        partial_moments(n - 1, c, sp, &x[c * sp..], &mut runs);
+        assert_eq!(format!("{runs:?}"), format!("{m:?}"));
         for ch in 0..c {
             let vals: Vec<f64> = (0..n).flat_map(|s| x[(s * c + ch) * sp..(s * c + ch + 1) * sp].to_vec()).collect();
             let mean = vals.iter().sum::<f64>() / vals.len() as f64;

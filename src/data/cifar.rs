@@ -66,7 +66,9 @@ pub fn parse_cifar_records(bytes: &[u8], path: &Path, images: &mut Vec<u8>, labe
     Ok(())
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+/// Reads the batch file at `path` into `buf` (written over; one buffer serves every file, so its
+/// pages are faulted in once).
+fn read_file(path: &Path, buf: &mut Vec<u8>) -> Result<(), DataError> {
     if let Some(e) = DataError::not_regular(path, CIFAR_HINT) {
         return Err(e);
     }
@@ -77,15 +79,23 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     if meta.len() % CIFAR_RECORD as u64 != 0 {
         return Err(truncated(path, meta.len()));
     }
-    std::fs::read(path).map_err(|e| DataError::io(path, &e, CIFAR_HINT))
+    use std::io::Read;
+    buf.clear();
+    if buf.capacity() < meta.len() as usize {
+        *buf = crate::memory::huge_page_vec(meta.len() as usize);
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, &e, CIFAR_HINT))?;
+    file.read_to_end(buf).map_err(|e| DataError::io(path, &e, CIFAR_HINT))?;
+    Ok(())
 }
 
 fn load_files(paths: &[PathBuf], names: &[String], records_per_file: usize) -> Result<Dataset, DataError> {
     // read at random while training: on huge pages (see `crate::memory`)
     let mut images = crate::memory::huge_page_vec(paths.len().saturating_mul(records_per_file).saturating_mul(CIFAR_RECORD - 1));
     let mut labels = Vec::new();
+    let mut bytes = Vec::new();
     for p in paths {
-        let bytes = read_file(p)?;
+        read_file(p, &mut bytes)?;
         let expected = (records_per_file * CIFAR_RECORD) as u64;
         let found = bytes.len() as u64;
         let layout = format!("{records_per_file} records of {CIFAR_RECORD} bytes");

@@ -757,7 +757,7 @@ impl<T: Float> Network<T> {
 
     /// Whether every reduced parameter gradient is finite.
     pub fn grads_finite(&self) -> bool {
-        self.grad.iter().all(|x| x.to_f64().is_finite())
+        crate::kernels::all_finite(&self.grad)
     }
 
     /// The first layer whose parameter gradient holds a NaN or an infinity.

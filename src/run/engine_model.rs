@@ -79,7 +79,7 @@ impl Model for CpuModel {
         // is divergence too: report it before anything is checkpointed.
         let net = self.trainer.network();
         let running_finite = self.batch_norms.iter().all(|(l, _)| net.running_stats(*l).is_none_or(|(m, v)| m.iter().chain(v).all(|x| x.is_finite())));
-        if st.loss.is_finite() && (!net.grads_finite() || !net.params().iter().all(|x| x.is_finite()) || !running_finite) {
+        if st.loss.is_finite() && (!net.grads_finite() || !crate::kernels::all_finite(net.params()) || !running_finite) {
             return Ok(f64::NAN);
         }
         Ok(st.loss as f64)

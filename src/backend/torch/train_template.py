@@ -670,6 +670,9 @@ def main():
             with open(args.losses_out, "w") as f:
                 json.dump(losses, f)
         if world > 1:
+            # every rank reaches the teardown before any closes its connections (gloo aborts a
+            # process whose peer disconnects first)
+            dist.barrier()
             dist.destroy_process_group()
         return
 
@@ -753,6 +756,7 @@ def main():
         with open(os.path.join(args.run_dir, "outcome.json"), "w") as f:
             json.dump(outcome, f, indent=2)
     if world > 1:
+        dist.barrier()
         dist.destroy_process_group()
 
 

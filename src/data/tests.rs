@@ -715,6 +715,11 @@ fn augmentation_pad_crop_mirror_is_a_shifted_copy_and_deterministic() {
 
 /// A pipeline over `n` images of `shape` whose pixels are `pixel(image, CHW index)`, identity preprocessing,
 /// configured by `set`.
+/// Seven 3×8×8 images whose pixels all differ, configured by `set`.
+fn distinct_pixel_pipeline(set: impl FnOnce(&mut DataConfig)) -> Pipeline {
+    pixel_pipeline([3, 8, 8], 7, |i, j| (7 * i + 3 * j + 1) as u8, set).unwrap()
+}
+
 fn pixel_pipeline(shape: [usize; 3], n: usize, pixel: impl Fn(usize, usize) -> u8, set: impl FnOnce(&mut DataConfig)) -> Result<Pipeline, DataError> {
     let len = shape.iter().product::<usize>();
     let images: Vec<u8> = (0..n).flat_map(|i| (0..len).map(move |j| (i, j))).map(|(i, j)| pixel(i, j)).collect();
@@ -1381,17 +1386,11 @@ fn batches_in_recycled_buffers_equal_fresh_ones() {
         c.cutout = Some([3, 2]);
     };
     for set in [all_augmentations as fn(&mut DataConfig), padded_crops] {
-        let p = pixel_pipeline(
-            [3, 8, 8],
-            7,
-            |i, j| (7 * i + 3 * j + 1) as u8,
-            |c| {
-                set(c);
-                c.train_batch = 3;
-                c.prefetch = 1;
-            },
-        )
-        .unwrap();
+        let p = distinct_pixel_pipeline(|c| {
+            set(c);
+            c.train_batch = 3;
+            c.prefetch = 1;
+        });
         let fresh = collect(p.train_stream(0), 12);
         let mut s = p.train_stream(0);
         let poisoned =
@@ -1414,17 +1413,11 @@ fn batches_in_recycled_buffers_equal_fresh_ones() {
 /// and the smaller last batch, test batches and training-set evaluation batches.
 #[test]
 fn deferred_batches_write_the_samples_the_stream_would_have_written() {
-    let p = pixel_pipeline(
-        [3, 8, 8],
-        7,
-        |i, j| (7 * i + 3 * j + 1) as u8,
-        |c| {
-            all_augmentations(c);
-            c.train_batch = 3;
-            c.test_batch = 4;
-        },
-    )
-    .unwrap();
+    let p = distinct_pixel_pipeline(|c| {
+        all_augmentations(c);
+        c.train_batch = 3;
+        c.test_batch = 4;
+    });
     let deferred = p.clone().deferred_writing();
     let per = p.sample_len();
     let streams: [(BatchStream, BatchStream, usize); 3] = [

@@ -2,9 +2,9 @@
 //!
 //! Training reads the data set at random (one shuffled image after another) and walks
 //! megabytes of activations per step. With 4 KiB pages each image read is a TLB miss, and in a
-//! virtual machine a miss walks two page tables: measured on this project's 2-core VMs, writing
-//! a random CIFAR-10 image between training steps took 18–38 µs with 4 KiB pages against about
-//! 2 µs on 2 MiB pages. Linux hands out huge pages only to memory that asks for them where
+//! virtual machine a miss walks two page tables: on this project's 2-core VMs, writing a random
+//! CIFAR-10-sized image with 4 MiB touched in between took 14–27 µs on 4 KiB pages against 2–3 µs
+//! on 2 MiB pages (`cargo run --release --example bench_pages`; bench/README.md). Linux hands out huge pages only to memory that asks for them where
 //! `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` (a common default), so the
 //! buffers that matter ask, before their first touch. Elsewhere this is a no-op; results never
 //! depend on it.

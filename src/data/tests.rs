@@ -713,13 +713,13 @@ fn augmentation_pad_crop_mirror_is_a_shifted_copy_and_deterministic() {
     assert!((0..50).any(|e| q.augment.train_params(99, e, 0) != q.augment.train_params(98, e, 0)));
 }
 
-/// A pipeline over `n` images of `shape` whose pixels are `pixel(image, CHW index)`, identity preprocessing,
-/// configured by `set`.
 /// Seven 3×8×8 images whose pixels all differ, configured by `set`.
 fn distinct_pixel_pipeline(set: impl FnOnce(&mut DataConfig)) -> Pipeline {
     pixel_pipeline([3, 8, 8], 7, |i, j| (7 * i + 3 * j + 1) as u8, set).unwrap()
 }
 
+/// A pipeline over `n` images of `shape` whose pixels are `pixel(image, CHW index)`, identity preprocessing,
+/// configured by `set`.
 fn pixel_pipeline(shape: [usize; 3], n: usize, pixel: impl Fn(usize, usize) -> u8, set: impl FnOnce(&mut DataConfig)) -> Result<Pipeline, DataError> {
     let len = shape.iter().product::<usize>();
     let images: Vec<u8> = (0..n).flat_map(|i| (0..len).map(move |j| (i, j))).map(|(i, j)| pixel(i, j)).collect();

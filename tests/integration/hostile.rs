@@ -641,3 +641,34 @@ fn messages_name_code_points_and_ranges() {
         assert!(!o.stderr.contains("found a number") && !o.stderr.contains("<invisible>"), "{file}: {}", o.stderr);
     }
 }
+
+/// Issue 23, cause 1: the spec's path reaches the docstring headers of the generated model.py and
+/// train.py; a path with triple quotes, backslashes or control characters must neither run code
+/// nor break the file, and the header must still name the path.
+#[test]
+fn hostile_spec_paths_reach_generated_python_as_text() {
+    let d = tmp("codegen-path");
+    let spec = std::fs::read_to_string(repo().join("experiments/smoke/synthetic.exp")).unwrap();
+    let names = [r#"x"""+str(__import__("os").system("touch PWNED"))+""".exp"#, r"a\N.exp", r"a\x4.exp", "q\"\"\"\\.exp", "rtl\u{202e}mark.exp"];
+    for (i, name) in names.iter().enumerate() {
+        let path = d.join(name);
+        std::fs::write(&path, &spec).unwrap();
+        let out_dir = d.join(format!("out{i}"));
+        let o = expc(&d, &["export", "torch", path.to_str().unwrap(), "-o", out_dir.to_str().unwrap()]);
+        assert_eq!(o.code, Some(0), "export of {name:?}\nstderr:\n{}", o.stderr);
+        for file in ["model.py", "train.py"] {
+            let py = out_dir.join(file);
+            // Parse and compile without importing (torch may be absent); read the docstring back.
+            let check = "import ast,sys\nt=open(sys.argv[1],encoding='utf-8').read()\ncompile(t,sys.argv[1],'exec')\nprint(ast.get_docstring(ast.parse(t)).splitlines()[0])";
+            let Ok(p) = Command::new("python3").arg("-c").arg(check).arg(&py).output() else {
+                eprintln!("note: no python3: the generated files of {name:?} were not compiled");
+                return;
+            };
+            let stderr = String::from_utf8_lossy(&p.stderr);
+            assert!(p.status.success(), "{file} of {name:?} does not compile:\n{stderr}");
+            let first = String::from_utf8_lossy(&p.stdout);
+            assert!(first.contains(path.to_str().unwrap()), "{file} of {name:?}: the header does not name the path: {first}");
+        }
+        assert!(!d.join("PWNED").exists() && !out_dir.join("PWNED").exists(), "code ran from the name {name:?}");
+    }
+}

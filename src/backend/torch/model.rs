@@ -5,7 +5,7 @@
 //! `forward` with `torch.nn.functional`. A layer's output gets a local variable named after it,
 //! except in chains, where `x` flows from one layer to the only one reading it.
 
-use super::names::{attr_path, is_identifier, local, py_f, py_str};
+use super::names::{attr_path, is_identifier, local, py_docstring_text, py_f, py_str};
 use crate::lower::{Plan, PlanLayer, Producer};
 use crate::ops::activation::Activation;
 use crate::ops::pool::{PoolKind, Rounding};
@@ -178,7 +178,7 @@ pub fn model_py(plan: &Plan, info: &ModelInfo) -> String {
     let has_dropout = plan.layers.iter().any(|l| matches!(l.op, Op::Dropout(_)));
     let recurrent = plan.layers.iter().any(|l| matches!(l.op, Op::Rnn(_) | Op::Lstm(_)));
     let mut s = String::new();
-    let _ = writeln!(s, "\"\"\"{}", info.header);
+    let _ = writeln!(s, "\"\"\"{}", py_docstring_text(info.header));
     s.push_str(
         "\nThe network as an nn.Module. Submodule and parameter names equal expc's checkpoint names, so an\n\
          expc checkpoint loads with `load_expc_checkpoint(model, path)` (or `load_state_dict`) and a\n\

@@ -32,6 +32,21 @@ pub fn py_str(s: &str) -> String {
     out
 }
 
+/// Text for the inside of a `"""` docstring: backslashes and quotes escaped, control characters as
+/// `\xNN`, so no value can close the docstring or form an escape Python rejects (`\N`, `\x4`).
+pub fn py_docstring_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The expression reaching the module of a dotted layer name from `root` (`self.conv1.batchnorm`,
 /// or `getattr(self, "x-y")` for segments that are not identifiers).
 pub fn attr_path(root: &str, name: &str) -> String {

@@ -2,7 +2,7 @@
 //! checkpoints and metrics, assembled from the sections of `train_template.py` that the spec uses.
 
 use super::model::placements;
-use super::names::{py_f, py_str};
+use super::names::{py_docstring_text, py_f, py_str};
 use crate::lower::Plan;
 use crate::param::{Init, VarianceNorm};
 use crate::spec::{Dataset, Experiment, LrPolicy, Mean, Solver};
@@ -86,7 +86,7 @@ pub fn train_py(exp: &Experiment, plan: &Plan, header: &str, input_device: u32, 
     };
     let channels = shape3[0] as usize;
     let mut s = String::new();
-    let _ = writeln!(s, "\"\"\"{header}");
+    let _ = writeln!(s, "\"\"\"{}", py_docstring_text(header));
     s.push_str(
         "\nTrains the model of model.py as expc would: the spec's data pipeline, initialisers, solver (Caffe's\n\
          form, per-parameter lr and decay multipliers), lr policy, evaluation, checkpoints and metrics.csv.\n\

@@ -322,10 +322,9 @@ fn fmt(out: &Out, files: &[PathBuf], check_only: bool) -> i32 {
 }
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a file.
+/// (`run_folder::write_atomic`: devices and pipes are written directly.)
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("expc-tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    expc::run::run_folder::write_atomic(path, text.as_bytes()).map_err(|e| std::io::Error::other(e.message))
 }
 
 fn dump_ast(out: &Out, file: &Path, format: Format) -> i32 {

@@ -132,10 +132,29 @@ impl Drop for RunLock {
 }
 
 /// Writes through a temporary file and a rename.
+///
+/// Only a regular file (or a path that does not exist yet) is replaced by a rename: a device, a
+/// FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written directly, so it stays what it
+/// was. The temporary file is `.NAME.expc-tmp` beside the target, a name no user file has.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    let tmp = path.with_extension("tmp");
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder");
+            return Err(RunError::io(path, "write", e).help("give a file name, not a folder"));
+        }
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+            .map_err(|e| RunError::io(path, "write", e));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    let tmp = path.with_file_name(format!(".{name}.expc-tmp"));
     std::fs::write(&tmp, bytes).map_err(|e| RunError::io(&tmp, "write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RunError::io(path, "rename into", e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RunError::io(path, "rename into", e)
+    })
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.

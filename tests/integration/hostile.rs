@@ -672,3 +672,33 @@ fn hostile_spec_paths_reach_generated_python_as_text() {
         assert!(!d.join("PWNED").exists() && !out_dir.join("PWNED").exists(), "code ran from the name {name:?}");
     }
 }
+
+/// Issue 23, cause 3: `-o` naming a FIFO (as a device like `/dev/null` would) is written through,
+/// not replaced by a regular file; `-o` naming a file still gets the whole page.
+#[test]
+fn output_to_a_fifo_is_written_through_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = tmp("out-fifo");
+    let fifo = d.join("page.html");
+    assert!(mkfifo(&fifo), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            std::fs::File::open(&fifo).and_then(|mut f| f.read_to_string(&mut s)).map(|_| s)
+        })
+    };
+    let spec = repo().join("experiments/smoke/synthetic.exp");
+    let o = expc(&d, &["compile", "--report", "--format", "html", spec.to_str().unwrap(), "-o", fifo.to_str().unwrap()]);
+    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
+    let page = reader.join().unwrap().expect("read the fifo");
+    assert!(page.contains("<html"), "the page went through the fifo: {} bytes", page.len());
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the fifo was replaced");
+    let file = d.join("page2.html");
+    std::fs::write(&file, "old").unwrap();
+    let o = expc(&d, &["compile", "--report", "--format", "html", spec.to_str().unwrap(), "-o", file.to_str().unwrap()]);
+    assert_eq!(o.code, Some(0), "stderr:\n{}", o.stderr);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("<html"));
+    let left: Vec<_> = std::fs::read_dir(&*d).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().contains("tmp")).collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

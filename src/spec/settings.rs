@@ -396,7 +396,7 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                         }
                     };
                     match a.as_word(v, &["sgd", "nesterov", "adam", "adamw", "adagrad", "rmsprop", "adadelta"])? {
-                        "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.0) }),
+                        "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
                         "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
                         "adagrad" => Some(Solver::AdaGrad { delta: positive(a, "delta", 1e-8)? }),
                         "rmsprop" => {

@@ -172,3 +172,21 @@ mod erased {
         }
     }
 }
+
+/// Issue 21: `solver sgd` with no argument has the same momentum as no `solver` line (0.9, as
+/// docs/language.md says); `momentum=0` still gives plain SGD.
+#[test]
+fn sgd_without_momentum_argument_has_the_default_momentum() {
+    let spec = |solver: &str| {
+        format!("experiment t\ndata {{\n  dataset cifar10\n}}\nmodel {{\n  input 3x32x32\n  fc 10\n  loss: softmax_loss\n}}\ntrain {{\n{solver}  lr 0.01\n  iterations 10\n}}\n")
+    };
+    let solver_of = |text: String| {
+        let r = expc::spec::resolve_text("t.exp", &text, std::path::Path::new("."), &|p: &std::path::Path| std::fs::read_to_string(p));
+        assert!(r.diagnostics.is_empty(), "{}", expc::diagnostic::render(&r.diagnostics, &r.sources, false));
+        r.experiment.expect("resolves").train.solver
+    };
+    let none = solver_of(spec(""));
+    assert_eq!(none, expc::spec::Solver::Sgd { momentum: 0.9 });
+    assert_eq!(solver_of(spec("  solver sgd\n")), none);
+    assert_eq!(solver_of(spec("  solver sgd momentum=0\n")), expc::spec::Solver::Sgd { momentum: 0.0 });
+}

@@ -130,7 +130,12 @@ impl Settings {
                         s.out = (base.join(o), Origin::File(path.clone()));
                     }
                     if let Some(t) = fc.run.threads {
-                        s.threads = (t.max(1), Origin::File(path.clone()));
+                        match thread_count(t) {
+                            Ok(n) => s.threads = (n, Origin::File(path.clone())),
+                            Err(why) => {
+                                diags.push(Diagnostic::error("E0030", format!("bad setting in {}: `threads = {t}`: {why}", path.display())).help(THREADS_HELP))
+                            }
+                        }
                     }
                     if let Some(b) = fc.run.backend {
                         s.backend = (b, Origin::File(path.clone()));
@@ -157,10 +162,9 @@ impl Settings {
             s.out = (PathBuf::from(v), Origin::Env("EXPC_OUT".into()));
         }
         if let Some(v) = env("EXPC_THREADS") {
-            match v.parse::<usize>() {
-                Ok(n) if n > 0 => s.threads = (n, Origin::Env("EXPC_THREADS".into())),
-                _ => diags
-                    .push(Diagnostic::error("E0031", format!("EXPC_THREADS=`{v}` is not a positive whole number")).help("unset it or set e.g. EXPC_THREADS=2")),
+            match v.parse::<usize>().map_err(|_| "not a whole number".to_string()).and_then(thread_count) {
+                Ok(n) => s.threads = (n, Origin::Env("EXPC_THREADS".into())),
+                Err(why) => diags.push(Diagnostic::error("E0031", format!("EXPC_THREADS=`{v}`: {why}")).help("unset it or set e.g. EXPC_THREADS=2")),
             }
         }
         if let Some(v) = env("EXPC_BACKEND") {
@@ -180,7 +184,10 @@ impl Settings {
             s.out = (o.clone(), Origin::Flag);
         }
         if let Some(t) = flags.threads {
-            s.threads = (t.max(1), Origin::Flag);
+            match thread_count(t) {
+                Ok(n) => s.threads = (n, Origin::Flag),
+                Err(why) => diags.push(Diagnostic::error("E0031", format!("--threads {t}: {why}")).help(THREADS_HELP)),
+            }
         }
         if let Some(b) = flags.backend {
             s.backend = (b, Origin::Flag);
@@ -203,4 +210,17 @@ impl Settings {
 
 fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The most training threads expc accepts from a flag, `EXPC_THREADS` or `expc.toml`.
+pub const MAX_THREADS: usize = 1024;
+const THREADS_HELP: &str = "give a thread count from 1 to 1024, e.g. `threads = 2` (the default is every core)";
+
+/// One rule for a thread count wherever it comes from: 1 to [`MAX_THREADS`].
+fn thread_count(n: usize) -> Result<usize, String> {
+    match n {
+        0 => Err("a run needs at least one thread".into()),
+        n if n > MAX_THREADS => Err(format!("more than {MAX_THREADS} threads")),
+        n => Ok(n),
+    }
 }

@@ -22,7 +22,7 @@ pub const ERROR_CODES: &[(&str, &str)] = &[
     ("E0020", "a repeat count of 0 or above the limit"),
     ("E0021", "an `extends` chain deeper than 64 files"),
     ("E0030", "a bad key or value in `expc.toml`, with its line and column; or an `expc.toml` that is not a readable regular file"),
-    ("E0031", "a bad environment variable"),
+    ("E0031", "a bad environment variable or command-line value: `EXPC_THREADS` or `--threads` out of 1 to 1024, a `gradcheck --tolerance` that is not a positive number, `gradcheck --batch 0`"),
     ("E0100", "unknown layer (with the list and a \"did you mean\")"),
     ("E0101", "unknown setting in `data` or `train` (with a hint where it belongs)"),
     ("E0102", "unknown named argument of a layer or initialiser"),

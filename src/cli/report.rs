@@ -262,6 +262,14 @@ fn dot(d: &GraphDump) -> String {
 }
 
 pub fn gradcheck(out: &Out, file: &Path, batch: usize, tolerance: f64, seed: u64) -> i32 {
+    if !(tolerance.is_finite() && tolerance > 0.0) {
+        eprintln!("error[E0031]: --tolerance {tolerance}: not a positive number\n  = help: e.g. --tolerance 1e-5 (the default)");
+        return 1;
+    }
+    if batch == 0 {
+        eprintln!("error[E0031]: --batch 0: a gradient check needs at least one sample\n  = help: e.g. --batch 2 (the default)");
+        return 1;
+    }
     let c = match checked(out, file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -274,7 +282,7 @@ pub fn gradcheck(out: &Out, file: &Path, batch: usize, tolerance: f64, seed: u64
             return 1;
         }
     };
-    let checks = match expc::engine::gradcheck(&plan, batch.max(1), seed) {
+    let checks = match expc::engine::gradcheck(&plan, batch, seed) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error[E0534]: engine: {e}");

@@ -702,3 +702,34 @@ fn output_to_a_fifo_is_written_through_not_replaced() {
     let left: Vec<_> = std::fs::read_dir(&*d).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().contains("tmp")).collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
+
+/// Issue 23, cause 8: thread counts obey one rule (1 to 1024) from a flag, `EXPC_THREADS` and
+/// `expc.toml`; gradcheck refuses a tolerance that is not a positive number and a batch of 0.
+#[test]
+fn thread_counts_and_gradcheck_values_are_refused_not_misread() {
+    let d = tmp("bad-values");
+    let spec = d.join("s.exp");
+    std::fs::copy(repo().join("experiments/smoke/synthetic.exp"), &spec).unwrap();
+    let s = spec.to_str().unwrap();
+    let o = expc(&d, &["compile", "--report", s, "--threads", "18446744073709551615"]);
+    o.user_error("E0031", "--threads 2^64-1");
+    let o = expc(&d, &["run", s, "--threads", "0", "--iterations", "1", "--quiet", "--out", "runs"]);
+    o.user_error("E0031", "--threads 0");
+    let o = run_cmd(
+        {
+            let mut c = command(&d, &["compile", "--report", s]);
+            c.env("EXPC_THREADS", "0");
+            c
+        },
+        "EXPC_THREADS=0",
+    );
+    o.user_error("E0031", "EXPC_THREADS=0");
+    std::fs::write(d.join("expc.toml"), "[run]\nthreads = 0\n").unwrap();
+    let o = expc(&d, &["compile", "--report", s]);
+    o.user_error("E0030", "threads = 0 in expc.toml");
+    std::fs::remove_file(d.join("expc.toml")).unwrap();
+    for (arg, what) in [("--tolerance=NaN", "tolerance NaN"), ("--tolerance=-1", "tolerance -1"), ("--batch=0", "batch 0")] {
+        let o = expc(&d, &["gradcheck", s, arg]);
+        o.user_error("E0031", what);
+    }
+}

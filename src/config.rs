@@ -132,9 +132,8 @@ impl Settings {
                     if let Some(t) = fc.run.threads {
                         match thread_count(t) {
                             Ok(n) => s.threads = (n, Origin::File(path.clone())),
-                            Err(why) => {
-                                diags.push(Diagnostic::error("E0030", format!("bad setting in {}: `threads = {t}`: {why}", path.display())).help(THREADS_HELP))
-                            }
+                            Err(why) => diags
+                                .push(Diagnostic::error("E0030", format!("bad setting in {}: `threads = {t}`: {why}", path.display())).help(threads_help())),
                         }
                     }
                     if let Some(b) = fc.run.backend {
@@ -186,7 +185,7 @@ impl Settings {
         if let Some(t) = flags.threads {
             match thread_count(t) {
                 Ok(n) => s.threads = (n, Origin::Flag),
-                Err(why) => diags.push(Diagnostic::error("E0031", format!("--threads {t}: {why}")).help(THREADS_HELP)),
+                Err(why) => diags.push(Diagnostic::error("E0031", format!("--threads {t}: {why}")).help(threads_help())),
             }
         }
         if let Some(b) = flags.backend {
@@ -214,7 +213,10 @@ fn canonical(p: &Path) -> PathBuf {
 
 /// The most training threads expc accepts from a flag, `EXPC_THREADS` or `expc.toml`.
 pub const MAX_THREADS: usize = 1024;
-const THREADS_HELP: &str = "give a thread count from 1 to 1024, e.g. `threads = 2` (the default is every core)";
+
+fn threads_help() -> String {
+    format!("give a thread count from 1 to {MAX_THREADS}, e.g. `threads = 2` (the default is every core)")
+}
 
 /// One rule for a thread count wherever it comes from: 1 to [`MAX_THREADS`].
 fn thread_count(n: usize) -> Result<usize, String> {

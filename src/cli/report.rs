@@ -262,12 +262,16 @@ fn dot(d: &GraphDump) -> String {
 }
 
 pub fn gradcheck(out: &Out, file: &Path, batch: usize, tolerance: f64, seed: u64) -> i32 {
-    if !(tolerance.is_finite() && tolerance > 0.0) {
-        eprintln!("error[E0031]: --tolerance {tolerance}: not a positive number\n  = help: e.g. --tolerance 1e-5 (the default)");
-        return 1;
-    }
-    if batch == 0 {
-        eprintln!("error[E0031]: --batch 0: a gradient check needs at least one sample\n  = help: e.g. --batch 2 (the default)");
+    use expc::diagnostic::Diagnostic;
+    let bad = if !(tolerance.is_finite() && tolerance > 0.0) {
+        Some(Diagnostic::error("E0031", format!("--tolerance {tolerance}: not a positive number")).help("e.g. --tolerance 1e-5 (the default)"))
+    } else if batch == 0 {
+        Some(Diagnostic::error("E0031", "--batch 0: a gradient check needs at least one sample").help("e.g. --batch 2 (the default)"))
+    } else {
+        None
+    };
+    if let Some(d) = bad {
+        out.diagnostics(&[d], &expc::source::SourceMap::new());
         return 1;
     }
     let c = match checked(out, file) {

@@ -137,16 +137,19 @@ impl Drop for RunLock {
 /// FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written directly, so it stays what it
 /// was. The temporary file is `.NAME.expc-tmp` beside the target, a name no user file has.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
             let e = std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a folder");
             return Err(RunError::io(path, "write", e).help("give a file name, not a folder"));
         }
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-            .map_err(|e| RunError::io(path, "write", e));
+        Ok(m) if !m.is_file() => {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+                .map_err(|e| RunError::io(path, "write", e));
+        }
+        _ => {}
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
     let tmp = path.with_file_name(format!(".{name}.expc-tmp"));

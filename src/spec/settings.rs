@@ -142,6 +142,9 @@ fn with_args<T>(c: &SettingCmd, what: String, diags: &mut Vec<Diagnostic>, f: im
     }
 }
 
+/// The momentum of `sgd` and `nesterov` when none is given, and of the default solver.
+const SGD_MOMENTUM: f64 = 0.9;
+
 pub fn data(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnostic>) -> Option<DataSpec> {
     let Some(sec) = sec else {
         diags.push(missing_section("data", "data { dataset cifar10 }", anchor));
@@ -359,7 +362,7 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
     let mut lr = None;
     let mut iterations = None;
     let mut spec = TrainSpec {
-        solver: Solver::Sgd { momentum: 0.9 },
+        solver: Solver::Sgd { momentum: SGD_MOMENTUM },
         lr: 0.0,
         policy: LrPolicy::Fixed,
         weight_decay: 0.0,
@@ -396,8 +399,8 @@ pub fn train(sec: Option<&SettingSection>, anchor: Span, diags: &mut Vec<Diagnos
                         }
                     };
                     match a.as_word(v, &["sgd", "nesterov", "adam", "adamw", "adagrad", "rmsprop", "adadelta"])? {
-                        "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
-                        "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(0.9) }),
+                        "sgd" => Some(Solver::Sgd { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(SGD_MOMENTUM) }),
+                        "nesterov" => Some(Solver::Nesterov { momentum: a.kw_f64_in("momentum", 0.0, 1.0, true).unwrap_or(SGD_MOMENTUM) }),
                         "adagrad" => Some(Solver::AdaGrad { delta: positive(a, "delta", 1e-8)? }),
                         "rmsprop" => {
                             Some(Solver::RmsProp { rms_decay: a.kw_f64_in("rms_decay", 0.0, 1.0, true).unwrap_or(0.99), delta: positive(a, "delta", 1e-8)? })
